@@ -1,0 +1,148 @@
+//! The commands every requester has: `help`, `whoami`, `explain`; and `audit` for admins.
+
+use serde_json::Value;
+
+use super::{ActError, ActFuture, Ctx, Plugin};
+use crate::command::Command;
+use crate::decide::policy::memberships;
+use crate::render::{Block, Reply};
+use crate::spec::{SPECS, CommandSpec};
+
+pub struct Core;
+
+impl Plugin for Core {
+    fn run<'a>(&'a self, cmd: &'a Command, ctx: &'a Ctx<'a>) -> ActFuture<'a> {
+        Box::pin(async move {
+            match cmd {
+                Command::Help { topic } => Ok(help(topic.as_deref())),
+                Command::Whoami => Ok(whoami(ctx)),
+                Command::Explain { text } => Ok(explain(ctx, text).await),
+                other => Err(ActError::Internal(format!("core plugin got `{other}`"))),
+            }
+        })
+    }
+}
+
+fn help(topic: Option<&str>) -> Reply {
+    let Some(topic) = topic else {
+        let rows = SPECS
+            .iter()
+            .map(|s| vec![Value::from(s.usage()), Value::from(s.summary)])
+            .collect();
+        return Reply::done("lazyops commands")
+            .with(Block::Table { columns: vec!["command".into(), "what it does".into()], rows, note: None })
+            .text("Type a command, or ask in a sentence (\"which version of payments is live?\"). `help <command>` shows its arguments and examples.");
+    };
+    let words: Vec<&str> = topic.split_whitespace().collect();
+    let matching: Vec<&CommandSpec> = SPECS
+        .iter()
+        .filter(|s| s.words.len() >= words.len() && s.words.iter().zip(&words).all(|(a, b)| a == b))
+        .collect();
+    let mut reply = Reply::done(format!("help: {topic}"));
+    for s in matching {
+        let mut fields = vec![("usage".to_string(), s.usage()), ("does".to_string(), s.summary.to_string())];
+        for a in s.args {
+            fields.push((a.name.to_string(), format!("{}{}", a.help, if a.required { "" } else { " (optional)" })));
+        }
+        let confirm = match s.confirm {
+            crate::spec::ConfirmPolicy::Never => "never",
+            crate::spec::ConfirmPolicy::Configurable => "when your team's config says so",
+            crate::spec::ConfirmPolicy::Always => "always",
+        };
+        fields.push(("confirmation".to_string(), confirm.to_string()));
+        fields.push(("plugin".to_string(), s.plugin.to_string()));
+        reply = reply.with(Block::Fields { fields });
+        reply = reply.with(Block::List { items: s.examples.iter().map(|e| format!("e.g. {e}")).collect() });
+    }
+    reply
+}
+
+fn whoami(ctx: &Ctx<'_>) -> Reply {
+    let ws = ctx.bot.workspace();
+    let teams = memberships(&ws.config, ctx.who);
+    let mut reply = Reply::done(format!("you are {}", ctx.who)).with(Block::Fields {
+        fields: vec![("identity".into(), ctx.who.to_string()), ("here".into(), ctx.place.key())],
+    });
+    if teams.is_empty() {
+        return reply.text("You are in no team, so you may run only help, whoami and explain. An admin can add you to a team's `members` in lazyops.toml.");
+    }
+    let rows = teams
+        .iter()
+        .map(|m| {
+            let here = m.team.channels.iter().any(|c| ctx.place.matches(c));
+            vec![
+                Value::from(m.name),
+                Value::from(if m.roles.is_empty() { "member".to_string() } else { m.roles.join(", ") }),
+                Value::from(m.team.plugins.join(", ")),
+                Value::from(m.allowed().join(", ")),
+                Value::from(if here { "yes" } else { "no" }),
+            ]
+        })
+        .collect();
+    reply = reply.with(Block::Table {
+        columns: vec!["team".into(), "roles".into(), "plugins".into(), "allowed".into(), "applies here".into()],
+        rows,
+        note: None,
+    });
+    reply
+}
+
+async fn explain(ctx: &Ctx<'_>, text: &str) -> Reply {
+    let e = ctx.bot.explain(text, ctx.who, ctx.place).await;
+    let mut fields = vec![
+        ("tier".to_string(), e.tier.name().to_string()),
+        ("confidence".to_string(), format!("{:.2}", e.confidence)),
+    ];
+    if let Some(i) = &e.intent {
+        fields.push(("intent".into(), i.clone()));
+    }
+    for (k, v) in &e.slots {
+        fields.push((format!("slot {k}"), v.clone()));
+    }
+    let headline = match (&e.command, &e.question) {
+        (Some(c), _) => format!("understood as `{c}`"),
+        (None, Some(q)) => format!("would ask: {q}"),
+        (None, None) => "not understood".to_string(),
+    };
+    let mut reply = Reply::done(headline).with(Block::Fields { fields });
+    if !e.candidates.is_empty() {
+        let rows = e.candidates.iter().map(|(i, s)| vec![Value::from(i.as_str()), Value::from(format!("{s:.3}"))]).collect();
+        reply = reply.with(Block::Table { columns: vec!["intent".into(), "score".into()], rows, note: None });
+    }
+    if let Some(err) = &e.error {
+        reply = reply.text(err.clone());
+    }
+    reply
+}
+
+pub struct Audit;
+
+impl Plugin for Audit {
+    fn run<'a>(&'a self, cmd: &'a Command, ctx: &'a Ctx<'a>) -> ActFuture<'a> {
+        Box::pin(async move {
+            let Command::Audit { since, who } = cmd else {
+                return Err(ActError::Internal(format!("audit plugin got `{cmd}`")));
+            };
+            let since_ms = since.map(|d| d.midnight().assume_utc().unix_timestamp() * 1000);
+            let rows = ctx.bot.store().audit_list(since_ms, who.as_deref(), 50).await.map_err(|e| ActError::User(e.to_string()))?;
+            let table = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        Value::from(crate::pipeline::format_ms(r.at)),
+                        Value::from(r.who.as_str()),
+                        Value::from(r.place.as_str()),
+                        Value::from(r.command.clone().unwrap_or_else(|| r.text.clone())),
+                        Value::from(r.decision.as_str()),
+                        Value::from(r.outcome.clone().unwrap_or_else(|| "no outcome".into())),
+                    ]
+                })
+                .collect();
+            Ok(Reply::done(format!("{} audit entries, newest first", rows.len())).with(Block::Table {
+                columns: ["when", "who", "where", "command", "decision", "outcome"].map(String::from).to_vec(),
+                rows: table,
+                note: None,
+            }))
+        })
+    }
+}

@@ -1,0 +1,199 @@
+//! `Command`: what a message means once understood. Only `understand::grammar` builds one from
+//! text; its `Display` is the canonical text that confirmations show, the audit stores and
+//! `explain` returns, and that text parses back to the same value.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::param::ParamValue;
+use crate::spec::CommandKind;
+
+/// A checked parameter: its declared name and typed value, in declared order.
+pub type Params = Vec<(String, ParamValue)>;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// `topic` is a command or a family of commands by its words: `deploy`, `db query`.
+    Help { topic: Option<String> },
+    Whoami,
+    Explain { text: String },
+    Confirm { code: String },
+    Cancel { code: String },
+    Audit { since: Option<time::Date>, who: Option<String> },
+    DbList,
+    DbDescribe { query: String },
+    /// `env` is `None` for the default environment, so the canonical text stays short.
+    DbQuery { query: String, params: Params, env: Option<String> },
+    DbSchemaCheck { service: String, env: String },
+    DeployVersion { service: String, env: String },
+    ReleaseCheck { service: String, env: String },
+    TestRun { suite: String, env: String },
+    TestStatus { id: u64 },
+    TestList,
+    TestCancel { id: u64 },
+    Meme { subreddit: Option<String> },
+    TodoAdd { text: String },
+    TodoList,
+    TodoDone { id: u64 },
+    TodoUndo { id: u64 },
+    TodoAssign { id: u64, who: String },
+    Manifest { template: String, params: Params },
+}
+
+impl Command {
+    pub fn kind(&self) -> CommandKind {
+        use CommandKind as K;
+        match self {
+            Command::Help { .. } => K::Help,
+            Command::Whoami => K::Whoami,
+            Command::Explain { .. } => K::Explain,
+            Command::Confirm { .. } => K::Confirm,
+            Command::Cancel { .. } => K::Cancel,
+            Command::Audit { .. } => K::Audit,
+            Command::DbList => K::DbList,
+            Command::DbDescribe { .. } => K::DbDescribe,
+            Command::DbQuery { .. } => K::DbQuery,
+            Command::DbSchemaCheck { .. } => K::DbSchemaCheck,
+            Command::DeployVersion { .. } => K::DeployVersion,
+            Command::ReleaseCheck { .. } => K::ReleaseCheck,
+            Command::TestRun { .. } => K::TestRun,
+            Command::TestStatus { .. } => K::TestStatus,
+            Command::TestList => K::TestList,
+            Command::TestCancel { .. } => K::TestCancel,
+            Command::Meme { .. } => K::Meme,
+            Command::TodoAdd { .. } => K::TodoAdd,
+            Command::TodoList => K::TodoList,
+            Command::TodoDone { .. } => K::TodoDone,
+            Command::TodoUndo { .. } => K::TodoUndo,
+            Command::TodoAssign { .. } => K::TodoAssign,
+            Command::Manifest { .. } => K::Manifest,
+        }
+    }
+
+    pub fn spec(&self) -> &'static crate::spec::CommandSpec {
+        crate::spec::spec(self.kind())
+    }
+}
+
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A value as the canonical text writes it: bare when it holds only letters, digits and
+/// `@ . _ + - : /`, otherwise double-quoted with `"` and `\` escaped.
+pub fn quote(value: &str) -> String {
+    let bare = !value.is_empty()
+        && !value.starts_with("--")
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "@._+-:/".contains(c));
+    if bare { value.to_string() } else { always_quote(value) }
+}
+
+/// Free text is always quoted, so a TODO that reads like a flag stays text.
+pub fn always_quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+fn write_params(f: &mut fmt::Formatter<'_>, params: &Params) -> fmt::Result {
+    for (name, value) in params {
+        write!(f, " {name}={}", quote(&value.to_string()))?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.spec().name())?;
+        match self {
+            Command::Help { topic } => {
+                if let Some(topic) = topic {
+                    write!(f, " {topic}")?;
+                }
+            }
+            Command::Whoami | Command::DbList | Command::TestList | Command::TodoList => {}
+            Command::Explain { text } | Command::TodoAdd { text } => write!(f, " {}", always_quote(text))?,
+            Command::Confirm { code } | Command::Cancel { code } => write!(f, " {code}")?,
+            Command::Audit { since, who } => {
+                if let Some(d) = since {
+                    write!(f, " --since {}", ParamValue::Date(*d))?;
+                }
+                if let Some(w) = who {
+                    write!(f, " --who {}", quote(w))?;
+                }
+            }
+            Command::DbDescribe { query } => write!(f, " {query}")?,
+            Command::DbQuery { query, params, env } => {
+                write!(f, " {query}")?;
+                write_params(f, params)?;
+                if let Some(env) = env {
+                    write!(f, " --env {env}")?;
+                }
+            }
+            Command::DbSchemaCheck { service, env }
+            | Command::DeployVersion { service, env }
+            | Command::ReleaseCheck { service, env } => write!(f, " {service} {env}")?,
+            Command::TestRun { suite, env } => write!(f, " {suite} {env}")?,
+            Command::TestStatus { id }
+            | Command::TestCancel { id }
+            | Command::TodoDone { id }
+            | Command::TodoUndo { id } => write!(f, " {id}")?,
+            Command::Meme { subreddit } => {
+                if let Some(s) = subreddit {
+                    write!(f, " {s}")?;
+                }
+            }
+            Command::TodoAssign { id, who } => write!(f, " {id} {}", quote(who))?,
+            Command::Manifest { template, params } => {
+                write!(f, " {template}")?;
+                write_params(f, params)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_text_matches_the_design_examples() {
+        let check = |c: Command, want: &str| assert_eq!(c.to_string(), want);
+        check(Command::DeployVersion { service: "payments".into(), env: "prod".into() }, "deploy version payments prod");
+        check(
+            Command::DbQuery { query: "user-by-id".into(), params: vec![("user_id".into(), ParamValue::Int(42))], env: None },
+            "db query user-by-id user_id=42",
+        );
+        check(
+            Command::DbQuery {
+                query: "user-by-email".into(),
+                params: vec![("email".into(), ParamValue::Text("alice@example.com".into()))],
+                env: None,
+            },
+            "db query user-by-email email=alice@example.com",
+        );
+        check(Command::TodoAdd { text: "rotate the staging db password".into() }, "todo add \"rotate the staging db password\"");
+        check(Command::Meme { subreddit: None }, "meme");
+        check(Command::Help { topic: Some("deploy".into()) }, "help deploy");
+    }
+
+    #[test]
+    fn values_with_other_characters_are_quoted_and_escaped() {
+        assert_eq!(quote("a b"), "\"a b\"");
+        assert_eq!(quote("say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
+        assert_eq!(quote(""), "\"\"");
+        assert_eq!(quote("--env"), "\"--env\"");
+        assert_eq!(quote("pay_8f3k2"), "pay_8f3k2");
+    }
+}

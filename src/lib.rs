@@ -1,0 +1,21 @@
+//! lazyops: a ChatOps bot. Plain sentences and exact commands become one typed `Command`,
+//! which is checked against permissions, confirmed, run by a plugin and answered in Slack, a
+//! GitHub comment or a terminal. Data moves one way: transport → understand → decide → act →
+//! render; see ARCHITECTURE.md.
+
+pub mod act;
+pub mod catalog;
+pub mod command;
+pub mod config;
+pub mod decide;
+pub mod demo;
+pub mod message;
+pub mod param;
+pub mod pipeline;
+pub mod queries;
+pub mod render;
+pub mod spec;
+pub mod store;
+pub mod transport;
+pub mod understand;
+pub mod workspace;

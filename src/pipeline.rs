@@ -1,0 +1,318 @@
+//! The one flow: a `Message` is understood, decided (policy, confirmation), acted on by a
+//! plugin and answered with a `Reply`, with an audit row written before anything runs.
+//! Every transport calls [`Bot::handle`] (and [`Bot::answer`] for buttons); nothing executes
+//! except through [`Bot::execute`], which only this module calls.
+
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use crate::act::{ActError, Ctx, Registry};
+use crate::command::Command;
+use crate::decide::policy::{self, Decision};
+use crate::message::{Identity, Message, Place};
+use crate::render::{Block, PendingConfirm, Reply, Status, Understood};
+use crate::store::audit::AuditStart;
+use crate::store::confirm::{Answer, ConfirmError, NewConfirmation};
+use crate::store::{Store, StoreError, now_ms};
+use crate::understand::{self, Explanation, Tier, Understanding};
+use crate::workspace::Workspace;
+
+pub struct Bot {
+    workspace: RwLock<Arc<Workspace>>,
+    store: Store,
+    plugins: Registry,
+}
+
+/// Per-message switches a transport may set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Confirm what needs confirming without asking (`lazyops run --yes`).
+    pub assume_yes: bool,
+}
+
+/// `2026-11-25 12:03:00 UTC`
+pub fn format_ms(ms: i64) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(fmt).ok())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// Who asked what where, plus how it was understood: what the audit row and a confirmation
+/// need to know.
+struct Request<'a> {
+    who: &'a Identity,
+    place: &'a Place,
+    text: &'a str,
+    tier: Tier,
+    intent: Option<String>,
+    confidence: f32,
+}
+
+impl Bot {
+    pub fn new(workspace: Workspace, store: Store) -> Bot {
+        Bot { workspace: RwLock::new(Arc::new(workspace)), store, plugins: Registry::builtin() }
+    }
+
+    /// The current workspace; hot reload swaps it, so hold the `Arc` for one message.
+    pub fn workspace(&self) -> Arc<Workspace> {
+        match self.workspace.read() {
+            Ok(w) => w.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// How a text would be understood by `who` in `place`; nothing runs.
+    pub async fn explain(&self, text: &str, _who: &Identity, _place: &Place) -> Explanation {
+        let ws = self.workspace();
+        Explanation::of(&understand::understand(text.trim(), &ws.catalog))
+    }
+
+    #[tracing::instrument(skip_all, fields(who = %msg.who, place = %msg.place.key()))]
+    pub async fn handle(&self, msg: &Message, opts: Options) -> Reply {
+        let ws = self.workspace();
+        let text = msg.text.trim();
+        if text.is_empty() {
+            return Reply::new(Status::NotUnderstood, "empty message").text("Type `help` to see what I can do.");
+        }
+        let limit = ws.config.bot.max_message_bytes;
+        if msg.text.len() > limit {
+            return Reply::new(Status::NotUnderstood, format!("message too long: {} bytes, the limit is {limit}", msg.text.len()))
+                .text("Nothing was run. Send a shorter message.");
+        }
+        let understanding = understand::understand(text, &ws.catalog);
+        let (command, tier, intent, confidence) = match understanding {
+            Understanding::Command { command, tier, intent, confidence } => (command, tier, intent, confidence),
+            Understanding::Question { question, intent, confidence } => {
+                let req = Request { who: &msg.who, place: &msg.place, text, tier: Tier::Local, intent: Some(intent), confidence };
+                let _ = self.audit(&req, None, "question", None).await;
+                return Reply::new(Status::Question, question);
+            }
+            Understanding::NotUnderstood { error, suggestions } => {
+                let req = Request { who: &msg.who, place: &msg.place, text, tier: Tier::None, intent: None, confidence: 0.0 };
+                let _ = self.audit(&req, None, "not_understood", None).await;
+                return not_understood(error.as_deref(), &suggestions);
+            }
+        };
+        tracing::info!(command = %command, tier = tier.name(), "understood");
+        let req = Request { who: &msg.who, place: &msg.place, text, tier, intent, confidence };
+        match &command {
+            Command::Confirm { code } => return self.resolve_code(&req, code, Answer::Confirm).await,
+            Command::Cancel { code } => return self.resolve_code(&req, code, Answer::Cancel).await,
+            _ => {}
+        }
+        let (team, needs_confirm) = match policy::decide(&ws.config, &msg.who, &msg.place, &command) {
+            Decision::Refused { reason } => {
+                let _ = self.audit(&req, Some(&command), "refused", None).await;
+                return Reply::new(Status::Refused, reason).command(command.to_string());
+            }
+            Decision::Allowed { team, confirm } => (team, confirm),
+        };
+        // Nothing understood from free text runs without the user confirming it.
+        let needs_confirm = needs_confirm || tier != Tier::Grammar;
+        if needs_confirm && !opts.assume_yes {
+            return self.ask_confirmation(&req, &command).await;
+        }
+        let audit_id = match self.audit(&req, Some(&command), "allowed", None).await {
+            Ok(id) => id,
+            Err(e) => return Reply::failed(e.to_string()).command(command.to_string()),
+        };
+        self.execute(&audit_id, &command, &req, &team).await
+    }
+
+    /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
+    pub async fn answer(&self, id: &str, who: &Identity, place: &Place, answer: Answer) -> Reply {
+        let req = Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0 };
+        let resolved = self.store.resolve_id(id, who.as_str(), answer, now_ms()).await;
+        self.after_resolve(&req, resolved, answer).await
+    }
+
+    async fn resolve_code(&self, req: &Request<'_>, code: &str, answer: Answer) -> Reply {
+        let resolved = self.store.resolve_code(code, req.who.as_str(), &req.place.key(), answer, now_ms()).await;
+        self.after_resolve(req, resolved, answer).await
+    }
+
+    /// Runs a confirmed command, checking it again against today's config and permissions.
+    async fn after_resolve(&self, req: &Request<'_>, resolved: Result<crate::store::confirm::Resolved, ConfirmError>, answer: Answer) -> Reply {
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                let status = if matches!(e, ConfirmError::Store(_)) { Status::Failed } else { Status::Refused };
+                return Reply::new(status, e.to_string());
+            }
+        };
+        if answer == Answer::Cancel {
+            let _ = self.audit(req, None, "cancelled", Some(&resolved.id)).await;
+            return Reply::done(format!("cancelled `{}`", resolved.command)).command(resolved.command);
+        }
+        let ws = self.workspace();
+        let command = match understand::grammar::parse(&resolved.command, &ws.catalog) {
+            Ok(c) => c,
+            Err(e) => {
+                return Reply::failed(format!("`{}` no longer parses with the current config: {}", resolved.command, e.message()));
+            }
+        };
+        let tier = match resolved.tier.as_str() {
+            "local" => Tier::Local,
+            "llm" => Tier::Llm,
+            _ => Tier::Grammar,
+        };
+        let req = Request { tier, intent: resolved.intent.clone(), confidence: resolved.confidence as f32, ..*req };
+        let team = match policy::decide(&ws.config, req.who, req.place, &command) {
+            Decision::Refused { reason } => {
+                let _ = self.audit(&req, Some(&command), "refused", Some(&resolved.id)).await;
+                return Reply::new(Status::Refused, format!("no longer allowed: {reason}")).command(command.to_string());
+            }
+            Decision::Allowed { team, .. } => team,
+        };
+        let audit_id = match self.audit(&req, Some(&command), "confirmed", Some(&resolved.id)).await {
+            Ok(id) => id,
+            Err(e) => return Reply::failed(e.to_string()),
+        };
+        self.execute(&audit_id, &command, &req, &team).await
+    }
+
+    async fn ask_confirmation(&self, req: &Request<'_>, command: &Command) -> Reply {
+        let ws = self.workspace();
+        let canonical = command.to_string();
+        let now = now_ms();
+        let new = NewConfirmation {
+            requester: req.who.as_str(),
+            place: &req.place.key(),
+            command: &canonical,
+            tier: req.tier.name(),
+            intent: req.intent.as_deref(),
+            confidence: f64::from(req.confidence),
+            ttl_ms: ws.config.bot.confirm_ttl_secs as i64 * 1000,
+        };
+        let pending = match self.store.create_confirmation(&new, now).await {
+            Ok(p) => p,
+            Err(e) => return Reply::failed(e.to_string()).command(canonical),
+        };
+        let _ = self.audit(req, Some(command), "asked", Some(&pending.id)).await;
+        let mut reply = Reply::new(Status::Confirm, format!("run `{canonical}`?")).command(canonical.clone());
+        if req.tier != Tier::Grammar {
+            reply = reply.text(format!("I understood your message as `{canonical}` ({} tier, confidence {:.2}).", req.tier.name(), req.confidence));
+        }
+        reply.confirm = Some(PendingConfirm { code: pending.code, command: canonical, expires_at: rfc3339(pending.expires_at), id: pending.id });
+        reply.understood = Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
+        reply
+    }
+
+    /// Writes the audit row that must exist before anything runs.
+    async fn audit(&self, req: &Request<'_>, command: Option<&Command>, decision: &str, confirmation: Option<&str>) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let ws = self.workspace();
+        let row = AuditStart {
+            id: id.clone(),
+            at: now_ms(),
+            who: req.who.to_string(),
+            transport: req.place.transport.name().to_string(),
+            place: req.place.key(),
+            text: redact_text(req.text, command, &ws.catalog),
+            tier: Some(req.tier.name().to_string()),
+            intent: req.intent.clone(),
+            confidence: Some(f64::from(req.confidence)),
+            command: command.map(|c| redact_command(c, &ws.catalog)),
+            decision: decision.to_string(),
+            confirmation_id: confirmation.map(str::to_string),
+        };
+        self.store.audit_start(&row).await.inspect_err(|e| tracing::error!(error = %e, "audit write failed"))?;
+        Ok(id)
+    }
+
+    /// Runs an allowed command through its plugin and completes the audit row.
+    async fn execute(&self, audit_id: &str, command: &Command, req: &Request<'_>, team: &str) -> Reply {
+        let started = Instant::now();
+        let spec = command.spec();
+        let canonical = command.to_string();
+        let reply = match self.plugins.get(spec.plugin) {
+            None => Err(ActError::User(format!("the `{}` plugin is not built in this version of lazyops", spec.plugin))),
+            Some(plugin) => {
+                let ctx = Ctx { bot: self, who: req.who, place: req.place, team };
+                plugin.run(command, &ctx).await
+            }
+        };
+        let elapsed = started.elapsed().as_millis() as i64;
+        let (reply, outcome, error) = match reply {
+            Ok(r) => (r, "ok", None),
+            Err(ActError::User(msg)) => (Reply::failed(msg.clone()), "error", Some(msg)),
+            Err(ActError::Internal(msg)) => {
+                tracing::error!(audit = audit_id, error = %msg, "plugin failed");
+                (Reply::failed(format!("internal error, ref {audit_id}")), "error", Some(msg))
+            }
+        };
+        if let Err(e) = self.store.audit_finish(audit_id, outcome, elapsed, error.as_deref()).await {
+            tracing::error!(audit = audit_id, error = %e, "audit completion failed");
+        }
+        let mut reply = reply.command(canonical);
+        reply.understood = Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
+        reply
+    }
+}
+
+/// The text as the audit keeps it: when the command has secret parameters, its canonical
+/// text with those values masked replaces what was typed.
+fn redact_text(text: &str, command: Option<&Command>, catalog: &crate::catalog::Catalog) -> String {
+    match command {
+        Some(c) => {
+            let redacted = redact_command(c, catalog);
+            if redacted != c.to_string() { redacted } else { text.to_string() }
+        }
+        None => text.to_string(),
+    }
+}
+
+/// Canonical text with secret parameter values replaced by `***`.
+fn redact_command(c: &Command, catalog: &crate::catalog::Catalog) -> String {
+    let mask = |params: &crate::command::Params, secret: &dyn Fn(&str) -> bool| -> crate::command::Params {
+        params
+            .iter()
+            .map(|(n, v)| if secret(n) { (n.clone(), crate::param::ParamValue::Text("***".into())) } else { (n.clone(), v.clone()) })
+            .collect()
+    };
+    match c {
+        Command::DbQuery { query, params, env } => {
+            let secret = |n: &str| catalog.queries.get(query).and_then(|q| q.param(n)).is_some_and(|p| p.secret);
+            Command::DbQuery { query: query.clone(), params: mask(params, &secret), env: env.clone() }.to_string()
+        }
+        Command::Manifest { template, params } => {
+            let secret = |n: &str| {
+                catalog.templates.get(template).is_some_and(|t| t.params.iter().any(|p| p.name == n && p.secret))
+            };
+            Command::Manifest { template: template.clone(), params: mask(params, &secret) }.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: &[String]) -> Reply {
+    match error {
+        Some(e) => {
+            let mut r = Reply::new(Status::NotUnderstood, e.message()).with(Block::Code { lang: None, text: format!("{}", e.caret()) });
+            if let Some(u) = &e.usage {
+                r = r.text(format!("usage: {u}"));
+            }
+            r
+        }
+        None => {
+            let mut r = Reply::new(Status::NotUnderstood, "I did not understand that");
+            if !suggestions.is_empty() {
+                r = r.text(format!("Did you mean: {}?", suggestions.join(", ")));
+            }
+            r.text("Type `help` for the commands.")
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! Predefined read-only queries: the file format, the static safety check, and running them.
+
+pub mod file;
+pub mod safety;

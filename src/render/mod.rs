@@ -1,0 +1,6 @@
+//! Replies and their renderers: the `Reply` model, and one renderer per kind of output.
+
+pub mod reply;
+pub mod terminal;
+
+pub use reply::{Block, PendingConfirm, Reply, Status, Understood};

@@ -1,0 +1,133 @@
+//! The reply model: one type rich enough for every transport. Plugins build a `Reply`; only
+//! the renderers in `render/` turn it into terminal text, Block Kit or Markdown.
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// What the reply is, which decides the exit code of `lazyops run` and the look of a reply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Done,
+    /// The command ran and failed, or could not run.
+    Failed,
+    /// Policy said no.
+    Refused,
+    /// Waiting for the requester to confirm.
+    Confirm,
+    /// A required value is missing; the next message in the thread answers.
+    Question,
+    /// Not a command, or a command with a usage error.
+    NotUnderstood,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Block {
+    Text { text: String },
+    /// Key/value pairs, in order.
+    Fields { fields: Vec<(String, String)> },
+    Table { columns: Vec<String>, rows: Vec<Vec<Value>>, #[serde(skip_serializing_if = "Option::is_none")] note: Option<String> },
+    Code { #[serde(skip_serializing_if = "Option::is_none")] lang: Option<String>, text: String },
+    Image { url: String, alt: String, #[serde(skip_serializing_if = "Option::is_none")] link: Option<String> },
+    List { items: Vec<String> },
+}
+
+/// A command waiting for confirmation, as every transport shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PendingConfirm {
+    /// What the user types: `confirm 7F3K`.
+    pub code: String,
+    pub command: String,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// The full unguessable id, for buttons; never shown as text.
+    #[serde(skip)]
+    pub id: String,
+}
+
+/// How the text was understood, for `--json` and the audit.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Understood {
+    pub tier: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub intent: Option<String>,
+    pub confidence: f32,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Reply {
+    pub status: Status,
+    pub headline: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocks: Vec<Block>,
+    /// The canonical command this reply is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm: Option<PendingConfirm>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub understood: Option<Understood>,
+    /// Slow commands say so, so chat transports acknowledge first and answer later.
+    #[serde(skip)]
+    pub public: bool,
+}
+
+impl Reply {
+    pub fn new(status: Status, headline: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            headline: headline.into(),
+            blocks: Vec::new(),
+            command: None,
+            confirm: None,
+            understood: None,
+            public: status == Status::Done,
+        }
+    }
+
+    pub fn done(headline: impl Into<String>) -> Reply {
+        Reply::new(Status::Done, headline)
+    }
+
+    pub fn failed(headline: impl Into<String>) -> Reply {
+        Reply::new(Status::Failed, headline)
+    }
+
+    pub fn with(mut self, block: Block) -> Reply {
+        self.blocks.push(block);
+        self
+    }
+
+    pub fn text(self, text: impl Into<String>) -> Reply {
+        self.with(Block::Text { text: text.into() })
+    }
+
+    pub fn command(mut self, canonical: impl Into<String>) -> Reply {
+        self.command = Some(canonical.into());
+        self
+    }
+
+    /// The exit code of `lazyops run`: 0 done, 1 refused or failed, 2 not understood or a
+    /// usage error, 3 waiting for confirmation.
+    pub fn exit_code(&self) -> i32 {
+        match self.status {
+            Status::Done => 0,
+            Status::Failed | Status::Refused => 1,
+            Status::NotUnderstood | Status::Question => 2,
+            Status::Confirm => 3,
+        }
+    }
+
+    /// Plain text of the whole reply, for notifications and fallbacks.
+    pub fn plain(&self) -> String {
+        let mut out = self.headline.clone();
+        for b in &self.blocks {
+            if let Block::Text { text } = b {
+                out.push('\n');
+                out.push_str(text);
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,145 @@
+//! Replies as terminal text: tables with `comfy-table`, colour only when writing to a TTY,
+//! and never a control character that came from outside.
+
+use comfy_table::{ContentArrangement, Table, presets};
+use serde_json::Value;
+
+use super::reply::{Block, Reply, Status};
+
+const CELL_MAX: usize = 60;
+
+/// Removes control characters (ANSI escapes included) so nothing typed or stored by someone
+/// else can drive the user's terminal; newlines and tabs stay.
+pub fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect()
+}
+
+fn paint(text: &str, code: &str, color: bool) -> String {
+    if color { format!("\u{1b}[{code}m{text}\u{1b}[0m") } else { text.to_string() }
+}
+
+/// A cell's text: NULL spelled out, long text cut with an ellipsis.
+pub fn cell_text(v: &Value) -> String {
+    let s = match v {
+        Value::Null => "NULL".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let s = clean(&s).replace(['\n', '\t'], " ");
+    if s.chars().count() > CELL_MAX {
+        let cut: String = s.chars().take(CELL_MAX - 1).collect();
+        format!("{cut}…")
+    } else {
+        s
+    }
+}
+
+pub fn render(reply: &Reply, color: bool) -> String {
+    let mut out = String::new();
+    let (mark, code) = match reply.status {
+        Status::Done => ("", "1"),
+        Status::Failed => ("error: ", "1;31"),
+        Status::Refused => ("refused: ", "1;31"),
+        Status::Confirm => ("", "1;33"),
+        Status::Question => ("", "1;36"),
+        Status::NotUnderstood => ("", "1;33"),
+    };
+    out.push_str(&paint(&format!("{mark}{}", clean(&reply.headline)), code, color));
+    out.push('\n');
+    for block in &reply.blocks {
+        match block {
+            Block::Text { text } => {
+                out.push_str(&clean(text));
+                out.push('\n');
+            }
+            Block::Fields { fields } => {
+                let width = fields.iter().map(|(k, _)| k.chars().count()).max().unwrap_or(0);
+                for (k, v) in fields {
+                    let key = format!("{:width$}", clean(k));
+                    out.push_str(&format!("  {}  {}\n", paint(&key, "2", color), clean(v)));
+                }
+            }
+            Block::Table { columns, rows, note } => {
+                let mut t = Table::new();
+                t.load_style(if color { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });
+                t.set_content_arrangement(ContentArrangement::Disabled);
+                t.set_header(columns.iter().map(|c| clean(c)));
+                for r in rows {
+                    t.add_row(r.iter().map(cell_text));
+                }
+                out.push_str(&t.to_string());
+                out.push('\n');
+                if let Some(n) = note {
+                    out.push_str(&paint(&clean(n), "2", color));
+                    out.push('\n');
+                }
+            }
+            Block::Code { text, .. } => {
+                for line in clean(text).lines() {
+                    out.push_str("    ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            Block::Image { url, alt, link } => {
+                out.push_str(&format!("[image: {}] {}\n", clean(alt), clean(url)));
+                if let Some(l) = link {
+                    out.push_str(&format!("  {}\n", clean(l)));
+                }
+            }
+            Block::List { items } => {
+                for i in items {
+                    out.push_str(&format!("  • {}\n", clean(i)));
+                }
+            }
+        }
+    }
+    if let Some(c) = &reply.confirm {
+        let line = format!("confirm {} to run it, cancel {} to drop it (expires {})", c.code, c.code, c.expires_at);
+        out.push_str(&paint(&line, "2", color));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::reply::PendingConfirm;
+
+    #[test]
+    fn a_table_reply_renders_plain_when_piped() {
+        let reply = Reply::done("2 rows from users (prod) in 1 ms")
+            .command("db query recent-signups")
+            .with(Block::Table {
+                columns: vec!["id".into(), "email".into(), "note".into()],
+                rows: vec![
+                    vec![Value::from(1), Value::from("alice@example.com"), Value::Null],
+                    vec![Value::from(2), Value::from("bob\u{1b}[31m@example.com"), Value::from("x".repeat(80))],
+                ],
+                note: Some("first 2 of more".into()),
+            });
+        insta::assert_snapshot!(render(&reply, false));
+    }
+
+    #[test]
+    fn a_confirmation_shows_the_code_and_expiry() {
+        let mut reply = Reply::new(Status::Confirm, "run `test run smoke staging`?");
+        reply.confirm = Some(PendingConfirm {
+            code: "7F3K".into(),
+            command: "test run smoke staging".into(),
+            expires_at: "2026-11-25T12:03:00Z".into(),
+            id: "secret".into(),
+        });
+        let text = render(&reply, false);
+        insta::assert_snapshot!(text);
+        assert!(!text.contains("secret"));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let r = Reply::failed("boom");
+        assert!(render(&r, true).contains('\u{1b}'));
+        assert!(!render(&r, false).contains('\u{1b}'));
+    }
+}

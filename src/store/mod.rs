@@ -1,0 +1,197 @@
+//! The bot's own database: confirmations, audit, event dedup, conversations and TODOs.
+//! One code path for SQLite (the default file) and PostgreSQL (several instances) through
+//! sqlx's `Any` driver; the SQL here runs unchanged on both. Times are Unix milliseconds,
+//! always passed in so tests can move the clock.
+
+pub mod audit;
+pub mod confirm;
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, SqlSafeStr};
+
+/// The migrations, embedded in order. Append only: an applied migration is history.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "state", include_str!("../../migrations/0001_state.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the bot's state database is unavailable ({0}); nothing was run")]
+    Unavailable(String),
+    #[error("the bot's state database failed: {0}")]
+    Query(String),
+    #[error("the bot's state database could not be migrated: {0}")]
+    Migrate(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> StoreError {
+        match e {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
+                StoreError::Unavailable(redact(&e.to_string()))
+            }
+            other => StoreError::Query(redact(&other.to_string())),
+        }
+    }
+}
+
+/// Passwords in URLs never reach a message or a log line.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail.find(|c: char| c.is_whitespace() || c == '/' || c == '"' || c == '\'').unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(userinfo_end) => {
+                let userinfo = &authority[..userinfo_end];
+                let user = userinfo.split(':').next().unwrap_or("");
+                if userinfo.contains(':') {
+                    out.push_str(&format!("{user}:***@{}", &authority[userinfo_end + 1..]));
+                } else {
+                    out.push_str(authority);
+                }
+            }
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    postgres: bool,
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+fn migrator() -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(v, name, sql)| Migration::new(*v, Cow::Borrowed(*name), MigrationType::Simple, sql.into_sql_str(), false))
+        .collect();
+    Migrator::with_migrations(migrations)
+}
+
+impl Store {
+    /// Connects and applies migrations (two instances starting at once is safe: sqlx takes an
+    /// advisory lock on PostgreSQL, and SQLite serialises writers).
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        install_default_drivers();
+        let postgres = url.starts_with("postgres");
+        let url = if url.starts_with("sqlite:") && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { "&" } else { "?" })
+        } else {
+            url.to_string()
+        };
+        if let Some(path) = url.strip_prefix("sqlite://").and_then(|p| p.split('?').next())
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
+        }
+        let opts = sqlx::any::AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { 8 } else { 4 })
+            .acquire_timeout(Duration::from_secs(3))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !postgres {
+                        // Concurrent writers wait instead of failing with SQLITE_BUSY.
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await?;
+        let store = Store { pool, postgres };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        migrator().run(&self.pool).await.map_err(|e| StoreError::Migrate(redact(&e.to_string())))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Records a delivery of a retried event; false when it was seen before (drop it).
+    pub async fn first_delivery(&self, source: &str, event_id: &str, ttl: Duration, now: i64) -> Result<bool, StoreError> {
+        sqlx::query("DELETE FROM events WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
+        let expires = now + ttl.as_millis() as i64;
+        let done = sqlx::query("INSERT INTO events (source, event_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(source)
+            .bind(event_id)
+            .bind(expires)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The conversation state of a thread for one person, if not expired.
+    pub async fn conversation(&self, place: &str, who: &str, now: i64) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT state FROM conversations WHERE place = $1 AND who = $2 AND expires_at > $3")
+            .bind(place)
+            .bind(who)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    pub async fn set_conversation(&self, place: &str, who: &str, state: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO conversations (place, who, state, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (place, who) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at",
+        )
+        .bind(place)
+        .bind(who)
+        .bind(state)
+        .bind(expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_redacted() {
+        assert_eq!(redact("error connecting to postgres://bob:hunter2@db:5432/x"), "error connecting to postgres://bob:***@db:5432/x");
+        assert_eq!(redact("mysql://root@127.0.0.1/test"), "mysql://root@127.0.0.1/test");
+        assert_eq!(redact("no url here"), "no url here");
+    }
+
+    #[tokio::test]
+    async fn a_retried_event_is_seen_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/s.db", dir.path().display())).await.unwrap();
+        let ttl = Duration::from_secs(600);
+        assert!(store.first_delivery("slack", "Ev1", ttl, 1000).await.unwrap());
+        assert!(!store.first_delivery("slack", "Ev1", ttl, 2000).await.unwrap());
+        assert!(store.first_delivery("github", "Ev1", ttl, 2000).await.unwrap());
+        // After expiry the id may come back (a new event that reuses it).
+        assert!(store.first_delivery("slack", "Ev1", ttl, 1000 + 600_001).await.unwrap());
+    }
+}

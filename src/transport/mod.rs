@@ -1,0 +1,5 @@
+//! Transports: where messages come from and replies go. Each one turns its own wire format
+//! into a `Message`, calls the pipeline, and renders the `Reply`; no transport type goes
+//! further in.
+
+pub mod terminal;
