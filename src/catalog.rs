@@ -48,7 +48,9 @@ impl Catalog {
 
     pub fn resolve_query(&self, given: &str) -> Result<&QueryFile, Unknown> {
         let lower = given.to_ascii_lowercase();
-        self.queries.get(&lower).ok_or_else(|| Unknown { hint: closest(self.queries.keys().map(String::as_str), given) })
+        self.queries
+            .get(&lower)
+            .ok_or_else(|| Unknown { hint: closest(self.queries.keys().map(String::as_str), given) })
     }
 
     pub fn resolve_suite(&self, given: &str) -> Result<String, Unknown> {
@@ -86,9 +88,7 @@ fn resolve(list: &[Named], given: &str) -> Result<String, Unknown> {
     let all = list.iter().flat_map(|n| std::iter::once(n.name.as_str()).chain(n.aliases.iter().map(String::as_str)));
     let hint = closest(all, given).map(|h| {
         // Suggest the configured name, not the alias that happened to be closest.
-        list.iter()
-            .find(|n| n.name == h || n.aliases.contains(&h))
-            .map_or(h, |n| n.name.clone())
+        list.iter().find(|n| n.name == h || n.aliases.contains(&h)).map_or(h, |n| n.name.clone())
     });
     Err(Unknown { hint })
 }

@@ -15,30 +15,77 @@ pub type Params = Vec<(String, ParamValue)>;
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     /// `topic` is a command or a family of commands by its words: `deploy`, `db query`.
-    Help { topic: Option<String> },
+    Help {
+        topic: Option<String>,
+    },
     Whoami,
-    Explain { text: String },
-    Confirm { code: String },
-    Cancel { code: String },
-    Audit { since: Option<time::Date>, who: Option<String> },
+    Explain {
+        text: String,
+    },
+    Confirm {
+        code: String,
+    },
+    Cancel {
+        code: String,
+    },
+    Audit {
+        since: Option<time::Date>,
+        who: Option<String>,
+    },
     DbList,
-    DbDescribe { query: String },
+    DbDescribe {
+        query: String,
+    },
     /// `env` is `None` for the default environment, so the canonical text stays short.
-    DbQuery { query: String, params: Params, env: Option<String> },
-    DbSchemaCheck { service: String, env: String },
-    DeployVersion { service: String, env: String },
-    ReleaseCheck { service: String, env: String },
-    TestRun { suite: String, env: String },
-    TestStatus { id: u64 },
+    DbQuery {
+        query: String,
+        params: Params,
+        env: Option<String>,
+    },
+    DbSchemaCheck {
+        service: String,
+        env: String,
+    },
+    DeployVersion {
+        service: String,
+        env: String,
+    },
+    ReleaseCheck {
+        service: String,
+        env: String,
+    },
+    TestRun {
+        suite: String,
+        env: String,
+    },
+    TestStatus {
+        id: u64,
+    },
     TestList,
-    TestCancel { id: u64 },
-    Meme { subreddit: Option<String> },
-    TodoAdd { text: String },
+    TestCancel {
+        id: u64,
+    },
+    Meme {
+        subreddit: Option<String>,
+    },
+    TodoAdd {
+        text: String,
+    },
     TodoList,
-    TodoDone { id: u64 },
-    TodoUndo { id: u64 },
-    TodoAssign { id: u64, who: String },
-    Manifest { template: String, params: Params },
+    TodoDone {
+        id: u64,
+    },
+    TodoUndo {
+        id: u64,
+    },
+    TodoAssign {
+        id: u64,
+        who: String,
+    },
+    Manifest {
+        template: String,
+        params: Params,
+    },
 }
 
 impl Command {
@@ -170,9 +217,16 @@ mod tests {
     #[test]
     fn canonical_text_matches_the_design_examples() {
         let check = |c: Command, want: &str| assert_eq!(c.to_string(), want);
-        check(Command::DeployVersion { service: "payments".into(), env: "prod".into() }, "deploy version payments prod");
         check(
-            Command::DbQuery { query: "user-by-id".into(), params: vec![("user_id".into(), ParamValue::Int(42))], env: None },
+            Command::DeployVersion { service: "payments".into(), env: "prod".into() },
+            "deploy version payments prod",
+        );
+        check(
+            Command::DbQuery {
+                query: "user-by-id".into(),
+                params: vec![("user_id".into(), ParamValue::Int(42))],
+                env: None,
+            },
             "db query user-by-id user_id=42",
         );
         check(
@@ -183,7 +237,10 @@ mod tests {
             },
             "db query user-by-email email=alice@example.com",
         );
-        check(Command::TodoAdd { text: "rotate the staging db password".into() }, "todo add \"rotate the staging db password\"");
+        check(
+            Command::TodoAdd { text: "rotate the staging db password".into() },
+            "todo add \"rotate the staging db password\"",
+        );
         check(Command::Meme { subreddit: None }, "meme");
         check(Command::Help { topic: Some("deploy".into()) }, "help deploy");
     }

@@ -181,10 +181,7 @@ pub struct GithubConfig {
 
 impl Default for GithubConfig {
     fn default() -> Self {
-        GithubConfig {
-            login: "lazyops".into(),
-            trusted: vec!["OWNER".into(), "MEMBER".into(), "COLLABORATOR".into()],
-        }
+        GithubConfig { login: "lazyops".into(), trusted: vec!["OWNER".into(), "MEMBER".into(), "COLLABORATOR".into()] }
     }
 }
 
@@ -231,11 +228,7 @@ impl Config {
     }
 
     pub fn default_env(&self) -> String {
-        self.bot
-            .default_env
-            .clone()
-            .or_else(|| self.envs.keys().next().cloned())
-            .unwrap_or_else(|| "prod".to_string())
+        self.bot.default_env.clone().or_else(|| self.envs.keys().next().cloned()).unwrap_or_else(|| "prod".to_string())
     }
 }
 

@@ -24,9 +24,14 @@ const TABLES: &[&str] = &[
     "CREATE TABLE ledger_entries (id BIGINT PRIMARY KEY, payment_id VARCHAR(32) NOT NULL REFERENCES payments(id), account VARCHAR(64) NOT NULL, direction VARCHAR(6) NOT NULL, amount_cents BIGINT NOT NULL, created_at {ts} NOT NULL)",
 ];
 
-const FIRST: &[&str] = &["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara"];
-const LAST: &[&str] = &["smith", "jones", "garcia", "chen", "okafor", "novak", "silva", "kim", "murphy", "rossi", "haddad", "larsen"];
-const REASONS: &[&str] = &["card_declined", "insufficient_funds", "expired_card", "processing_error", "fraud_suspected"];
+const FIRST: &[&str] = &[
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
+    "peggy", "rupert", "sybil", "trent", "victor", "walter", "yara",
+];
+const LAST: &[&str] =
+    &["smith", "jones", "garcia", "chen", "okafor", "novak", "silva", "kim", "murphy", "rossi", "haddad", "larsen"];
+const REASONS: &[&str] =
+    &["card_declined", "insufficient_funds", "expired_card", "processing_error", "fraud_suspected"];
 const CURRENCIES: &[&str] = &["EUR", "USD", "GBP"];
 
 /// splitmix64: tiny, seedable, good enough for demo rows.
@@ -110,7 +115,8 @@ pub fn generate(now: OffsetDateTime, seed: u64, users: usize) -> Data {
         let first = FIRST[i % FIRST.len()];
         let last = rng.pick(LAST);
         // The first users get the short addresses that examples use (alice@example.com).
-        let email = if i < FIRST.len() { format!("{first}@example.com") } else { format!("{first}.{last}{id}@example.com") };
+        let email =
+            if i < FIRST.len() { format!("{first}@example.com") } else { format!("{first}.{last}{id}@example.com") };
         // Most signed up over the last year; every tenth in the last week.
         let minutes = if i % 10 == 3 { rng.below(7 * 24 * 60) } else { rng.below(400 * 24 * 60) + 8 * 24 * 60 } as i64;
         let status = match rng.below(20) {
@@ -136,8 +142,19 @@ pub fn generate(now: OffsetDateTime, seed: u64, users: usize) -> Data {
             } else {
                 ["paid", "shipped", "shipped", "placed", "refunded"][rng.below(5) as usize]
             };
-            data.orders.push(Order { id: order_id, user_id: id, total_cents: total, currency: currency.clone(), status: order_status, created_at: at(now, minutes) });
-            let pay_id = if data.payments.is_empty() { "pay_8f3k2".to_string() } else { format!("pay_{}", base36(rng.next(), 5)) };
+            data.orders.push(Order {
+                id: order_id,
+                user_id: id,
+                total_cents: total,
+                currency: currency.clone(),
+                status: order_status,
+                created_at: at(now, minutes),
+            });
+            let pay_id = if data.payments.is_empty() {
+                "pay_8f3k2".to_string()
+            } else {
+                format!("pay_{}", base36(rng.next(), 5))
+            };
             let (status, reason) = match (failed, order_status) {
                 (true, _) => ("failed", Some(rng.pick(REASONS).to_string())),
                 (false, "placed") => ("pending", None),
@@ -148,7 +165,14 @@ pub fn generate(now: OffsetDateTime, seed: u64, users: usize) -> Data {
             if status == "succeeded" {
                 for (account, direction) in [("customer_funds", "debit"), ("revenue", "credit")] {
                     let entry_id = data.entries.len() as i64 + 1;
-                    data.entries.push(Entry { id: entry_id, payment_id: pay_id.clone(), account, direction, amount_cents: total, created_at: paid_at });
+                    data.entries.push(Entry {
+                        id: entry_id,
+                        payment_id: pay_id.clone(),
+                        account,
+                        direction,
+                        amount_cents: total,
+                        created_at: paid_at,
+                    });
                 }
             }
             data.payments.push(Payment {

@@ -14,7 +14,11 @@ use lazyops::transport::terminal;
 use lazyops::workspace::{self, Workspace, WorkspaceError};
 
 #[derive(Parser)]
-#[command(name = "lazyops", version, about = "ChatOps bot: plain sentences and exact commands become one typed, confirmed, audited command")]
+#[command(
+    name = "lazyops",
+    version,
+    about = "ChatOps bot: plain sentences and exact commands become one typed, confirmed, audited command"
+)]
 struct Cli {
     /// Config file (else LAZYOPS_CONFIG, else ./lazyops.toml, else the built-in demo under ./.lazyops/)
     #[arg(long, global = true, value_name = "FILE")]
@@ -83,7 +87,8 @@ async fn main() -> ExitCode {
 }
 
 async fn load(config: Option<&Path>) -> anyhow::Result<Workspace> {
-    let path = workspace::locate(config).await.context("finding the config (--config, LAZYOPS_CONFIG, ./lazyops.toml)")?;
+    let path =
+        workspace::locate(config).await.context("finding the config (--config, LAZYOPS_CONFIG, ./lazyops.toml)")?;
     Ok(Workspace::load(&path)?)
 }
 
@@ -130,7 +135,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                let reply = bot.handle(&lazyops::message::Message { who, place: Place::terminal(), text: format!("explain {}", lazyops::command::always_quote(&text)) }, Options::default()).await;
+                let reply = bot
+                    .handle(
+                        &lazyops::message::Message {
+                            who,
+                            place: Place::terminal(),
+                            text: format!("explain {}", lazyops::command::always_quote(&text)),
+                        },
+                        Options::default(),
+                    )
+                    .await;
                 terminal::print_reply(&reply, false);
             }
             Ok(if e.command.is_some() || e.question.is_some() { 0 } else { 2 })
@@ -164,7 +178,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             for f in &written {
                 println!("wrote {}", f.display());
             }
-            println!("{} files; existing files were kept. Try: lazyops --config {} chat", written.len(), dir.join("lazyops.toml").display());
+            println!(
+                "{} files; existing files were kept. Try: lazyops --config {} chat",
+                written.len(),
+                dir.join("lazyops.toml").display()
+            );
             Ok(0)
         }
         Cmd::Migrate => {

@@ -30,11 +30,8 @@ pub struct Identity(String);
 impl Identity {
     pub fn new(transport: Transport, name: &str) -> Identity {
         // Odd characters are kept out of identities: they end up in audit rows and replies.
-        let clean: String = name
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || "._-@+".contains(*c))
-            .take(64)
-            .collect();
+        let clean: String =
+            name.chars().filter(|c| c.is_ascii_alphanumeric() || "._-@+".contains(*c)).take(64).collect();
         let clean = if clean.is_empty() { "unknown".to_string() } else { clean };
         Identity(format!("{}:{clean}", transport.name()))
     }
@@ -59,7 +56,8 @@ impl Identity {
         if !["local", "slack", "github"].contains(&transport) {
             return Err(format!("member `{s}`: transport must be local, slack or github"));
         }
-        let ok = name == "*" || (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c)));
+        let ok =
+            name == "*" || (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "._-@+".contains(c)));
         if ok { Ok(()) } else { Err(format!("member `{s}`: the name may use letters, digits and . _ - @ +, or be *")) }
     }
 }
@@ -97,7 +95,9 @@ impl Place {
     pub fn matches(&self, pattern: &str) -> bool {
         pattern == "*"
             || pattern == self.transport.name()
-            || pattern.split_once(':').is_some_and(|(t, c)| t == self.transport.name() && (c == self.channel || c == "*"))
+            || pattern
+                .split_once(':')
+                .is_some_and(|(t, c)| t == self.transport.name() && (c == self.channel || c == "*"))
     }
 }
 

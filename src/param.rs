@@ -155,7 +155,8 @@ fn parse_timestamp(raw: &str) -> Result<time::OffsetDateTime, ()> {
         return Ok(t.to_offset(time::UtcOffset::UTC));
     }
     // A date-time without an offset is taken as UTC, the bot's one clock.
-    let fmt = time::macros::format_description!("[year]-[month]-[day][first [T][ ]][hour]:[minute][optional [:[second]]]");
+    let fmt =
+        time::macros::format_description!("[year]-[month]-[day][first [T][ ]][hour]:[minute][optional [:[second]]]");
     time::PrimitiveDateTime::parse(raw, fmt).map(|p| p.assume_utc()).map_err(|_| ())
 }
 

@@ -89,19 +89,30 @@ impl Bot {
         }
         let limit = ws.config.bot.max_message_bytes;
         if msg.text.len() > limit {
-            return Reply::new(Status::NotUnderstood, format!("message too long: {} bytes, the limit is {limit}", msg.text.len()))
-                .text("Nothing was run. Send a shorter message.");
+            return Reply::new(
+                Status::NotUnderstood,
+                format!("message too long: {} bytes, the limit is {limit}", msg.text.len()),
+            )
+            .text("Nothing was run. Send a shorter message.");
         }
         let understanding = understand::understand(text, &ws.catalog);
         let (command, tier, intent, confidence) = match understanding {
             Understanding::Command { command, tier, intent, confidence } => (command, tier, intent, confidence),
             Understanding::Question { question, intent, confidence } => {
-                let req = Request { who: &msg.who, place: &msg.place, text, tier: Tier::Local, intent: Some(intent), confidence };
+                let req = Request {
+                    who: &msg.who,
+                    place: &msg.place,
+                    text,
+                    tier: Tier::Local,
+                    intent: Some(intent),
+                    confidence,
+                };
                 let _ = self.audit(&req, None, "question", None).await;
                 return Reply::new(Status::Question, question);
             }
             Understanding::NotUnderstood { error, suggestions } => {
-                let req = Request { who: &msg.who, place: &msg.place, text, tier: Tier::None, intent: None, confidence: 0.0 };
+                let req =
+                    Request { who: &msg.who, place: &msg.place, text, tier: Tier::None, intent: None, confidence: 0.0 };
                 let _ = self.audit(&req, None, "not_understood", None).await;
                 return not_understood(error.as_deref(), &suggestions);
             }
@@ -145,7 +156,12 @@ impl Bot {
     }
 
     /// Runs a confirmed command, checking it again against today's config and permissions.
-    async fn after_resolve(&self, req: &Request<'_>, resolved: Result<crate::store::confirm::Resolved, ConfirmError>, answer: Answer) -> Reply {
+    async fn after_resolve(
+        &self,
+        req: &Request<'_>,
+        resolved: Result<crate::store::confirm::Resolved, ConfirmError>,
+        answer: Answer,
+    ) -> Reply {
         let resolved = match resolved {
             Ok(r) => r,
             Err(e) => {
@@ -161,7 +177,11 @@ impl Bot {
         let command = match understand::grammar::parse(&resolved.command, &ws.catalog) {
             Ok(c) => c,
             Err(e) => {
-                return Reply::failed(format!("`{}` no longer parses with the current config: {}", resolved.command, e.message()));
+                return Reply::failed(format!(
+                    "`{}` no longer parses with the current config: {}",
+                    resolved.command,
+                    e.message()
+                ));
             }
         };
         let tier = match resolved.tier.as_str() {
@@ -173,7 +193,8 @@ impl Bot {
         let team = match policy::decide(&ws.config, req.who, req.place, &command) {
             Decision::Refused { reason } => {
                 let _ = self.audit(&req, Some(&command), "refused", Some(&resolved.id)).await;
-                return Reply::new(Status::Refused, format!("no longer allowed: {reason}")).command(command.to_string());
+                return Reply::new(Status::Refused, format!("no longer allowed: {reason}"))
+                    .command(command.to_string());
             }
             Decision::Allowed { team, .. } => team,
         };
@@ -204,15 +225,31 @@ impl Bot {
         let _ = self.audit(req, Some(command), "asked", Some(&pending.id)).await;
         let mut reply = Reply::new(Status::Confirm, format!("run `{canonical}`?")).command(canonical.clone());
         if req.tier != Tier::Grammar {
-            reply = reply.text(format!("I understood your message as `{canonical}` ({} tier, confidence {:.2}).", req.tier.name(), req.confidence));
+            reply = reply.text(format!(
+                "I understood your message as `{canonical}` ({} tier, confidence {:.2}).",
+                req.tier.name(),
+                req.confidence
+            ));
         }
-        reply.confirm = Some(PendingConfirm { code: pending.code, command: canonical, expires_at: rfc3339(pending.expires_at), id: pending.id });
-        reply.understood = Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
+        reply.confirm = Some(PendingConfirm {
+            code: pending.code,
+            command: canonical,
+            expires_at: rfc3339(pending.expires_at),
+            id: pending.id,
+        });
+        reply.understood =
+            Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
         reply
     }
 
     /// Writes the audit row that must exist before anything runs.
-    async fn audit(&self, req: &Request<'_>, command: Option<&Command>, decision: &str, confirmation: Option<&str>) -> Result<String, StoreError> {
+    async fn audit(
+        &self,
+        req: &Request<'_>,
+        command: Option<&Command>,
+        decision: &str,
+        confirmation: Option<&str>,
+    ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         let ws = self.workspace();
         let row = AuditStart {
@@ -239,7 +276,9 @@ impl Bot {
         let spec = command.spec();
         let canonical = command.to_string();
         let reply = match self.plugins.get(spec.plugin) {
-            None => Err(ActError::User(format!("the `{}` plugin is not built in this version of lazyops", spec.plugin))),
+            None => {
+                Err(ActError::User(format!("the `{}` plugin is not built in this version of lazyops", spec.plugin)))
+            }
             Some(plugin) => {
                 let ctx = Ctx { bot: self, who: req.who, place: req.place, team };
                 plugin.run(command, &ctx).await
@@ -258,7 +297,8 @@ impl Bot {
             tracing::error!(audit = audit_id, error = %e, "audit completion failed");
         }
         let mut reply = reply.command(canonical);
-        reply.understood = Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
+        reply.understood =
+            Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
         reply
     }
 }
@@ -280,7 +320,13 @@ fn redact_command(c: &Command, catalog: &crate::catalog::Catalog) -> String {
     let mask = |params: &crate::command::Params, secret: &dyn Fn(&str) -> bool| -> crate::command::Params {
         params
             .iter()
-            .map(|(n, v)| if secret(n) { (n.clone(), crate::param::ParamValue::Text("***".into())) } else { (n.clone(), v.clone()) })
+            .map(|(n, v)| {
+                if secret(n) {
+                    (n.clone(), crate::param::ParamValue::Text("***".into()))
+                } else {
+                    (n.clone(), v.clone())
+                }
+            })
             .collect()
     };
     match c {
@@ -301,7 +347,8 @@ fn redact_command(c: &Command, catalog: &crate::catalog::Catalog) -> String {
 fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: &[String]) -> Reply {
     match error {
         Some(e) => {
-            let mut r = Reply::new(Status::NotUnderstood, e.message()).with(Block::Code { lang: None, text: format!("{}", e.caret()) });
+            let mut r = Reply::new(Status::NotUnderstood, e.message())
+                .with(Block::Code { lang: None, text: format!("{}", e.caret()) });
             if let Some(u) = &e.usage {
                 r = r.text(format!("usage: {u}"));
             }

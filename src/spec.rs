@@ -380,10 +380,7 @@ pub static SPECS: &[CommandSpec] = &[
 
 /// The spec of a command kind. Every kind has exactly one (checked by a test).
 pub fn spec(kind: CommandKind) -> &'static CommandSpec {
-    SPECS
-        .iter()
-        .find(|s| s.kind == kind)
-        .expect("every CommandKind has a spec in SPECS")
+    SPECS.iter().find(|s| s.kind == kind).expect("every CommandKind has a spec in SPECS")
 }
 
 /// The plugin names a team may enable in config.
@@ -409,10 +406,7 @@ mod tests {
     #[test]
     fn usage_lines_show_required_and_optional_args() {
         assert_eq!(spec(CommandKind::DeployVersion).usage(), "deploy version <service> [env]");
-        assert_eq!(
-            spec(CommandKind::DbQuery).usage(),
-            "db query <query> [name=value ...] [--env env]"
-        );
+        assert_eq!(spec(CommandKind::DbQuery).usage(), "db query <query> [name=value ...] [--env env]");
         assert_eq!(spec(CommandKind::TodoAdd).usage(), "todo add <\"text\">");
     }
 }

@@ -92,7 +92,8 @@ pub async fn write_demo(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>, Wor
             continue;
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| WorkspaceError::Write { path: parent.to_path_buf(), source })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|source| WorkspaceError::Write { path: parent.to_path_buf(), source })?;
         }
         std::fs::write(&path, text).map_err(|source| WorkspaceError::Write { path: path.clone(), source })?;
         written.push(path);
@@ -107,7 +108,8 @@ pub async fn write_demo(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>, Wor
 impl Workspace {
     /// Loads and checks everything; every problem found is reported, not just the first.
     pub fn load(config_path: &Path) -> Result<Workspace, WorkspaceError> {
-        let text = std::fs::read_to_string(config_path).map_err(|_| WorkspaceError::Missing(config_path.to_path_buf()))?;
+        let text =
+            std::fs::read_to_string(config_path).map_err(|_| WorkspaceError::Missing(config_path.to_path_buf()))?;
         let config = Config::parse(&text, config_path).map_err(|p| WorkspaceError::Problems(vec![p]))?;
         let root = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
         let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
@@ -116,7 +118,11 @@ impl Workspace {
         let catalog = Catalog {
             envs: config.envs.iter().map(|(n, e)| Named { name: n.clone(), aliases: e.aliases.clone() }).collect(),
             default_env: config.default_env(),
-            services: config.services.iter().map(|(n, s)| Named { name: n.clone(), aliases: s.aliases.clone() }).collect(),
+            services: config
+                .services
+                .iter()
+                .map(|(n, s)| Named { name: n.clone(), aliases: s.aliases.clone() })
+                .collect(),
             queries,
             suites: config.suites.keys().cloned().collect(),
             templates: BTreeMap::<String, TemplateSig>::new(),
@@ -152,7 +158,10 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
         seen.clear();
         for (name, aliases) in names {
             if !crate::queries::file::is_name(name) {
-                problem(&format!("{kind}s.{name}"), format!("{kind} name `{name}` must be lower-case letters, digits and dashes"));
+                problem(
+                    &format!("{kind}s.{name}"),
+                    format!("{kind} name `{name}` must be lower-case letters, digits and dashes"),
+                );
             }
             for a in std::iter::once(name).chain(aliases.iter()) {
                 let key = a.to_lowercase();
@@ -167,7 +176,10 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
     for (db, urls) in &config.databases {
         for (env, url) in urls {
             if !config.envs.contains_key(env) {
-                problem(&format!("[databases.{db}]"), format!("database `{db}` names environment `{env}`, which is not in `[envs]`"));
+                problem(
+                    &format!("[databases.{db}]"),
+                    format!("database `{db}` names environment `{env}`, which is not in `[envs]`"),
+                );
             }
             let known = url.starts_with("env:") || Dialect::of_url(url).is_some();
             if !known {
@@ -182,7 +194,10 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
         if let Some(db) = &svc.database
             && !config.databases.contains_key(db)
         {
-            problem(&format!("[services.{name}]"), format!("service `{name}` names database `{db}`, which is not in `[databases]`"));
+            problem(
+                &format!("[services.{name}]"),
+                format!("service `{name}` names database `{db}`, which is not in `[databases]`"),
+            );
         }
     }
     let plugins = crate::spec::plugin_names();
@@ -217,7 +232,8 @@ fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTr
         }
         return out;
     };
-    let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sql")).collect();
+    let mut paths: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sql")).collect();
     paths.sort();
     for path in paths {
         let Ok(text) = std::fs::read_to_string(&path) else {

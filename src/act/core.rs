@@ -6,7 +6,7 @@ use super::{ActError, ActFuture, Ctx, Plugin};
 use crate::command::Command;
 use crate::decide::policy::memberships;
 use crate::render::{Block, Reply};
-use crate::spec::{SPECS, CommandSpec};
+use crate::spec::{CommandSpec, SPECS};
 
 pub struct Core;
 
@@ -25,10 +25,7 @@ impl Plugin for Core {
 
 fn help(topic: Option<&str>) -> Reply {
     let Some(topic) = topic else {
-        let rows = SPECS
-            .iter()
-            .map(|s| vec![Value::from(s.usage()), Value::from(s.summary)])
-            .collect();
+        let rows = SPECS.iter().map(|s| vec![Value::from(s.usage()), Value::from(s.summary)]).collect();
         return Reply::done("lazyops commands")
             .with(Block::Table { columns: vec!["command".into(), "what it does".into()], rows, note: None })
             .text("Type a command, or ask in a sentence (\"which version of payments is live?\"). `help <command>` shows its arguments and examples.");
@@ -106,7 +103,8 @@ async fn explain(ctx: &Ctx<'_>, text: &str) -> Reply {
     };
     let mut reply = Reply::done(headline).with(Block::Fields { fields });
     if !e.candidates.is_empty() {
-        let rows = e.candidates.iter().map(|(i, s)| vec![Value::from(i.as_str()), Value::from(format!("{s:.3}"))]).collect();
+        let rows =
+            e.candidates.iter().map(|(i, s)| vec![Value::from(i.as_str()), Value::from(format!("{s:.3}"))]).collect();
         reply = reply.with(Block::Table { columns: vec!["intent".into(), "score".into()], rows, note: None });
     }
     if let Some(err) = &e.error {
@@ -124,7 +122,12 @@ impl Plugin for Audit {
                 return Err(ActError::Internal(format!("audit plugin got `{cmd}`")));
             };
             let since_ms = since.map(|d| d.midnight().assume_utc().unix_timestamp() * 1000);
-            let rows = ctx.bot.store().audit_list(since_ms, who.as_deref(), 50).await.map_err(|e| ActError::User(e.to_string()))?;
+            let rows = ctx
+                .bot
+                .store()
+                .audit_list(since_ms, who.as_deref(), 50)
+                .await
+                .map_err(|e| ActError::User(e.to_string()))?;
             let table = rows
                 .iter()
                 .map(|r| {

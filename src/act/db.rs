@@ -18,7 +18,9 @@ impl Plugin for Db {
                 Command::DbList => Ok(list(ctx)),
                 Command::DbDescribe { query } => describe(ctx, query),
                 Command::DbQuery { .. } => Err(ActError::User("running queries is not built yet".into())),
-                other => Err(ActError::User(format!("`{}` is not built in this version of lazyops", other.spec().name()))),
+                other => {
+                    Err(ActError::User(format!("`{}` is not built in this version of lazyops", other.spec().name())))
+                }
             }
         })
     }
@@ -30,11 +32,7 @@ fn visible<'w>(ctx: &Ctx<'_>, ws: &'w crate::workspace::Workspace) -> Vec<&'w Qu
     ws.catalog
         .queries
         .values()
-        .filter(|q| {
-            teams
-                .iter()
-                .any(|m| m.team.plugins.iter().any(|p| p == "db") && query_allowed(m.team, &q.name))
-        })
+        .filter(|q| teams.iter().any(|m| m.team.plugins.iter().any(|p| p == "db") && query_allowed(m.team, &q.name)))
         .collect()
 }
 
@@ -57,10 +55,21 @@ fn list(ctx: &Ctx<'_>) -> Reply {
     }
     let rows = queries
         .iter()
-        .map(|q| vec![Value::from(q.name.as_str()), Value::from(signature(q)), Value::from(q.database.as_str()), Value::from(q.description.as_str())])
+        .map(|q| {
+            vec![
+                Value::from(q.name.as_str()),
+                Value::from(signature(q)),
+                Value::from(q.database.as_str()),
+                Value::from(q.description.as_str()),
+            ]
+        })
         .collect();
     Reply::done(format!("{} queries you may run", queries.len()))
-        .with(Block::Table { columns: ["query", "parameters", "database", "description"].map(String::from).to_vec(), rows, note: None })
+        .with(Block::Table {
+            columns: ["query", "parameters", "database", "description"].map(String::from).to_vec(),
+            rows,
+            note: None,
+        })
         .text("Run one with `db query <name> name=value`, or `db describe <name>` for details.")
 }
 
@@ -84,13 +93,21 @@ fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ActError> {
                 Value::from(p.name.as_str()),
                 Value::from(p.ty.name()),
                 p.default.as_ref().map_or(Value::Null, |d| Value::from(d.to_string())),
-                Value::from(if p.values.is_empty() { p.help.clone() } else { format!("{} (one of {})", p.help, p.values.join(", ")) }),
+                Value::from(if p.values.is_empty() {
+                    p.help.clone()
+                } else {
+                    format!("{} (one of {})", p.help, p.values.join(", "))
+                }),
             ]
         })
         .collect();
     let mut reply = Reply::done(format!("query {}", q.name)).with(Block::Fields { fields });
     if !q.params.is_empty() {
-        reply = reply.with(Block::Table { columns: ["param", "type", "default", "help"].map(String::from).to_vec(), rows, note: None });
+        reply = reply.with(Block::Table {
+            columns: ["param", "type", "default", "help"].map(String::from).to_vec(),
+            rows,
+            note: None,
+        });
     }
     if !q.examples.is_empty() {
         reply = reply.with(Block::List { items: q.examples.iter().map(|e| format!("\"{e}\"")).collect() });

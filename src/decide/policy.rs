@@ -81,8 +81,13 @@ fn canonical_words(text: &str) -> Vec<String> {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Decision {
     /// Allowed by `team`; `confirm` says whether the requester must confirm first.
-    Allowed { team: String, confirm: bool },
-    Refused { reason: String },
+    Allowed {
+        team: String,
+        confirm: bool,
+    },
+    Refused {
+        reason: String,
+    },
 }
 
 /// A team the requester belongs to, and their roles in it.
@@ -142,7 +147,9 @@ pub fn decide(config: &Config, who: &Identity, place: &Place, cmd: &Command) -> 
     let teams = memberships(config, who);
     if teams.is_empty() {
         return Decision::Refused {
-            reason: format!("you ({who}) are not in any team; an admin can add you to a team's `members` in lazyops.toml"),
+            reason: format!(
+                "you ({who}) are not in any team; an admin can add you to a team's `members` in lazyops.toml"
+            ),
         };
     }
     let here: Vec<&Membership> = teams.iter().filter(|m| m.team.channels.iter().any(|c| place.matches(c))).collect();
@@ -150,10 +157,15 @@ pub fn decide(config: &Config, who: &Identity, place: &Place, cmd: &Command) -> 
         return Decision::Refused { reason: format!("none of your teams may use lazyops in {}", place.key()) };
     }
     let names = |ms: &[&Membership]| ms.iter().map(|m| m.name).collect::<Vec<_>>().join(", ");
-    let with_plugin: Vec<&Membership> = here.iter().copied().filter(|m| m.team.plugins.iter().any(|p| p == spec.plugin)).collect();
+    let with_plugin: Vec<&Membership> =
+        here.iter().copied().filter(|m| m.team.plugins.iter().any(|p| p == spec.plugin)).collect();
     if with_plugin.is_empty() {
         return Decision::Refused {
-            reason: format!("the `{}` plugin is not enabled for your team ({}); add it to the team's `plugins`", spec.plugin, names(&here)),
+            reason: format!(
+                "the `{}` plugin is not enabled for your team ({}); add it to the team's `plugins`",
+                spec.plugin,
+                names(&here)
+            ),
         };
     }
     let allowing: Vec<&Membership> = with_plugin.iter().copied().filter(|m| any_matches(&m.allowed(), cmd)).collect();
@@ -169,7 +181,9 @@ pub fn decide(config: &Config, who: &Identity, place: &Place, cmd: &Command) -> 
     if let Command::DbQuery { query, .. } | Command::DbDescribe { query } = cmd
         && !allowing.iter().any(|m| query_allowed(m.team, query))
     {
-        return Decision::Refused { reason: format!("your team ({}) may not run the query `{query}`", names(&allowing)) };
+        return Decision::Refused {
+            reason: format!("your team ({}) may not run the query `{query}`", names(&allowing)),
+        };
     }
     let confirm = match spec.confirm {
         ConfirmPolicy::Never => false,
@@ -235,8 +249,15 @@ plugins = ["manifest"]
 
     #[test]
     fn members_run_what_their_rules_allow_here() {
-        assert_eq!(check("local:alice", Place::terminal(), test_run("staging")), Decision::Allowed { team: "dev".into(), confirm: true });
-        let q = Command::DbQuery { query: "user-by-id".into(), params: vec![("user_id".into(), ParamValue::Int(1))], env: None };
+        assert_eq!(
+            check("local:alice", Place::terminal(), test_run("staging")),
+            Decision::Allowed { team: "dev".into(), confirm: true }
+        );
+        let q = Command::DbQuery {
+            query: "user-by-id".into(),
+            params: vec![("user_id".into(), ParamValue::Int(1))],
+            env: None,
+        };
         assert_eq!(check("slack:U1", slack("C1"), q), Decision::Allowed { team: "dev".into(), confirm: true });
     }
 
@@ -246,9 +267,15 @@ plugins = ["manifest"]
             Decision::Refused { reason } => reason,
             other => panic!("expected a refusal, got {other:?}"),
         };
-        assert!(reason(check("local:alice", Place::terminal(), test_run("prod"))).contains("no rule of your team (dev) allows `test run smoke prod`"));
+        assert!(
+            reason(check("local:alice", Place::terminal(), test_run("prod")))
+                .contains("no rule of your team (dev) allows `test run smoke prod`")
+        );
         assert!(reason(check("slack:U2", slack("C1"), Command::DbList)).contains("not in any team"));
-        assert!(reason(check("slack:U1", slack("C2"), Command::DbList)).contains("none of your teams may use lazyops in slack:C2"));
+        assert!(
+            reason(check("slack:U1", slack("C2"), Command::DbList))
+                .contains("none of your teams may use lazyops in slack:C2")
+        );
         let meme = reason(check("local:alice", Place::terminal(), Command::Meme { subreddit: None }));
         assert!(meme.contains("`meme` plugin is not enabled for your team (dev)"), "{meme}");
         assert!(!meme.contains("secret"), "refusals never name other teams: {meme}");
@@ -259,13 +286,20 @@ plugins = ["manifest"]
     #[test]
     fn roles_add_rules() {
         let audit = Command::Audit { since: None, who: None };
-        assert!(matches!(check("local:root", Place::terminal(), audit.clone()), Decision::Refused { .. }), "audit plugin is not enabled");
-        let d = check("local:root", Place::terminal(), Command::DeployVersion { service: "x".into(), env: "prod".into() });
+        assert!(
+            matches!(check("local:root", Place::terminal(), audit.clone()), Decision::Refused { .. }),
+            "audit plugin is not enabled"
+        );
+        let d =
+            check("local:root", Place::terminal(), Command::DeployVersion { service: "x".into(), env: "prod".into() });
         assert_eq!(d, Decision::Allowed { team: "dev".into(), confirm: false });
     }
 
     #[test]
     fn core_commands_are_always_allowed() {
-        assert_eq!(check("slack:U77", slack("C9"), Command::Whoami), Decision::Allowed { team: String::new(), confirm: false });
+        assert_eq!(
+            check("slack:U77", slack("C9"), Command::Whoami),
+            Decision::Allowed { team: String::new(), confirm: false }
+        );
     }
 }

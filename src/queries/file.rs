@@ -261,7 +261,9 @@ pub fn parse_param(spec: &str) -> Result<ParamSpec, String> {
     if !is_name(name) || name.contains('-') {
         return Err(format!("param name `{name}` must be lower-case letters, digits and underscores"));
     }
-    let ty_word = words.next().ok_or_else(|| format!("param `{name}` needs a type: int, text, date, timestamp, bool, decimal or uuid"))?;
+    let ty_word = words
+        .next()
+        .ok_or_else(|| format!("param `{name}` needs a type: int, text, date, timestamp, bool, decimal or uuid"))?;
     let ty = ParamType::parse(ty_word).ok_or_else(|| {
         format!("param `{name}` has unknown type `{ty_word}`: use int, text, date, timestamp, bool, decimal or uuid")
     })?;
@@ -378,7 +380,11 @@ mod tests {
 
     #[test]
     fn placeholders_inside_strings_comments_and_casts_are_left_alone() {
-        let p = rewrite_placeholders("SELECT ':no', \":no\", x::text -- :no\n FROM t WHERE a = :a AND b = :b /* :c */ OR a = :a", Dialect::Postgres).unwrap();
+        let p = rewrite_placeholders(
+            "SELECT ':no', \":no\", x::text -- :no\n FROM t WHERE a = :a AND b = :b /* :c */ OR a = :a",
+            Dialect::Postgres,
+        )
+        .unwrap();
         assert_eq!(p.binds, ["a", "b", "a"]);
         assert_eq!(p.sql, "SELECT ':no', \":no\", x::text -- :no\n FROM t WHERE a = $1 AND b = $2 /* :c */ OR a = $3");
     }

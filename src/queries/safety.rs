@@ -13,16 +13,56 @@ use super::file::{Dialect, QueryFile};
 /// Functions that sleep, signal other sessions, touch files or the network, or take locks.
 /// Teams add their own with `bot.deny_functions`.
 pub const DENIED_FUNCTIONS: &[&str] = &[
-    "pg_sleep", "pg_sleep_for", "pg_sleep_until", "pg_terminate_backend", "pg_cancel_backend",
-    "pg_reload_conf", "pg_rotate_logfile", "pg_switch_wal", "pg_create_restore_point",
-    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_file_write",
-    "lo_import", "lo_export", "lo_unlink", "lo_create", "lo_from_bytea", "lo_put",
-    "dblink", "dblink_exec", "dblink_connect", "dblink_send_query",
-    "pg_advisory_lock", "pg_advisory_xact_lock", "pg_try_advisory_lock", "pg_advisory_lock_shared",
-    "set_config", "nextval", "setval", "txid_current", "pg_notify", "pg_logical_emit_message",
-    "query_to_xml", "query_to_xml_and_xmlschema", "cursor_to_xml",
-    "load_file", "sleep", "benchmark", "get_lock", "release_lock", "release_all_locks",
-    "sys_exec", "sys_eval", "load_extension", "readfile", "writefile", "fts3_tokenizer", "edit",
+    "pg_sleep",
+    "pg_sleep_for",
+    "pg_sleep_until",
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_read_file",
+    "pg_read_binary_file",
+    "pg_ls_dir",
+    "pg_stat_file",
+    "pg_file_write",
+    "lo_import",
+    "lo_export",
+    "lo_unlink",
+    "lo_create",
+    "lo_from_bytea",
+    "lo_put",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "dblink_send_query",
+    "pg_advisory_lock",
+    "pg_advisory_xact_lock",
+    "pg_try_advisory_lock",
+    "pg_advisory_lock_shared",
+    "set_config",
+    "nextval",
+    "setval",
+    "txid_current",
+    "pg_notify",
+    "pg_logical_emit_message",
+    "query_to_xml",
+    "query_to_xml_and_xmlschema",
+    "cursor_to_xml",
+    "load_file",
+    "sleep",
+    "benchmark",
+    "get_lock",
+    "release_lock",
+    "release_all_locks",
+    "sys_exec",
+    "sys_eval",
+    "load_extension",
+    "readfile",
+    "writefile",
+    "fts3_tokenizer",
+    "edit",
 ];
 
 #[derive(Debug, PartialEq, thiserror::Error)]
@@ -43,9 +83,7 @@ pub enum SafetyError {
 
 /// Checks one query file's SQL for one dialect.
 pub fn check(q: &QueryFile, dialect: Dialect, extra_denied: &[String]) -> Result<(), SafetyError> {
-    let prepared = q
-        .prepare(dialect)
-        .map_err(|message| SafetyError::Parse { dialect, message })?;
+    let prepared = q.prepare(dialect).map_err(|message| SafetyError::Parse { dialect, message })?;
     check_sql(&prepared.sql, dialect, extra_denied)
 }
 
@@ -207,8 +245,13 @@ mod tests {
     #[test]
     fn postgres_specific_writes_are_refused() {
         let pg = |sql| check(sql, Dialect::Postgres);
-        assert!(pg("WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone").unwrap_err().contains("read-only"));
-        assert_eq!(pg("SELECT * INTO backup FROM users").unwrap_err(), "`SELECT … INTO` writes a table and is not allowed");
+        assert!(
+            pg("WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone").unwrap_err().contains("read-only")
+        );
+        assert_eq!(
+            pg("SELECT * INTO backup FROM users").unwrap_err(),
+            "`SELECT … INTO` writes a table and is not allowed"
+        );
         assert!(pg("SELECT * FROM users FOR UPDATE").unwrap_err().contains("row locks"));
         assert!(pg("COPY users TO '/tmp/x'").is_err());
         assert!(pg("SELECT pg_sleep(10)").unwrap_err().contains("`pg_sleep`"));

@@ -24,13 +24,33 @@ pub enum Status {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Block {
-    Text { text: String },
+    Text {
+        text: String,
+    },
     /// Key/value pairs, in order.
-    Fields { fields: Vec<(String, String)> },
-    Table { columns: Vec<String>, rows: Vec<Vec<Value>>, #[serde(skip_serializing_if = "Option::is_none")] note: Option<String> },
-    Code { #[serde(skip_serializing_if = "Option::is_none")] lang: Option<String>, text: String },
-    Image { url: String, alt: String, #[serde(skip_serializing_if = "Option::is_none")] link: Option<String> },
-    List { items: Vec<String> },
+    Fields {
+        fields: Vec<(String, String)>,
+    },
+    Table {
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    Code {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lang: Option<String>,
+        text: String,
+    },
+    Image {
+        url: String,
+        alt: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        link: Option<String>,
+    },
+    List {
+        items: Vec<String>,
+    },
 }
 
 /// A command waiting for confirmation, as every transport shows it.

@@ -109,9 +109,8 @@ mod tests {
 
     #[test]
     fn a_table_reply_renders_plain_when_piped() {
-        let reply = Reply::done("2 rows from users (prod) in 1 ms")
-            .command("db query recent-signups")
-            .with(Block::Table {
+        let reply =
+            Reply::done("2 rows from users (prod) in 1 ms").command("db query recent-signups").with(Block::Table {
                 columns: vec!["id".into(), "email".into(), "note".into()],
                 rows: vec![
                     vec![Value::from(1), Value::from("alice@example.com"), Value::Null],

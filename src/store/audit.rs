@@ -66,7 +66,13 @@ impl Store {
     }
 
     /// Completes a row: ok, error or timeout, how long it took and what went wrong.
-    pub async fn audit_finish(&self, id: &str, outcome: &str, duration_ms: i64, error: Option<&str>) -> Result<(), StoreError> {
+    pub async fn audit_finish(
+        &self,
+        id: &str,
+        outcome: &str,
+        duration_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE audit SET outcome = $1, duration_ms = $2, error = $3 WHERE id = $4")
             .bind(outcome)
             .bind(duration_ms)
@@ -78,7 +84,12 @@ impl Store {
     }
 
     /// The newest rows first, optionally since a time and for one identity.
-    pub async fn audit_list(&self, since: Option<i64>, who: Option<&str>, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    pub async fn audit_list(
+        &self,
+        since: Option<i64>,
+        who: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditRow>, StoreError> {
         type Tuple = (
             String,
             i64,

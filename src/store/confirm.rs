@@ -57,7 +57,9 @@ impl Answer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfirmError {
-    #[error("no pending command with code {0} for you here; codes work only for the person who asked, where they asked")]
+    #[error(
+        "no pending command with code {0} for you here; codes work only for the person who asked, where they asked"
+    )]
     NotFound(String),
     #[error("only the person who asked can confirm or cancel this")]
     NotYours,
@@ -136,7 +138,14 @@ impl Store {
     }
 
     /// Confirms or cancels by the typed code: same requester, same place.
-    pub async fn resolve_code(&self, code: &str, requester: &str, place: &str, answer: Answer, now: i64) -> Result<Resolved, ConfirmError> {
+    pub async fn resolve_code(
+        &self,
+        code: &str,
+        requester: &str,
+        place: &str,
+        answer: Answer,
+        now: i64,
+    ) -> Result<Resolved, ConfirmError> {
         let code = code.to_ascii_uppercase();
         let row: Option<(String,)> = sqlx::query_as(
             "SELECT id FROM confirmations WHERE code = $1 AND requester = $2 AND place = $3 ORDER BY created_at DESC LIMIT 1",
@@ -152,7 +161,13 @@ impl Store {
     }
 
     /// Confirms or cancels by id (a button): only the requester.
-    pub async fn resolve_id(&self, id: &str, requester: &str, answer: Answer, now: i64) -> Result<Resolved, ConfirmError> {
+    pub async fn resolve_id(
+        &self,
+        id: &str,
+        requester: &str,
+        answer: Answer,
+        now: i64,
+    ) -> Result<Resolved, ConfirmError> {
         let row: Option<Row> = sqlx::query_as(
             "UPDATE confirmations SET state = $1, decided_at = $2, decided_by = $3 \
              WHERE id = $4 AND requester = $3 AND state = 'pending' AND expires_at > $2 \
@@ -178,7 +193,9 @@ impl Store {
         Err(match why {
             None => ConfirmError::NotFound(code_of(id)),
             Some((who, _, _, _)) if who != requester => ConfirmError::NotYours,
-            Some((_, state, _, Some(at))) if state != "pending" => ConfirmError::AlreadyDone { state, ago: ago(now - at) },
+            Some((_, state, _, Some(at))) if state != "pending" => {
+                ConfirmError::AlreadyDone { state, ago: ago(now - at) }
+            }
             Some((_, _, expires_at, _)) => ConfirmError::Expired { ago: ago(now - expires_at) },
         })
     }
@@ -195,7 +212,15 @@ mod tests {
     }
 
     fn new<'a>(who: &'a str, place: &'a str) -> NewConfirmation<'a> {
-        NewConfirmation { requester: who, place, command: "test run smoke staging", tier: "local", intent: Some("test-run"), confidence: 0.9, ttl_ms: 600_000 }
+        NewConfirmation {
+            requester: who,
+            place,
+            command: "test run smoke staging",
+            tier: "local",
+            intent: Some("test-run"),
+            confidence: 0.9,
+            ttl_ms: 600_000,
+        }
     }
 
     #[tokio::test]
@@ -208,9 +233,13 @@ mod tests {
         assert!(matches!(other, Err(ConfirmError::NotFound(_))), "{other:?}");
         let elsewhere = s.resolve_code(&p.code, "local:alice", "slack:C1", Answer::Confirm, 2_000).await;
         assert!(matches!(elsewhere, Err(ConfirmError::NotFound(_))));
-        let ok = s.resolve_code(&p.code.to_lowercase(), "local:alice", "local:terminal", Answer::Confirm, 3_000).await.unwrap();
+        let ok = s
+            .resolve_code(&p.code.to_lowercase(), "local:alice", "local:terminal", Answer::Confirm, 3_000)
+            .await
+            .unwrap();
         assert_eq!(ok.command, "test run smoke staging");
-        let again = s.resolve_code(&p.code, "local:alice", "local:terminal", Answer::Confirm, 63_000).await.unwrap_err();
+        let again =
+            s.resolve_code(&p.code, "local:alice", "local:terminal", Answer::Confirm, 63_000).await.unwrap_err();
         assert_eq!(again.to_string(), "already confirmed by you 1 minute ago");
     }
 
@@ -221,7 +250,10 @@ mod tests {
         assert!(matches!(s.resolve_id(&p.id, "slack:U2", Answer::Confirm, 10).await, Err(ConfirmError::NotYours)));
         let late = s.resolve_id(&p.id, "slack:U1", Answer::Confirm, 600_000 + 120_000).await.unwrap_err();
         assert_eq!(late.to_string(), "expired 2 minutes ago: ask again");
-        assert!(matches!(s.resolve_id("deadbeef", "slack:U1", Answer::Cancel, 10).await, Err(ConfirmError::NotFound(_))));
+        assert!(matches!(
+            s.resolve_id("deadbeef", "slack:U1", Answer::Cancel, 10).await,
+            Err(ConfirmError::NotFound(_))
+        ));
     }
 
     #[tokio::test]

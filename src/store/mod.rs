@@ -78,7 +78,9 @@ pub fn now_ms() -> i64 {
 fn migrator() -> Migrator {
     let migrations = MIGRATIONS
         .iter()
-        .map(|(v, name, sql)| Migration::new(*v, Cow::Borrowed(*name), MigrationType::Simple, sql.into_sql_str(), false))
+        .map(|(v, name, sql)| {
+            Migration::new(*v, Cow::Borrowed(*name), MigrationType::Simple, sql.into_sql_str(), false)
+        })
         .collect();
     Migrator::with_migrations(migrations)
 }
@@ -100,7 +102,8 @@ impl Store {
         {
             std::fs::create_dir_all(dir).map_err(|e| StoreError::Unavailable(format!("{}: {e}", dir.display())))?;
         }
-        let opts = sqlx::any::AnyConnectOptions::from_str(&url).map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?;
+        let opts = sqlx::any::AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Unavailable(redact(&e.to_string())))?;
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 8 } else { 4 })
             .acquire_timeout(Duration::from_secs(3))
@@ -134,30 +137,44 @@ impl Store {
     }
 
     /// Records a delivery of a retried event; false when it was seen before (drop it).
-    pub async fn first_delivery(&self, source: &str, event_id: &str, ttl: Duration, now: i64) -> Result<bool, StoreError> {
+    pub async fn first_delivery(
+        &self,
+        source: &str,
+        event_id: &str,
+        ttl: Duration,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         sqlx::query("DELETE FROM events WHERE expires_at < $1").bind(now).execute(&self.pool).await?;
         let expires = now + ttl.as_millis() as i64;
-        let done = sqlx::query("INSERT INTO events (source, event_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(source)
-            .bind(event_id)
-            .bind(expires)
-            .execute(&self.pool)
-            .await?;
+        let done =
+            sqlx::query("INSERT INTO events (source, event_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                .bind(source)
+                .bind(event_id)
+                .bind(expires)
+                .execute(&self.pool)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// The conversation state of a thread for one person, if not expired.
     pub async fn conversation(&self, place: &str, who: &str, now: i64) -> Result<Option<String>, StoreError> {
-        let row: Option<(String,)> = sqlx::query_as("SELECT state FROM conversations WHERE place = $1 AND who = $2 AND expires_at > $3")
-            .bind(place)
-            .bind(who)
-            .bind(now)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT state FROM conversations WHERE place = $1 AND who = $2 AND expires_at > $3")
+                .bind(place)
+                .bind(who)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| r.0))
     }
 
-    pub async fn set_conversation(&self, place: &str, who: &str, state: &str, expires_at: i64) -> Result<(), StoreError> {
+    pub async fn set_conversation(
+        &self,
+        place: &str,
+        who: &str,
+        state: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO conversations (place, who, state, expires_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (place, who) DO UPDATE SET state = excluded.state, expires_at = excluded.expires_at",
@@ -178,7 +195,10 @@ mod tests {
 
     #[test]
     fn passwords_in_urls_are_redacted() {
-        assert_eq!(redact("error connecting to postgres://bob:hunter2@db:5432/x"), "error connecting to postgres://bob:***@db:5432/x");
+        assert_eq!(
+            redact("error connecting to postgres://bob:hunter2@db:5432/x"),
+            "error connecting to postgres://bob:***@db:5432/x"
+        );
         assert_eq!(redact("mysql://root@127.0.0.1/test"), "mysql://root@127.0.0.1/test");
         assert_eq!(redact("no url here"), "no url here");
     }

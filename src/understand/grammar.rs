@@ -171,7 +171,13 @@ pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {
             }
             Rule::value => {
                 let span = p.as_span();
-                args.push(RawArg { name: None, flag: false, value: value_text(p), start: span.start(), end: span.end() });
+                args.push(RawArg {
+                    name: None,
+                    flag: false,
+                    value: value_text(p),
+                    start: span.start(),
+                    end: span.end(),
+                });
             }
             Rule::free_text => free_text = Some(free_text_of(p)),
             _ => {} // keywords
@@ -205,7 +211,12 @@ fn syntax_error(
         };
         let end = text[pos..].find(char::is_whitespace).map_or(text.len(), |n| pos + n);
         let given = text.get(pos..end).unwrap_or("").to_string();
-        return err(ParseErrorKind::Syntax { given, expected: "an argument".into() }, pos, end.max(pos + 1), Some(s.usage()));
+        return err(
+            ParseErrorKind::Syntax { given, expected: "an argument".into() },
+            pos,
+            end.max(pos + 1),
+            Some(s.usage()),
+        );
     }
     let first = lower.first().cloned().unwrap_or_default();
     let family: Vec<&CommandSpec> = SPECS.iter().filter(|s| s.words[0] == first && s.words.len() > 1).collect();
@@ -393,7 +404,11 @@ impl<'a> Binder<'a> {
             if text.contains('\0') {
                 return Err((ParseErrorKind::BadValue("text may not contain NUL bytes".into()), 0, self.end()));
             }
-            return Ok(if self.spec.kind == K::TodoAdd { Command::TodoAdd { text } } else { Command::Explain { text } });
+            return Ok(if self.spec.kind == K::TodoAdd {
+                Command::TodoAdd { text }
+            } else {
+                Command::Explain { text }
+            });
         }
         let bound = self.bind(&args)?;
         let get = |name: &str| -> Option<&RawArg> {
@@ -410,7 +425,11 @@ impl<'a> Binder<'a> {
                 None => Ok(self.catalog.default_env.clone()),
                 Some(a) => self.catalog.resolve_env(&a.value).map_err(|Unknown { hint }| {
                     (
-                        ParseErrorKind::UnknownEnv { given: a.value.clone(), hint, choices: self.catalog.env_choices() },
+                        ParseErrorKind::UnknownEnv {
+                            given: a.value.clone(),
+                            hint,
+                            choices: self.catalog.env_choices(),
+                        },
                         a.start,
                         a.end,
                     )
@@ -420,7 +439,11 @@ impl<'a> Binder<'a> {
         let service = |a: &RawArg| -> Result<String, BindError> {
             self.catalog.resolve_service(&a.value).map_err(|Unknown { hint }| {
                 (
-                    ParseErrorKind::UnknownService { given: a.value.clone(), hint, choices: self.catalog.service_choices() },
+                    ParseErrorKind::UnknownService {
+                        given: a.value.clone(),
+                        hint,
+                        choices: self.catalog.service_choices(),
+                    },
                     a.start,
                     a.end,
                 )
@@ -430,7 +453,11 @@ impl<'a> Binder<'a> {
             match a.value.trim_start_matches('#').parse::<u64>() {
                 Ok(n) if n > 0 => Ok(n),
                 _ => Err((
-                    ParseErrorKind::BadValue(format!("`{}` must be a positive whole number, not `{}`", a_name(a, "id"), a.value)),
+                    ParseErrorKind::BadValue(format!(
+                        "`{}` must be a positive whole number, not `{}`",
+                        a_name(a, "id"),
+                        a.value
+                    )),
                     a.start,
                     a.end,
                 )),
@@ -447,7 +474,10 @@ impl<'a> Binder<'a> {
                 let code = a.value.to_ascii_uppercase();
                 if !(4..=12).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
                     return Err((
-                        ParseErrorKind::BadValue(format!("`{}` is not a confirmation code (4 letters or digits, like 7F3K)", a.value)),
+                        ParseErrorKind::BadValue(format!(
+                            "`{}` is not a confirmation code (4 letters or digits, like 7F3K)",
+                            a.value
+                        )),
                         a.start,
                         a.end,
                     ));
@@ -461,7 +491,10 @@ impl<'a> Binder<'a> {
                         Ok(ParamValue::Date(d)) => Some(d),
                         _ => {
                             return Err((
-                                ParseErrorKind::BadValue(format!("`since` must be a date like 2026-11-25, not `{}`", a.value)),
+                                ParseErrorKind::BadValue(format!(
+                                    "`since` must be a date like 2026-11-25, not `{}`",
+                                    a.value
+                                )),
                                 a.start,
                                 a.end,
                             ));
@@ -541,7 +574,11 @@ impl<'a> Binder<'a> {
                 Some(name) => {
                     let slot = spec.args.iter().position(|s| s.name == name && s.kind != ArgKind::Params);
                     // With params, `name=value` is a param; `--name` is the command's own.
-                    let slot = if has_params && !a.flag && slot.is_some_and(|i| spec.args[i].kind != ArgKind::Query && spec.args[i].kind != ArgKind::Template) {
+                    let slot = if has_params
+                        && !a.flag
+                        && slot.is_some_and(|i| {
+                            spec.args[i].kind != ArgKind::Query && spec.args[i].kind != ArgKind::Template
+                        }) {
                         None
                     } else {
                         slot
@@ -588,7 +625,8 @@ impl<'a> Binder<'a> {
         }
         let words: Vec<String> = args.iter().map(|a| a.value.to_ascii_lowercase()).collect();
         let (start, end) = (args[0].start, args[args.len() - 1].end);
-        let known = SPECS.iter().any(|s| s.words.len() >= words.len() && s.words.iter().zip(&words).all(|(a, b)| a == b));
+        let known =
+            SPECS.iter().any(|s| s.words.len() >= words.len() && s.words.iter().zip(&words).all(|(a, b)| a == b));
         if known {
             return Ok(Some(words.join(" ")));
         }
@@ -622,7 +660,12 @@ impl<'a> Binder<'a> {
 
     /// Checks params against their declarations: positional in declared order, then named;
     /// defaults omitted so the canonical text stays the shortest.
-    fn params(&self, decl: &[ParamSpec], given: &[(Option<String>, &RawArg)], usage_of: &str) -> Result<Params, BindError> {
+    fn params(
+        &self,
+        decl: &[ParamSpec],
+        given: &[(Option<String>, &RawArg)],
+        usage_of: &str,
+    ) -> Result<Params, BindError> {
         let mut values: Vec<Option<(ParamValue, &RawArg)>> = vec![None; decl.len()];
         for (name, a) in given.iter().filter(|(n, _)| n.is_some()) {
             let name = name.as_deref().unwrap_or_default();
@@ -647,7 +690,14 @@ impl<'a> Binder<'a> {
                 Some((value, _)) if p.default.as_ref() == Some(&value) => {}
                 Some((value, _)) => out.push((p.name.clone(), value)),
                 None if p.required() => {
-                    let what = format!("`{}` ({}){}; usage: {usage_of} {}=<{}>", p.name, p.ty.name(), help_suffix(p), p.name, p.ty.name());
+                    let what = format!(
+                        "`{}` ({}){}; usage: {usage_of} {}=<{}>",
+                        p.name,
+                        p.ty.name(),
+                        help_suffix(p),
+                        p.name,
+                        p.ty.name()
+                    );
                     return Err((ParseErrorKind::MissingArg { what }, self.end(), self.end() + 1));
                 }
                 None => {}

@@ -34,9 +34,18 @@ impl Tier {
 
 #[derive(Clone, Debug)]
 pub enum Understanding {
-    Command { command: Command, tier: Tier, intent: Option<String>, confidence: f32 },
+    Command {
+        command: Command,
+        tier: Tier,
+        intent: Option<String>,
+        confidence: f32,
+    },
     /// A required value is missing: ask this, and the next message in the thread answers.
-    Question { question: String, intent: String, confidence: f32 },
+    Question {
+        question: String,
+        intent: String,
+        confidence: f32,
+    },
     NotUnderstood {
         /// Set when the text was meant as a command and the grammar refused it.
         error: Option<Box<ParseError>>,

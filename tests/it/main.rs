@@ -1,0 +1,6 @@
+//! The one integration test crate: drives the real `lazyops` binary and the real server over
+//! loopback, against real SQLite files, PostgreSQL and MariaDB.
+
+mod support;
+
+mod cli;
