@@ -211,7 +211,7 @@ mod tests {
     #[test]
     fn read_only_statements_pass() {
         for sql in [
-            "SELECT id FROM users WHERE id = ?",
+            "SELECT id FROM users WHERE id = 1",
             "WITH recent AS (SELECT * FROM users) SELECT count(*) FROM recent",
             "SELECT a FROM t UNION SELECT b FROM u",
             "VALUES (1), (2)",

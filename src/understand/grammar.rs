@@ -157,6 +157,10 @@ pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {
     let kind = kind_of(cmd_pair.as_rule()).ok_or_else(|| err(ParseErrorKind::Empty, 0, 0, None))?;
     let spec = spec(kind);
     let usage = Some(spec.usage());
+    if has_unbalanced_quote(text) {
+        let at = text.rfind('"').or_else(|| text.rfind('\u{201C}')).unwrap_or(0);
+        return Err(err(ParseErrorKind::UnbalancedQuote, at, text.len(), usage));
+    }
     let mut free_text = None;
     let mut args = Vec::new();
     for p in cmd_pair.into_inner() {
