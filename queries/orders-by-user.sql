@@ -12,6 +12,9 @@
 -- example: show me user 815's ordres
 -- example: get the orders placed by customer {user_id}
 -- example: recent purchases for user 99 on staging
+-- example: what did user 12 buy
+-- example: purchases of user {user_id}
+-- example: has user {user_id} ordered anything?
 SELECT id, user_id, total_cents, currency, status, created_at
 FROM orders
 WHERE user_id = :user_id

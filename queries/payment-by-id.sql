@@ -12,6 +12,11 @@
 -- example: find the paymnet {payment_id}
 -- example: details of the payment pay_7aa03
 -- example: did {payment_id} go through?
+-- example: was payment {payment_id} successful?
+-- example: did {payment_id} go through
+-- example: status of payment pay_77abc please
+-- example: find a payment for me
+-- example: check on a payment
 SELECT id, order_id, user_id, amount_cents, currency, status, failure_reason, created_at
 FROM payments
 WHERE id = :payment_id

@@ -13,6 +13,8 @@
 -- example: latest user signups
 -- example: who registered recently
 -- example: new signups on staging
+-- example: any new users recently?
+-- example: how many people joined lately
 SELECT id, email, name, status, created_at
 FROM users
 WHERE created_at >= CURRENT_TIMESTAMP - :days * INTERVAL '1' DAY

@@ -12,6 +12,8 @@
 -- example: lookup emial {email}
 -- example: is {email} a registered user?
 -- example: user with e-mail dave+test@example.net on staging
+-- example: is {email} a customer of ours?
+-- example: do we have an account for {email}
 SELECT id, email, name, status, created_at
 FROM users
 WHERE LOWER(email) = LOWER(:email)

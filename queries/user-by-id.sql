@@ -13,6 +13,8 @@
 -- example: find the account with user id {user_id}
 -- example: could you check who user 2001 is
 -- example: get user {user_id} on staging
+-- example: show me user 15 in dev
+-- example: user 42 on prod please
 SELECT id, email, name, status, created_at
 FROM users
 WHERE id = :user_id

@@ -3,7 +3,11 @@
 //! the canonical text back to the grammar, so nothing reaches `decide` that a power user could
 //! not have typed.
 
+pub mod classifier;
+pub mod eval;
 pub mod grammar;
+pub mod intent;
+pub mod slots;
 
 use serde::Serialize;
 
@@ -51,18 +55,100 @@ pub enum Understanding {
         error: Option<Box<ParseError>>,
         /// The closest commands, for "did you mean".
         suggestions: Vec<String>,
+        /// Why a request is refused outright (a write, a restart), when it is.
+        reason: Option<String>,
     },
 }
 
-/// Understands one message. Text that parses is a command with confidence 1; text that was
-/// meant as a command (starts with a command word) and does not parse gets the parse error.
-pub fn understand(text: &str, catalog: &Catalog) -> Understanding {
-    match grammar::parse(text, catalog) {
-        Ok(command) => Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 },
-        Err(e) => {
-            let suggestions = e.kind.hint().map(|h| vec![h.to_string()]).unwrap_or_default();
-            let meant = grammar::looks_like_command(text);
-            Understanding::NotUnderstood { error: meant.then(|| Box::new(e)), suggestions }
+/// What `understand` needs besides the text.
+pub struct Context<'a> {
+    pub catalog: &'a Catalog,
+    /// The local intent layer; `None` understands typed commands only.
+    pub model: Option<&'a intent::Model>,
+    pub conversation: &'a intent::Conversation,
+    pub today: time::Date,
+}
+
+/// The understanding of one message, with what `explain` shows and what the thread should
+/// remember.
+pub struct Result {
+    pub understanding: Understanding,
+    pub slots: std::collections::BTreeMap<String, String>,
+    pub candidates: Vec<(String, f32)>,
+    /// `Some` when the conversation of this thread changed.
+    pub conversation: Option<intent::Conversation>,
+}
+
+/// Understands one message. Text that parses is a command with confidence 1. Otherwise the
+/// intent layer may fill a command template, whose text goes back through the grammar; text
+/// that was meant as a command (starts with a command word) and is not understood gets the
+/// parse error, anything else "not understood" with the closest commands.
+pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
+    let plain = |understanding| Result { understanding, slots: Default::default(), candidates: Vec::new(), conversation: None };
+    let parse_error = match grammar::parse(text, ctx.catalog) {
+        Ok(command) => {
+            let understanding = Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 };
+            // A typed command ends any question that was pending in this thread.
+            let conversation = ctx.conversation.pending.as_ref().map(|_| intent::Conversation { pending: None, last: ctx.conversation.last.clone() });
+            return Result { conversation, ..plain(understanding) };
+        }
+        Err(e) => e,
+    };
+    // "deplyo version payments": the command the grammar suggests, if the rest then parses.
+    if let grammar::ParseErrorKind::UnknownCommand { given, hint: Some(hint) } = &parse_error.kind
+        && given.split_whitespace().count() == hint.split_whitespace().count()
+        && given.split_whitespace().zip(hint.split_whitespace()).all(|(g, h)| strsim::normalized_damerau_levenshtein(g, h) >= 0.6)
+    {
+        let rest: Vec<&str> = text.split_whitespace().skip(given.split_whitespace().count()).collect();
+        let fixed = format!("{hint} {}", rest.join(" "));
+        if let Ok(command) = grammar::parse(fixed.trim(), ctx.catalog) {
+            let confidence = strsim::normalized_damerau_levenshtein(given, hint) as f32;
+            let understanding = Understanding::Command { command, tier: Tier::Local, intent: Some("typo".into()), confidence };
+            return plain(understanding);
+        }
+    }
+    let meant = grammar::looks_like_command(text);
+    let not_understood = |suggestions: Vec<String>, reason: Option<String>| {
+        if meant {
+            Understanding::NotUnderstood { error: Some(Box::new(parse_error.clone())), suggestions, reason }
+        } else {
+            let suggestions = if suggestions.is_empty() { parse_error.kind.hint().map(|h| vec![h.to_string()]).unwrap_or_default() } else { suggestions };
+            Understanding::NotUnderstood { error: None, suggestions, reason }
+        }
+    };
+    let Some(model) = ctx.model else {
+        return plain(not_understood(Vec::new(), None));
+    };
+    let i = model.interpret(text, ctx.catalog, ctx.conversation, ctx.today);
+    let candidates = i.candidates;
+    match i.outcome {
+        intent::Outcome::Text { text: canonical, intent, confidence, slots } => match grammar::parse(&canonical, ctx.catalog) {
+            Ok(command) => Result {
+                understanding: Understanding::Command { command, tier: Tier::Local, intent: Some(intent), confidence },
+                slots,
+                candidates,
+                conversation: i.conversation,
+            },
+            // The sentence named a value the command refuses (an unknown name, a bad number).
+            Err(e) => Result {
+                understanding: Understanding::NotUnderstood { error: Some(Box::new(e)), suggestions: Vec::new(), reason: None },
+                slots,
+                candidates,
+                conversation: None,
+            },
+        },
+        intent::Outcome::Question { question, intent, confidence, slots } => Result {
+            understanding: Understanding::Question { question, intent, confidence },
+            slots,
+            candidates,
+            conversation: i.conversation,
+        },
+        intent::Outcome::OutOfScope { reason, candidates: near } => {
+            let suggestions = near
+                .iter()
+                .filter_map(|(name, _)| model.intent(name).map(|i| i.command.split(" {").next().unwrap_or(name).to_string()))
+                .collect();
+            Result { candidates, ..plain(not_understood(suggestions, reason)) }
         }
     }
 }
@@ -84,7 +170,8 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    pub fn of(u: &Understanding) -> Explanation {
+    pub fn of(r: &Result) -> Explanation {
+        let u = &r.understanding;
         let mut e = Explanation {
             command: None,
             question: None,
@@ -108,8 +195,12 @@ impl Explanation {
                 e.confidence = *confidence;
                 e.tier = Tier::Local;
             }
-            Understanding::NotUnderstood { error, .. } => e.error = error.as_ref().map(|e| e.message()),
+            Understanding::NotUnderstood { error, reason, .. } => {
+                e.error = reason.clone().or_else(|| error.as_ref().map(|e| e.message()))
+            }
         }
+        e.slots = r.slots.clone();
+        e.candidates = r.candidates.clone();
         e
     }
 }

@@ -1,0 +1,178 @@
+//! Measuring understanding: `lazyops intents eval` on held-out cases of the workspace, and
+//! `lazyops intents bench` on CLINC150-format data for the classifier alone.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::classifier::{Classifier, Options};
+use super::intent::Conversation;
+use super::{Context, Understanding, understand};
+use crate::spec::CommandKind;
+use crate::workspace::Workspace;
+
+#[derive(Debug, Deserialize)]
+struct Case {
+    text: String,
+    #[serde(default)]
+    expect: Option<String>,
+    #[serde(default)]
+    expect_question: bool,
+    /// The date "yesterday" is relative to; today when absent.
+    #[serde(default)]
+    today: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Miss {
+    pub text: String,
+    pub expected: String,
+    pub got: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Score {
+    pub precision: f64,
+    pub recall: f64,
+    pub support: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub total: usize,
+    pub correct: usize,
+    pub accuracy: f64,
+    pub misses: Vec<Miss>,
+    pub per_intent: BTreeMap<String, Score>,
+    /// (expected, got) label pairs that were confused, with counts.
+    pub confusion: Vec<(String, String, usize)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    #[error("{file}:{line}: {message}")]
+    Case { file: String, line: usize, message: String },
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+}
+
+/// A case's label for precision/recall: the command (and query) it names.
+fn label(canonical: &str) -> String {
+    let words: Vec<&str> = canonical.split_whitespace().collect();
+    let spec = crate::spec::SPECS
+        .iter()
+        .filter(|s| s.words.len() <= words.len() && s.words.iter().zip(&words).all(|(a, b)| a == b))
+        .max_by_key(|s| s.words.len());
+    match spec {
+        Some(s) if s.kind == CommandKind::DbQuery => format!("db query {}", words.get(2).unwrap_or(&"")),
+        Some(s) => s.name(),
+        None => canonical.to_string(),
+    }
+}
+
+pub fn eval(ws: &Workspace, cases_text: &str, file: &str) -> Result<Report, EvalError> {
+    let model = ws.model();
+    let mut report = Report { total: 0, correct: 0, accuracy: 0.0, misses: Vec::new(), per_intent: BTreeMap::new(), confusion: Vec::new() };
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for (i, line) in cases_text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let case: Case = serde_json::from_str(line).map_err(|e| EvalError::Case { file: file.into(), line: i + 1, message: e.to_string() })?;
+        let today = match &case.today {
+            Some(d) => match crate::param::ParamValue::parse(crate::param::ParamType::Date, d) {
+                Ok(crate::param::ParamValue::Date(d)) => d,
+                _ => return Err(EvalError::Case { file: file.into(), line: i + 1, message: format!("today `{d}` is not a date") }),
+            },
+            None => time::OffsetDateTime::now_utc().date(),
+        };
+        let convo = Conversation::default();
+        let ctx = Context { catalog: &ws.catalog, model: Some(model), conversation: &convo, today };
+        let got = match understand(case.text.trim(), &ctx).understanding {
+            Understanding::Command { command, .. } => command.to_string(),
+            Understanding::Question { .. } => "(question)".to_string(),
+            Understanding::NotUnderstood { .. } => "(out of scope)".to_string(),
+        };
+        let expected = match (&case.expect, case.expect_question) {
+            (_, true) => "(question)".to_string(),
+            (Some(c), false) => c.clone(),
+            (None, false) => "(out of scope)".to_string(),
+        };
+        report.total += 1;
+        if got == expected {
+            report.correct += 1;
+        } else {
+            report.misses.push(Miss { text: case.text.clone(), expected: expected.clone(), got: got.clone() });
+        }
+        pairs.push((label(&expected), label(&got)));
+    }
+    report.accuracy = if report.total == 0 { 0.0 } else { report.correct as f64 / report.total as f64 };
+    let labels: std::collections::BTreeSet<&String> = pairs.iter().flat_map(|(a, b)| [a, b]).collect();
+    for l in labels {
+        let tp = pairs.iter().filter(|(e, g)| e == l && g == l).count();
+        let expected = pairs.iter().filter(|(e, _)| e == l).count();
+        let predicted = pairs.iter().filter(|(_, g)| g == l).count();
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        report.per_intent.insert(l.clone(), Score { precision: ratio(tp, predicted), recall: ratio(tp, expected), support: expected });
+    }
+    let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for (e, g) in pairs.into_iter().filter(|(e, g)| e != g) {
+        *confusion.entry((e, g)).or_default() += 1;
+    }
+    let mut confusion: Vec<(String, String, usize)> = confusion.into_iter().map(|((e, g), n)| (e, g, n)).collect();
+    confusion.sort_by(|a, b| b.2.cmp(&a.2));
+    report.confusion = confusion;
+    Ok(report)
+}
+
+#[derive(Debug, Deserialize)]
+struct Labelled {
+    text: String,
+    intent: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    pub in_scope_accuracy: f64,
+    pub oos_recall: f64,
+    pub train_ms: f64,
+    pub us_per_sentence: f64,
+}
+
+fn read_labelled(text: &str, file: &str) -> Result<Vec<Labelled>, EvalError> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| EvalError::Case { file: file.into(), line: i + 1, message: e.to_string() }))
+        .collect()
+}
+
+/// Trains the classifier on `train` (intent `oos` = out of scope) and scores it on `test`.
+pub fn bench(train: &str, test: &str, train_file: &str, test_file: &str) -> Result<BenchReport, EvalError> {
+    let train = read_labelled(train, train_file)?;
+    let test = read_labelled(test, test_file)?;
+    let mut labels: Vec<String> = train.iter().map(|l| l.intent.clone()).collect();
+    labels.sort();
+    labels.dedup();
+    let index = |name: &str| labels.iter().position(|l| l == name);
+    let examples: Vec<(&str, usize)> = train.iter().filter_map(|l| index(&l.intent).map(|i| (l.text.as_str(), i))).collect();
+    let started = Instant::now();
+    let clf = Classifier::train(&examples, &labels, &Options::default());
+    let train_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (mut in_scope, mut in_ok, mut oos, mut oos_ok) = (0usize, 0usize, 0usize, 0usize);
+    let started = Instant::now();
+    for l in &test {
+        let decided = clf.decide(&l.text).and_then(|s| labels.get(s.label));
+        if l.intent == "oos" {
+            oos += 1;
+            oos_ok += usize::from(decided.is_none());
+        } else {
+            in_scope += 1;
+            in_ok += usize::from(decided == Some(&l.intent));
+        }
+    }
+    let us = started.elapsed().as_secs_f64() * 1e6 / test.len().max(1) as f64;
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    Ok(BenchReport { in_scope_accuracy: ratio(in_ok, in_scope), oos_recall: ratio(oos_ok, oos), train_ms, us_per_sentence: us })
+}

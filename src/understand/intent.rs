@@ -1,0 +1,501 @@
+//! The local intent layer: intents from `intents/*.toml` and from each query file's
+//! `example:` lines, a classifier trained from them, and the step from a sentence to the
+//! canonical text of a command template. It never builds a `Command`: the text it fills goes
+//! back through the grammar.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use super::classifier::{Classifier, Options, Scored};
+use super::slots::{SlotType, delexicalize, extract};
+use crate::catalog::{Catalog, or_list};
+use crate::command::{always_quote, quote};
+use crate::config::{Problem, line_of};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntentFile {
+    #[serde(default)]
+    intent: Vec<RawIntent>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntent {
+    name: String,
+    command: String,
+    #[serde(default)]
+    description: String,
+    examples: Vec<String>,
+    #[serde(default)]
+    negatives: Vec<String>,
+    #[serde(default)]
+    slots: IndexMap<String, RawSlot>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlot {
+    #[serde(rename = "type")]
+    ty: String,
+    #[serde(default)]
+    required: bool,
+    question: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Slot {
+    pub name: String,
+    pub ty: SlotType,
+    pub required: bool,
+    pub question: Option<String>,
+}
+
+/// One intent: a command template, the slots it needs and the sentences that mean it.
+#[derive(Clone, Debug)]
+pub struct Intent {
+    pub name: String,
+    /// Empty for the out-of-scope intent.
+    pub command: String,
+    pub description: String,
+    pub examples: Vec<String>,
+    pub negatives: Vec<String>,
+    pub slots: Vec<Slot>,
+}
+
+pub const OOS: &str = "oos";
+
+/// Reads every `*.toml` in the intents directory; problems name the file and line.
+pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
+    let mut intents: Vec<Intent> = Vec::new();
+    let mut problems = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return (intents, problems);
+    };
+    let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
+    paths.sort();
+    for path in paths {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(Problem::new(&path, None, "cannot be read as UTF-8 text"));
+            continue;
+        };
+        let (found, mut ps) = parse_file(&text, &path);
+        for i in found {
+            if intents.iter().any(|o| o.name == i.name) {
+                problems.push(Problem::new(&path, line_of(&text, &format!("\"{}\"", i.name)), format!("intent `{}` is defined twice", i.name)));
+                continue;
+            }
+            intents.push(i);
+        }
+        problems.append(&mut ps);
+    }
+    (intents, problems)
+}
+
+pub fn parse_file(text: &str, path: &Path) -> (Vec<Intent>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let file: IntentFile = match toml::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            let line = e.span().map(|s| crate::config::line_at(text, s.start));
+            return (Vec::new(), vec![Problem::new(path, line, e.message().trim().to_string())]);
+        }
+    };
+    let mut out = Vec::new();
+    for raw in file.intent {
+        let line = line_of(text, &format!("\"{}\"", raw.name));
+        let mut bad = |msg: String| problems.push(Problem::new(path, line, msg));
+        let mut slots = Vec::new();
+        for (name, s) in raw.slots {
+            match SlotType::parse(&s.ty) {
+                Some(ty) => slots.push(Slot { name, ty, required: s.required, question: s.question }),
+                None => bad(format!(
+                    "intent `{}`: slot `{name}` has unknown type `{}` (service, env, query, suite, template, subreddit, int, id, text, date, email, identity, command)",
+                    raw.name, s.ty
+                )),
+            }
+        }
+        for placeholder in placeholders(&raw.command) {
+            if !slots.iter().any(|s| s.name == placeholder) {
+                bad(format!("intent `{}`: template refers to `{{{placeholder}}}`, which is not one of its slots", raw.name));
+            }
+        }
+        if raw.name != OOS {
+            let head: Vec<&str> = raw.command.split_whitespace().take_while(|w| !w.starts_with('{')).collect();
+            let known = crate::spec::SPECS.iter().any(|s| head.len() >= s.words.len() && s.words.iter().zip(&head).all(|(a, b)| a == b));
+            if !known {
+                bad(format!("intent `{}`: template `{}` does not start with a command", raw.name, raw.command));
+            }
+        }
+        if raw.examples.is_empty() {
+            bad(format!("intent `{}` has no examples", raw.name));
+        }
+        out.push(Intent {
+            name: raw.name,
+            command: raw.command,
+            description: raw.description,
+            examples: raw.examples,
+            negatives: raw.negatives,
+            slots,
+        });
+    }
+    (out, problems)
+}
+
+fn placeholders(template: &str) -> Vec<String> {
+    template
+        .split('{')
+        .skip(1)
+        .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+/// The intent generated for a query file: its examples, its params as slots.
+fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
+    let mut slots: Vec<Slot> = q
+        .params
+        .iter()
+        .map(|p| Slot {
+            name: p.name.clone(),
+            ty: SlotType::Param(p.clone()),
+            required: p.required(),
+            question: Some(format!("Which {}? ({}{})", p.name, p.ty.name(), if p.help.is_empty() { String::new() } else { format!(": {}", p.help) })),
+        })
+        .collect();
+    slots.push(Slot { name: "env".into(), ty: SlotType::Env, required: false, question: None });
+    let mut command = format!("db query {}", q.name);
+    for s in &slots {
+        command.push_str(&format!(" {{{}}}", s.name));
+    }
+    // `{user_id}` in an example stands for a value: fill it with a sample so it reads like one.
+    let examples = q
+        .examples
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            for p in &q.params {
+                let sample = match p.ty {
+                    crate::param::ParamType::Int | crate::param::ParamType::Decimal => "42",
+                    crate::param::ParamType::Date => "2026-11-01",
+                    _ if p.name.contains("email") => "alice@example.com",
+                    _ => "pay_8f3k2",
+                };
+                e = e.replace(&format!("{{{}}}", p.name), sample);
+            }
+            e
+        })
+        .collect();
+    Intent { name: format!("query:{}", q.name), command, description: q.description.clone(), examples, negatives: Vec::new(), slots }
+}
+
+/// The trained model with the intents it knows, by label index.
+#[derive(Clone, Debug)]
+pub struct Model {
+    classifier: Classifier,
+    intents: Vec<Intent>,
+    /// The names the model was trained with, to delexicalize what it classifies the same way.
+    catalog_names: Catalog,
+}
+
+/// A conversation in one thread with one person: a question waiting for its answer, and the
+/// last command, for follow-ups like "same for staging".
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Conversation {
+    pub pending: Option<Frame>,
+    pub last: Option<Frame>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Frame {
+    pub intent: String,
+    pub slots: BTreeMap<String, String>,
+    /// The slot a pending question asks for.
+    pub missing: Option<String>,
+}
+
+/// What the intent layer makes of a sentence.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// Canonical command text (still to be parsed by the grammar).
+    Text { text: String, intent: String, confidence: f32, slots: BTreeMap<String, String> },
+    Question { question: String, intent: String, confidence: f32, slots: BTreeMap<String, String> },
+    OutOfScope { reason: Option<String>, candidates: Vec<(String, f32)> },
+}
+
+pub struct Interpreted {
+    pub outcome: Outcome,
+    pub candidates: Vec<(String, f32)>,
+    /// The conversation to remember for the next message, when it changed.
+    pub conversation: Option<Conversation>,
+}
+
+/// The sentence being understood, with what slot extraction needs.
+struct Sentence<'a> {
+    text: &'a str,
+    catalog: &'a Catalog,
+    today: time::Date,
+}
+
+/// Requests no command does, which must never land on the nearest read command.
+fn refused_request(text: &str) -> Option<&'static str> {
+    let lower = text.to_lowercase();
+    let w: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|s| !s.is_empty()).collect();
+    let has = |s: &str| w.contains(&s);
+    let near = |verbs: &[&str], objects: &[&str]| {
+        w.iter().enumerate().any(|(i, a)| verbs.contains(a) && w.iter().skip(i + 1).take(4).any(|b| objects.contains(b)))
+    };
+    if (has("ignore") || has("disregard") || has("forget")) && (has("rules") || has("instructions") || has("previous") || has("prompt")) {
+        return Some("that reads like an attempt to change my rules; I only run the commands in `help`");
+    }
+    let sql_write = ["drop table", "delete from", "truncate table", "insert into", "alter table", "drop database", "update users set"];
+    if sql_write.iter().any(|s| lower.contains(s)) {
+        return Some("I never write to databases; writes go through `manifest`, which a human applies");
+    }
+    let data = ["table", "tables", "database", "db", "schema", "row", "rows", "column", "index", "data", "record", "records", "user", "users", "account", "accounts", "payment", "payments", "order", "orders"];
+    if near(&["drop", "delete", "truncate", "wipe", "purge", "destroy", "erase", "remove"], &data) {
+        return Some("I never change data; writes go through `manifest`, which a human applies");
+    }
+    // Imperatives that write: "migrate the ledger schema", "refund pay_x", "suspend user 12".
+    let lead: Vec<&str> = w.iter().copied().filter(|x| !matches!(*x, "please" | "pls" | "can" | "could" | "would" | "you" | "u" | "hey" | "now" | "just")).take(2).collect();
+    let writes = ["migrate", "refund", "suspend", "ban", "unban", "disable", "enable", "activate", "deactivate", "charge", "approve", "merge", "revert", "reset", "grant", "revoke", "rotate"];
+    if lead.first().is_some_and(|v| writes.contains(v)) {
+        return Some("I only read and report; that change is for a human (or a `manifest` for them to apply)");
+    }
+    if lead.iter().any(|v| matches!(*v, "run" | "apply" | "execute")) && (has("migration") || has("migrations")) {
+        return Some("I never run migrations; `db schema check` tells you whether they are needed");
+    }
+    let infra = ["pod", "pods", "service", "services", "deployment", "deployments", "server", "servers", "node", "nodes", "cluster", "container", "containers", "replicas", "payments", "users", "ledger", "it", "prod", "production", "staging"];
+    if near(&["restart", "reboot", "kill", "scale", "rollback", "shutdown", "stop", "terminate", "redeploy", "bounce"], &infra)
+        || lower.contains("roll back")
+        || lower.contains("shut down")
+        || (has("deploy") && has("to") && !has("version") && !has("what") && !has("which"))
+    {
+        return Some("I only report on deployments and run checks; I never deploy, restart or scale anything");
+    }
+    None
+}
+
+/// Follow-up cues: "same for staging", "and for users?", "what about dev".
+fn is_follow_up(text: &str) -> bool {
+    let lower = text.trim().to_lowercase();
+    ["same for", "same on", "same in", "and for", "and on", "and in", "what about", "how about", "now for", "also for", "and ", "same thing for", "again for", "ok and"]
+        .iter()
+        .any(|cue| lower.starts_with(cue))
+        && lower.split_whitespace().count() <= 6
+}
+
+impl Model {
+    /// Trains on the intents and the queries' examples; `oos` examples and every intent's
+    /// negatives teach the out-of-scope class.
+    pub fn train(intents: &[Intent], catalog: &Catalog) -> Model {
+        let mut all: Vec<Intent> = intents.iter().filter(|i| i.name != OOS).cloned().collect();
+        all.extend(catalog.queries.values().map(query_intent));
+        let mut oos = intents.iter().find(|i| i.name == OOS).cloned().unwrap_or(Intent {
+            name: OOS.into(),
+            command: String::new(),
+            description: String::new(),
+            examples: Vec::new(),
+            negatives: Vec::new(),
+            slots: Vec::new(),
+        });
+        for i in intents {
+            oos.examples.extend(i.negatives.iter().cloned());
+        }
+        all.push(oos);
+        let labels: Vec<String> = all.iter().map(|i| i.name.clone()).collect();
+        let texts: Vec<(String, usize)> = all
+            .iter()
+            .enumerate()
+            .flat_map(|(label, i)| i.examples.iter().map(move |e| (e, label)))
+            .map(|(e, label)| (delexicalize(e, catalog), label))
+            .collect();
+        let examples: Vec<(&str, usize)> = texts.iter().map(|(t, l)| (t.as_str(), *l)).collect();
+        let opts = Options { min_df: 1, ..Options::default() };
+        Model { classifier: Classifier::train(&examples, &labels, &opts), intents: all, catalog_names: catalog.clone() }
+    }
+
+    pub fn intent(&self, name: &str) -> Option<&Intent> {
+        self.intents.iter().find(|i| i.name == name)
+    }
+
+    /// The top intents with scores, out-of-scope included.
+    pub fn candidates(&self, text: &str, k: usize) -> Vec<(String, f32)> {
+        self.classifier
+            .predict(&delexicalize(text, &self.catalog_names), k)
+            .into_iter()
+            .filter_map(|Scored { label, score }| self.intents.get(label).map(|i| (i.name.clone(), score)))
+            .collect()
+    }
+
+    pub fn threshold(&self) -> f32 {
+        self.classifier.threshold()
+    }
+
+    /// Understands one sentence in the light of the thread's conversation.
+    pub fn interpret(&self, text: &str, catalog: &Catalog, convo: &Conversation, today: time::Date) -> Interpreted {
+        let candidates = self.candidates(text, 3);
+        let sentence = Sentence { text, catalog, today };
+        let done = |outcome, conversation| Interpreted { outcome, candidates: candidates.clone(), conversation };
+        if let Some(reason) = refused_request(text) {
+            return done(Outcome::OutOfScope { reason: Some(reason.into()), candidates: Vec::new() }, None);
+        }
+        // An answer to the question asked last in this thread.
+        if let Some(pending) = &convo.pending
+            && let (Some(intent), Some(missing)) = (self.intent(&pending.intent), &pending.missing)
+            && let Some(slot) = intent.slots.iter().find(|s| &s.name == missing)
+            && let Some(value) = extract(&slot.ty, &slot.name, text, catalog, today, &mut Vec::new())
+                .or_else(|| (slot.ty == SlotType::Text).then(|| text.trim().to_string()))
+        {
+            let mut slots = pending.slots.clone();
+            slots.insert(missing.clone(), value);
+            return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
+        }
+        // "same for staging": the last command with the slots this message names.
+        if is_follow_up(text)
+            && let Some(last) = &convo.last
+            && let Some(intent) = self.intent(&last.intent)
+        {
+            let mut slots = last.slots.clone();
+            let mut changed = false;
+            let mut used = Vec::new();
+            for s in &intent.slots {
+                if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
+                    changed |= slots.insert(s.name.clone(), v.clone()).as_ref() != Some(&v);
+                }
+            }
+            if changed {
+                return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
+            }
+        }
+        let top = candidates.iter().find(|(n, _)| n != OOS).cloned();
+        let oos_first = candidates.first().is_some_and(|(n, _)| n == OOS);
+        let Some((name, score)) = top.filter(|(_, s)| !oos_first && *s >= self.threshold()) else {
+            let near = candidates.iter().filter(|(n, _)| n != OOS).cloned().collect();
+            return done(Outcome::OutOfScope { reason: None, candidates: near }, None);
+        };
+        if let Some(q) = self.two_requests(text) {
+            return done(Outcome::Question { question: q, intent: name, confidence: score, slots: BTreeMap::new() }, None);
+        }
+        let Some(intent) = self.intent(&name) else {
+            return done(Outcome::OutOfScope { reason: None, candidates: Vec::new() }, None);
+        };
+        let mut slots = BTreeMap::new();
+        let mut used = Vec::new();
+        for s in &intent.slots {
+            if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
+                slots.insert(s.name.clone(), v);
+            }
+        }
+        self.complete(intent, slots, score, &sentence, convo, candidates)
+    }
+
+    /// "check payments and run the smoke tests": two requests; ask which one first.
+    fn two_requests(&self, text: &str) -> Option<String> {
+        let lower = text.to_lowercase();
+        for sep in [" and then ", " then ", " and also ", " and ", "; "] {
+            if let Some((a, b)) = lower.split_once(sep)
+                && a.split_whitespace().count() >= 3
+                && b.split_whitespace().count() >= 3
+            {
+                let pick = |t: &str| {
+                    let c = self.candidates(t, 1);
+                    c.into_iter().next().filter(|(n, s)| n != OOS && *s >= self.threshold() + 0.15)
+                };
+                if let (Some((x, _)), Some((y, _))) = (pick(a), pick(b))
+                    && x != y
+                {
+                    let describe = |n: &str| self.intent(n).map_or(n.to_string(), |i| i.command.split(" {").next().unwrap_or(n).to_string());
+                    return Some(format!(
+                        "That sounds like two requests (`{}` and `{}`). Which one first? Send them one at a time.",
+                        describe(&x),
+                        describe(&y)
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// Fills the template, or asks for the first missing required slot.
+    #[allow(clippy::too_many_arguments)] // one sentence's whole context; split would hide the flow
+    fn complete(&self, intent: &Intent, mut slots: BTreeMap<String, String>, confidence: f32, s: &Sentence<'_>, convo: &Conversation, candidates: Vec<(String, f32)>) -> Interpreted {
+        let catalog = s.catalog;
+        // "run the recent-signups query": hand over to that query's own intent and slots.
+        if intent.command.starts_with("db query {query}")
+            && let Some(q) = slots.get("query").cloned()
+            && let Some(qi) = self.intent(&format!("query:{q}"))
+        {
+            slots.remove("query");
+            let mut used = Vec::new();
+            for slot in &qi.slots {
+                if !slots.contains_key(&slot.name)
+                    && let Some(v) = extract(&slot.ty, &slot.name, s.text, catalog, s.today, &mut used)
+                {
+                    slots.insert(slot.name.clone(), v);
+                }
+            }
+            return self.complete(qi, slots, confidence, s, convo, candidates);
+        }
+        for s in &intent.slots {
+            if s.required && !slots.contains_key(&s.name) {
+                let question = question(s, catalog);
+                let frame = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: Some(s.name.clone()) };
+                let conversation = Conversation { pending: Some(frame), last: convo.last.clone() };
+                return Interpreted {
+                    outcome: Outcome::Question { question, intent: intent.name.clone(), confidence, slots },
+                    candidates,
+                    conversation: Some(conversation),
+                };
+            }
+        }
+        let text = fill(intent, &slots);
+        let last = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: None };
+        Interpreted {
+            outcome: Outcome::Text { text, intent: intent.name.clone(), confidence, slots },
+            candidates,
+            conversation: Some(Conversation { pending: None, last: Some(last) }),
+        }
+    }
+}
+
+fn question(s: &Slot, catalog: &Catalog) -> String {
+    let choices = match s.ty {
+        SlotType::Service => catalog.service_choices(),
+        SlotType::Env => catalog.env_choices(),
+        SlotType::Query => or_list(catalog.queries.keys().map(String::as_str)),
+        SlotType::Suite => or_list(catalog.suites.iter().map(String::as_str)),
+        SlotType::Template => or_list(catalog.templates.keys().map(String::as_str)),
+        _ => String::new(),
+    };
+    match &s.question {
+        Some(q) => q.replace("{choices}", &choices),
+        None if choices.is_empty() => format!("Which {}?", s.name),
+        None => format!("Which {}: {choices}?", s.name),
+    }
+}
+
+/// The canonical text of a template with its slots: params as `name=value`, a query's env as
+/// `--env`, free text quoted; absent optional slots dropped.
+fn fill(intent: &Intent, slots: &BTreeMap<String, String>) -> String {
+    let is_query = intent.command.starts_with("db query ");
+    let mut out = Vec::new();
+    for word in intent.command.split_whitespace() {
+        let Some(name) = word.strip_prefix('{').and_then(|w| w.strip_suffix('}')) else {
+            out.push(word.to_string());
+            continue;
+        };
+        let Some(value) = slots.get(name) else { continue };
+        let ty = intent.slots.iter().find(|s| s.name == name).map(|s| &s.ty);
+        out.push(match ty {
+            Some(SlotType::Param(_)) => format!("{name}={}", quote(value)),
+            Some(SlotType::Env) if is_query => format!("--env {}", quote(value)),
+            Some(SlotType::Text) => always_quote(value),
+            Some(SlotType::Command) => value.clone(),
+            _ => quote(value),
+        });
+    }
+    out.join(" ")
+}

@@ -1,0 +1,473 @@
+//! Slot extraction: finding the values a command template needs in a plain sentence.
+//! Names come from the catalog (with aliases and typo tolerance); numbers, ids, emails, dates
+//! ("yesterday", "since Monday", "last 3 days"), quoted and free text from the words.
+
+use time::{Date, Duration, Weekday};
+
+use crate::catalog::{Catalog, Named};
+use crate::param::{ParamSpec, ParamType};
+
+/// What kind of value a slot holds, as intent files name it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SlotType {
+    Service,
+    Env,
+    Query,
+    Suite,
+    Template,
+    Subreddit,
+    Int,
+    Id,
+    Text,
+    Date,
+    Email,
+    Identity,
+    Command,
+    /// A query's or template's declared parameter.
+    Param(ParamSpec),
+}
+
+impl SlotType {
+    pub fn parse(s: &str) -> Option<SlotType> {
+        Some(match s {
+            "service" => SlotType::Service,
+            "env" => SlotType::Env,
+            "query" => SlotType::Query,
+            "suite" => SlotType::Suite,
+            "template" => SlotType::Template,
+            "subreddit" => SlotType::Subreddit,
+            "int" => SlotType::Int,
+            "id" => SlotType::Id,
+            "text" => SlotType::Text,
+            "date" => SlotType::Date,
+            "email" => SlotType::Email,
+            "identity" => SlotType::Identity,
+            "command" => SlotType::Command,
+            _ => return None,
+        })
+    }
+}
+
+/// A word of the sentence: lower-cased, with punctuation trimmed.
+#[derive(Debug)]
+struct Word<'a> {
+    raw: &'a str,
+    lower: String,
+}
+
+fn words(text: &str) -> Vec<Word<'_>> {
+    text.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
+        .map(|w| w.trim_matches(|c: char| matches!(c, '.' | '?' | '!' | ':' | '"' | '\'' | '`' | '*' | '\u{201C}' | '\u{201D}')))
+        .filter(|w| !w.is_empty())
+        .map(|raw| {
+            let lower = raw.to_lowercase();
+            let lower = lower.strip_suffix("'s").map(str::to_string).unwrap_or(lower);
+            Word { raw, lower }
+        })
+        .collect()
+}
+
+/// Words that look like names but are everyday English; never fuzzy-matched to config names.
+const COMMON: &[&str] = &[
+    "please", "version", "versions", "deployed", "running", "staged", "things", "status", "service", "services",
+    "release", "releases", "checks", "schema", "tests", "latest", "current", "change", "changes", "pending",
+    "people", "person", "pages", "players", "ledger's", "setup", "server", "production's",
+];
+
+/// The configured name a word names: exact name or alias first, then a close typo.
+fn find_named(list: &[Named], ws: &[Word<'_>]) -> Option<String> {
+    let exact = |s: &str| {
+        list.iter().find(|n| n.name.eq_ignore_ascii_case(s) || n.aliases.iter().any(|a| a.eq_ignore_ascii_case(s)))
+    };
+    // Two-word aliases ("user svc") before single words.
+    for pair in ws.windows(2) {
+        for joined in [format!("{} {}", pair[0].lower, pair[1].lower), format!("{}-{}", pair[0].lower, pair[1].lower)] {
+            if let Some(n) = exact(&joined) {
+                return Some(n.name.clone());
+            }
+        }
+    }
+    for w in ws {
+        if let Some(n) = exact(&w.lower) {
+            return Some(n.name.clone());
+        }
+    }
+    let mut best: Option<(f64, &Named)> = None;
+    for w in ws.iter().filter(|w| w.lower.chars().count() >= 5 && !COMMON.contains(&w.lower.as_str())) {
+        for n in list {
+            for cand in std::iter::once(&n.name).chain(n.aliases.iter()) {
+                if cand.chars().count() < 4 {
+                    continue;
+                }
+                let score = strsim::normalized_damerau_levenshtein(&w.lower, &cand.to_lowercase());
+                if score >= 0.75 && best.is_none_or(|(b, _)| score > b) {
+                    best = Some((score, n));
+                }
+            }
+        }
+    }
+    best.map(|(_, n)| n.name.clone())
+}
+
+/// A name from a plain list (queries, suites, templates), also written with spaces for dashes.
+fn find_name<'a>(names: impl Iterator<Item = &'a str>, text: &str, ws: &[Word<'_>]) -> Option<String> {
+    let names: Vec<&str> = names.collect();
+    let spaced = format!(" {} ", ws.iter().map(|w| w.lower.as_str()).collect::<Vec<_>>().join(" "));
+    let lower = text.to_lowercase();
+    let mut found: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| {
+            let n = n.to_lowercase();
+            spaced.contains(&format!(" {n} ")) || spaced.contains(&format!(" {} ", n.replace('-', " "))) || lower.contains(&n) && n.contains('-')
+        })
+        .collect();
+    found.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    if let Some(n) = found.first() {
+        return Some(n.to_string());
+    }
+    let mut best: Option<(f64, &str)> = None;
+    for w in ws.iter().filter(|w| w.lower.chars().count() >= 4) {
+        for n in &names {
+            let score = strsim::normalized_damerau_levenshtein(&w.lower, &n.to_lowercase());
+            if score >= 0.8 && best.is_none_or(|(b, _)| score > b) {
+                best = Some((score, n));
+            }
+        }
+    }
+    best.map(|(_, n)| n.to_string())
+}
+
+fn is_iso_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 10 && b[4] == b'-' && b[7] == b'-' && s.chars().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+}
+
+fn is_email(s: &str) -> bool {
+    let Some((user, domain)) = s.split_once('@') else { return false };
+    !user.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+}
+
+/// An id like `pay_8f3k2` or `ord-77a`: letters and digits mixed, or words joined by `_`.
+fn is_id_like(s: &str) -> bool {
+    let has_digit = s.chars().any(|c| c.is_ascii_digit());
+    let has_alpha = s.chars().any(|c| c.is_ascii_alphabetic());
+    let charset = s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    charset && s.len() >= 4 && ((has_digit && has_alpha) || s.contains('_')) && !is_iso_date(s)
+}
+
+/// Whole numbers in the text, in order: `42`, `#7`, `id=3`; not parts of dates, ids or emails.
+fn numbers(ws: &[Word<'_>]) -> Vec<i64> {
+    ws.iter()
+        .filter_map(|w| {
+            let s = w.lower.trim_start_matches('#');
+            let s = s.rsplit_once('=').map_or(s, |(_, v)| v);
+            if s.chars().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
+        })
+        .collect()
+}
+
+fn weekday(s: &str) -> Option<Weekday> {
+    Some(match s {
+        "monday" | "mon" => Weekday::Monday,
+        "tuesday" | "tue" | "tues" => Weekday::Tuesday,
+        "wednesday" | "wed" => Weekday::Wednesday,
+        "thursday" | "thu" | "thurs" => Weekday::Thursday,
+        "friday" | "fri" => Weekday::Friday,
+        "saturday" | "sat" => Weekday::Saturday,
+        "sunday" | "sun" => Weekday::Sunday,
+        _ => return None,
+    })
+}
+
+/// A date in the text: ISO, or relative to `today`.
+pub fn find_date(text: &str, today: Date) -> Option<Date> {
+    let ws = words(text);
+    for w in &ws {
+        if is_iso_date(&w.lower) {
+            return crate::param::ParamValue::parse(ParamType::Date, &w.lower).ok().and_then(|v| match v {
+                crate::param::ParamValue::Date(d) => Some(d),
+                _ => None,
+            });
+        }
+    }
+    let lower: Vec<&str> = ws.iter().map(|w| w.lower.as_str()).collect();
+    for (i, w) in lower.iter().enumerate() {
+        match *w {
+            "today" => return Some(today),
+            "yesterday" => return today.previous_day(),
+            "week" if i > 0 && lower[i - 1] == "last" => return Some(today - Duration::days(7)),
+            "week" if i > 0 && lower[i - 1] == "this" => {
+                return Some(today - Duration::days(i64::from(today.weekday().number_days_from_monday())));
+            }
+            "month" if i > 0 && lower[i - 1] == "this" => return today.replace_day(1).ok(),
+            "month" if i > 0 && lower[i - 1] == "last" => return Some(today - Duration::days(30)),
+            "days" | "day" if i > 0 => {
+                if let Ok(n) = lower[i - 1].parse::<i64>() {
+                    return Some(today - Duration::days(n.clamp(0, 36_500)));
+                }
+            }
+            _ => {}
+        }
+        if let Some(day) = weekday(w) {
+            let mut d = today;
+            for _ in 0..7 {
+                if d.weekday() == day {
+                    return Some(d);
+                }
+                d = d.previous_day()?;
+            }
+        }
+    }
+    None
+}
+
+/// Text in double quotes, if any.
+fn quoted(text: &str) -> Option<String> {
+    for (open, close) in [('"', '"'), ('\u{201C}', '\u{201D}'), ('\'', '\'')] {
+        if let Some(start) = text.find(open) {
+            let rest = &text[start + open.len_utf8()..];
+            if let Some(end) = rest.find(close) {
+                let inner = rest[..end].trim();
+                if !inner.is_empty() && (open != '\'' || inner.contains(' ')) {
+                    return Some(inner.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Free text after a cue: "todo: x", "remind the team to x", "add a todo to x".
+fn free_text(text: &str) -> Option<String> {
+    if let Some(q) = quoted(text) {
+        return Some(q);
+    }
+    if let Some((_, after)) = text.split_once(':') {
+        let after = after.trim();
+        if !after.is_empty() && !after.starts_with("//") {
+            return Some(clean_tail(after));
+        }
+    }
+    let lower = text.to_lowercase();
+    const CUES: &[&str] = &[
+        "remind the team to ", "remind us to ", "remind me to ", "remind everyone to ", "remember to ", "don't forget to ",
+        "dont forget to ", "todo to ", "to-do to ", "task to ", "todo for ", "todo that says ", "todo saying ",
+        "to the todo list ", "to our todo list ", "to the todos ", "to the to-do list ", "on the todo list ", "todo item ",
+        "todo add ", "add todo ", "new todo ", "todo ", "to-do ", "note to ",
+    ];
+    for cue in CUES {
+        if let Some(at) = lower.find(cue) {
+            let start = at + cue.len();
+            let tail = text.get(start..).unwrap_or("").trim();
+            let tail = tail.strip_prefix("to ").unwrap_or(tail);
+            if tail.split_whitespace().count() >= 1 && !matches!(tail.to_lowercase().as_str(), "list" | "please" | "pls") {
+                return Some(clean_tail(tail));
+            }
+        }
+    }
+    None
+}
+
+/// Drops trailing politeness and punctuation: "rotate the keys please!" → "rotate the keys".
+fn clean_tail(s: &str) -> String {
+    let mut s = s.trim().trim_end_matches(['.', '!', '?']).trim().to_string();
+    for tail in [" please", " pls", " plz", " thanks", " thx", " asap"] {
+        if s.to_lowercase().ends_with(tail) {
+            s.truncate(s.len() - tail.len());
+        }
+    }
+    s.trim().trim_end_matches([',', '.']).trim().to_string()
+}
+
+/// The command word a `help` question is about.
+fn topic(ws: &[Word<'_>]) -> Option<String> {
+    for w in ws {
+        let t = match w.lower.as_str() {
+            "deploy" | "deploys" | "deployed" | "deployment" | "deployments" | "version" | "versions" => "deploy",
+            "db" | "database" | "databases" | "query" | "queries" | "sql" => "db",
+            "test" | "tests" | "suite" | "suites" | "testing" => "test",
+            "todo" | "todos" | "to-do" | "tasks" => "todo",
+            "release" | "releases" | "releasing" | "checklist" => "release",
+            "meme" | "memes" => "meme",
+            "manifest" | "manifests" | "kubernetes" | "k8s" => "manifest",
+            "audit" => "audit",
+            "explain" => "explain",
+            "whoami" => "whoami",
+            "confirm" | "confirmation" | "confirmations" => "confirm",
+            _ => continue,
+        };
+        return Some(t.to_string());
+    }
+    None
+}
+
+fn subreddit(ws: &[Word<'_>]) -> Option<String> {
+    for (i, w) in ws.iter().enumerate() {
+        if let Some(name) = w.raw.strip_prefix("r/").or_else(|| w.raw.strip_prefix("/r/")) {
+            return Some(name.to_string());
+        }
+        if (w.lower == "from" || w.lower == "on") && i + 1 < ws.len() {
+            let next = &ws[i + 1];
+            let name = if next.lower == "the" { ws.get(i + 2) } else { Some(next) };
+            if let Some(n) = name {
+                let ok = n.raw.len() >= 2 && n.raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if ok && !matches!(n.lower.as_str(), "reddit" | "there" | "today" | "it" | "me") {
+                    return Some(n.raw.to_string());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// What a sentence gives for one slot; `None` when it does not say.
+pub fn extract(slot: &SlotType, name: &str, text: &str, catalog: &Catalog, today: Date, used_ints: &mut Vec<i64>) -> Option<String> {
+    let ws = words(text);
+    // `name=value` in the sentence wins.
+    for w in &ws {
+        if let Some((k, v)) = w.raw.split_once('=')
+            && k.eq_ignore_ascii_case(name)
+            && !v.is_empty()
+        {
+            return Some(v.to_string());
+        }
+    }
+    let mut next_int = || {
+        let all = numbers(&ws);
+        let n = all.into_iter().find(|n| !used_ints.contains(n))?;
+        used_ints.push(n);
+        Some(n.to_string())
+    };
+    match slot {
+        SlotType::Service => find_named(&catalog.services, &ws),
+        SlotType::Env => find_named(&catalog.envs, &ws),
+        SlotType::Query => find_name(catalog.queries.keys().map(String::as_str), text, &ws),
+        SlotType::Suite => find_name(catalog.suites.iter().map(String::as_str), text, &ws),
+        SlotType::Template => find_name(catalog.templates.keys().map(String::as_str), text, &ws),
+        SlotType::Subreddit => subreddit(&ws),
+        SlotType::Int | SlotType::Id => next_int(),
+        SlotType::Text => free_text(text),
+        SlotType::Date => find_date(text, today).map(|d| crate::param::ParamValue::Date(d).to_string()),
+        SlotType::Email => ws.iter().find(|w| is_email(&w.lower)).map(|w| w.raw.to_string()),
+        SlotType::Identity => ws.iter().find(|w| w.raw.contains(':') && !w.raw.ends_with(':')).map(|w| w.raw.to_string()),
+        SlotType::Command => topic(&ws),
+        SlotType::Param(p) => match p.ty {
+            ParamType::Int | ParamType::Decimal => {
+                // "last 30 days" for a days param; otherwise the next free number.
+                next_int()
+            }
+            ParamType::Date => find_date(text, today).map(|d| crate::param::ParamValue::Date(d).to_string()),
+            ParamType::Bool => None,
+            ParamType::Timestamp => ws.iter().find(|w| w.raw.contains('T') && is_iso_date(w.raw.get(..10).unwrap_or(""))).map(|w| w.raw.to_string()),
+            ParamType::Uuid => ws.iter().find(|w| uuid::Uuid::parse_str(w.raw).is_ok()).map(|w| w.raw.to_string()),
+            ParamType::Text => {
+                if !p.values.is_empty() {
+                    return ws.iter().find(|w| p.values.iter().any(|v| v.eq_ignore_ascii_case(&w.lower))).map(|w| w.lower.clone());
+                }
+                if p.name.contains("email") {
+                    return ws.iter().find(|w| is_email(&w.lower)).map(|w| w.raw.to_string());
+                }
+                quoted(text).or_else(|| {
+                    ws.iter()
+                        .find(|w| is_id_like(w.raw) && !catalog.queries.contains_key(&w.lower) && !is_email(&w.lower))
+                        .map(|w| w.raw.to_string())
+                })
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::demo_catalog;
+
+    fn check(slot: SlotType, text: &str, expected: Option<&str>) {
+        let today = time::macros::date!(2026 - 11 - 25); // a Wednesday
+        let got = extract(&slot, "x", text, &demo_catalog(), today, &mut Vec::new());
+        assert_eq!(got.as_deref(), expected, "{slot:?} in {text:?}");
+    }
+
+    #[test]
+    fn names_resolve_through_aliases_and_typos() {
+        check(SlotType::Service, "which version of paymnets is live", Some("payments"));
+        check(SlotType::Service, "whats deployed for the user svc", Some("users"));
+        check(SlotType::Service, "version of billing", None);
+        check(SlotType::Env, "is it on stg yet", Some("staging"));
+        check(SlotType::Env, "what runs in production", Some("prod"));
+        check(SlotType::Env, "stagign please", Some("staging"));
+        check(SlotType::Query, "run the recent signups query", Some("recent-signups"));
+        check(SlotType::Suite, "kick off the smoke tests", Some("smoke"));
+    }
+
+    #[test]
+    fn values_come_from_the_words() {
+        check(SlotType::Int, "look up user #42 please", Some("42"));
+        check(SlotType::Email, "find alice@example.com.", Some("alice@example.com"));
+        check(SlotType::Date, "failed payments since yesterday", Some("2026-11-24"));
+        check(SlotType::Date, "since Monday", Some("2026-11-23"));
+        check(SlotType::Date, "in the last 3 days", Some("2026-11-22"));
+        check(SlotType::Date, "since 2026-11-01", Some("2026-11-01"));
+        check(SlotType::Text, "remind the team to rotate the staging db password please", Some("rotate the staging db password"));
+        check(SlotType::Text, "todo: update the runbook", Some("update the runbook"));
+        check(SlotType::Text, "add \"buy cake\" to the list", Some("buy cake"));
+        check(SlotType::Subreddit, "a meme from r/rustjerk", Some("rustjerk"));
+        check(SlotType::Command, "how do i use deployments?", Some("deploy"));
+    }
+
+    #[test]
+    fn text_params_pick_ids_not_words() {
+        let p = crate::queries::file::parse_param("payment_id text").unwrap();
+        check(SlotType::Param(p), "what happened to payment pay_8f3k2?", Some("pay_8f3k2"));
+    }
+}
+
+/// The sentence with its values replaced by their kind (`SERVICE`, `ENV`, `EMAIL`, `ID`,
+/// `DATE`, `NUM`), so the classifier learns "version of SERVICE on ENV" once instead of once
+/// per service; used the same way for training and for classifying.
+pub fn delexicalize(text: &str, catalog: &Catalog) -> String {
+    let ws = words(text);
+    let mut out: Vec<String> = Vec::with_capacity(ws.len());
+    let is_named = |list: &[Named], w: &str| {
+        list.iter().any(|n| n.name.eq_ignore_ascii_case(w) || n.aliases.iter().any(|a| a.eq_ignore_ascii_case(w)))
+    };
+    let near = |list: &[Named], w: &str| {
+        w.chars().count() >= 5
+            && !COMMON.contains(&w)
+            && list.iter().any(|n| {
+                std::iter::once(&n.name)
+                    .chain(n.aliases.iter())
+                    .any(|c| c.chars().count() >= 4 && strsim::normalized_damerau_levenshtein(w, &c.to_lowercase()) >= 0.75)
+            })
+    };
+    for w in &ws {
+        let l = w.lower.as_str();
+        let token = if is_email(l) {
+            "EMAIL"
+        } else if is_iso_date(l) {
+            "DATE"
+        } else if l.trim_start_matches('#').chars().all(|c| c.is_ascii_digit()) {
+            "NUM"
+        } else if is_named(&catalog.envs, l) {
+            "ENV"
+        } else if is_named(&catalog.services, l) {
+            "SERVICE"
+        } else if catalog.queries.contains_key(l) {
+            "QUERYNAME"
+        } else if catalog.suites.iter().any(|s| s == l) {
+            "SUITE"
+        } else if is_id_like(l) {
+            "ID"
+        } else if near(&catalog.envs, l) {
+            "ENV"
+        } else if near(&catalog.services, l) {
+            "SERVICE"
+        } else {
+            out.push(l.to_string());
+            continue;
+        };
+        out.push(token.to_string());
+    }
+    out.join(" ")
+}
