@@ -89,6 +89,142 @@ pub struct ServiceConfig {
     pub database: Option<String>,
     /// The service's migrations directory, relative to the config file.
     pub migrations: Option<String>,
+    /// How `db schema check` reads the migrations and the live database.
+    #[serde(default)]
+    pub schema: SchemaConfig,
+    /// Where `deploy version` reads the deployed version, per environment.
+    #[serde(default)]
+    pub version: IndexMap<String, VersionSource>,
+    /// The release checklist (`release check`), in the order it is shown.
+    #[serde(default)]
+    pub checklist: Vec<ChecklistItem>,
+}
+
+/// Migration file naming: sqlx's `NNNN_name.sql` (and `NNNN_name.up.sql`), or only `*.up.sql`
+/// (golang-migrate, dbmate-style), where `.down.sql` files are skipped.
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationFiles {
+    /// `*.up.sql` when the directory has any, else `NNNN_name.sql`.
+    #[default]
+    Auto,
+    Sqlx,
+    Up,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaConfig {
+    #[serde(default)]
+    pub files: MigrationFiles,
+    /// The table where the service records applied migrations; `_sqlx_migrations` or
+    /// `schema_migrations` when present. `"none"` turns the comparison off.
+    pub versions_table: Option<String>,
+    /// The tables this service owns (`*` wildcards); all tables of the database when empty.
+    #[serde(default)]
+    pub tables: Vec<String>,
+    /// Tables never compared (`*` wildcards).
+    #[serde(default)]
+    pub ignore: Vec<String>,
+    /// A PostgreSQL or MariaDB server where lazyops may create and drop a temporary database
+    /// for the migrations (or `env:NAME`); needed when the live database is not SQLite.
+    pub scratch_url: Option<String>,
+    pub timeout_secs: Option<u64>,
+}
+
+/// Where a deployed version is read; `source` picks the kind.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(tag = "source", rename_all = "lowercase", deny_unknown_fields)]
+pub enum VersionSource {
+    /// The newest tag matching `pattern` in a git repository.
+    Git {
+        /// The repository, relative to the config file.
+        repo: String,
+        /// A tag glob (`payments/prod/*`); the version is the tag without the part up to the
+        /// last `/` of the pattern's fixed prefix.
+        pattern: String,
+    },
+    /// A JSON field (`pointer`) or the first capture of `regex` in a GET response.
+    Http {
+        url: String,
+        pointer: Option<String>,
+        regex: Option<String>,
+        /// JSON pointer to when it was deployed.
+        deployed_at_pointer: Option<String>,
+        /// JSON pointer to the commit.
+        commit_pointer: Option<String>,
+        timeout_secs: Option<u64>,
+    },
+    /// The latest GitHub release, or the latest successful deployment of `environment`.
+    Github {
+        /// `owner/name`
+        repo: String,
+        /// A deployment environment; the latest release when absent.
+        environment: Option<String>,
+        timeout_secs: Option<u64>,
+    },
+    /// The image tag of a Deployment's container.
+    Kubernetes {
+        /// `https://host:6443`
+        api_url: String,
+        /// The bearer token, usually `env:NAME` or `file:PATH`.
+        token: String,
+        /// The cluster CA certificate (PEM file, relative to the config file); the system
+        /// roots when absent.
+        ca_file: Option<String>,
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        deployment: String,
+        /// The container; the first one when absent.
+        container: Option<String>,
+        timeout_secs: Option<u64>,
+    },
+}
+
+fn default_namespace() -> String {
+    "default".into()
+}
+
+/// One item of a release checklist; `check` picks the kind.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ChecklistItem {
+    pub name: String,
+    pub check: CheckKind,
+    /// Seconds before the item is given up as ❌ (default 30).
+    pub timeout_secs: Option<u64>,
+    /// A failing optional item is ⚠️, not ❌.
+    #[serde(default)]
+    pub optional: bool,
+    /// `version`: the environment that must hold the version being released (default: the one
+    /// after the checked environment in `[envs]`, e.g. staging for prod).
+    pub env: Option<String>,
+    /// `ci`: `owner/name` on GitHub.
+    pub repo: Option<String>,
+    /// `ci`: a branch, tag or sha; `version:ENV` is the commit or tag deployed there.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+    /// `http`: the URL to GET.
+    pub url: Option<String>,
+    /// `http`: the expected status (any 2xx when absent).
+    pub status: Option<u16>,
+    /// `http`: text the body must contain.
+    pub contains: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// `db schema check` of the service.
+    Schema,
+    /// The version in `env` is the one to release: ahead of (or equal to) the checked env.
+    Version,
+    /// GitHub combined status and check runs of a commit.
+    Ci,
+    /// A GET that must answer with a status (and text).
+    Http,
+    /// Ticked by a person.
+    Manual,
 }
 
 #[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
@@ -129,8 +265,15 @@ pub struct TeamConfig {
     /// Predefined queries the team may see and run (name patterns).
     #[serde(default = "everywhere")]
     pub queries: Vec<String>,
+    /// Subreddits `meme` may show, checked when it runs; `meme` alone picks one of them.
+    #[serde(default = "default_subreddits")]
+    pub subreddits: Vec<String>,
     #[serde(default)]
     pub roles: IndexMap<String, RoleConfig>,
+}
+
+fn default_subreddits() -> Vec<String> {
+    vec!["ProgrammerHumor".to_string()]
 }
 
 fn everywhere() -> Vec<String> {
@@ -146,15 +289,51 @@ pub struct RoleConfig {
     pub allow: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct SuiteConfig {
     #[serde(default)]
     pub description: String,
-    /// argv of the command that runs the suite; no shell.
+    /// argv of the command that runs the suite; no shell. `{env}`, `{suite}` and `{run}` are
+    /// replaced in each argument.
     #[serde(default)]
     pub command: Vec<String>,
     pub timeout_secs: Option<u64>,
+    /// The suite's environment variables (values may be `env:NAME`); nothing else of lazyops'
+    /// environment is passed on except PATH, HOME, LANG, TZ and TMPDIR.
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    /// Run by a CI service over HTTP instead of a local command.
+    pub http: Option<HttpSuiteConfig>,
+    /// Runs of this suite at the same time; later ones wait queued (default 1).
+    pub max_concurrent: Option<u32>,
+    /// Output kept per run (its end), in bytes (default 65536).
+    pub max_output_bytes: Option<usize>,
+}
+
+/// A suite run by another service: POST `trigger`, then GET `poll` until it says done.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSuiteConfig {
+    pub trigger: String,
+    /// The status URL; `{id}` is the run id the trigger answered.
+    pub poll: String,
+    /// JSON pointer to the run id in the trigger's answer (default `/id`).
+    pub id_pointer: Option<String>,
+    /// JSON pointer to the state in the poll answer (default `/status`).
+    pub state_pointer: Option<String>,
+    /// JSON pointer to a link or log text in the poll answer.
+    pub output_pointer: Option<String>,
+    /// States that mean passed (default `passed`, `success`, `succeeded`).
+    #[serde(default)]
+    pub passed: Vec<String>,
+    /// States that mean failed (default `failed`, `failure`, `error`, `cancelled`).
+    #[serde(default)]
+    pub failed: Vec<String>,
+    /// Seconds between polls (default 5).
+    pub poll_secs: Option<u64>,
+    /// A bearer token, usually `env:NAME`.
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,5 +436,45 @@ mod tests {
         let cfg = Config::parse("", Path::new("x.toml")).unwrap();
         assert_eq!(cfg.bot.confirm_ttl_secs, 600);
         assert_eq!(cfg.default_env(), "prod");
+    }
+}
+
+#[cfg(test)]
+mod release_config_tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("lazyops.toml")).map_err(|p| p.to_string())
+    }
+
+    #[test]
+    fn version_sources_are_tagged_by_source_and_refuse_unknown_keys() {
+        let cfg = parse(
+            "[services.pay.version.prod]\nsource = \"git\"\nrepo = \"deploy.git\"\npattern = \"pay/prod/*\"\n\
+             [services.pay.version.staging]\nsource = \"kubernetes\"\napi_url = \"https://k\"\ntoken = \"env:T\"\ndeployment = \"pay\"\n",
+        )
+        .unwrap();
+        let v = &cfg.services["pay"].version;
+        assert!(matches!(&v["prod"], VersionSource::Git { pattern, .. } if pattern == "pay/prod/*"));
+        assert!(matches!(&v["staging"], VersionSource::Kubernetes { namespace, .. } if namespace == "default"));
+        let err = parse("[services.pay.version.prod]\nsource = \"git\"\nrepo = \"x\"\npattern = \"*\"\npatern = \"y\"\n")
+            .unwrap_err();
+        assert!(err.contains("unknown field `patern`"), "{err}");
+        let err = parse("[services.pay.version.prod]\nsource = \"svn\"\n").unwrap_err();
+        assert!(err.contains("svn"), "{err}");
+    }
+
+    #[test]
+    fn checklist_items_and_suites_parse() {
+        let cfg = parse(
+            "[[services.pay.checklist]]\nname = \"ci green\"\ncheck = \"ci\"\nrepo = \"o/r\"\nref = \"main\"\n\
+             [suites.smoke]\ncommand = [\"sh\", \"x.sh\"]\nmax_concurrent = 2\n[suites.smoke.env]\nA = \"b\"\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.services["pay"].checklist[0].check, CheckKind::Ci);
+        assert_eq!(cfg.services["pay"].checklist[0].git_ref.as_deref(), Some("main"));
+        assert_eq!(cfg.suites["smoke"].env["A"], "b");
+        let err = parse("[[services.pay.checklist]]\nname = \"x\"\ncheck = \"vibes\"\n").unwrap_err();
+        assert!(err.contains("vibes"), "{err}");
     }
 }

@@ -9,6 +9,7 @@ pub mod command;
 pub mod config;
 pub mod decide;
 pub mod demo;
+pub mod manifests;
 pub mod message;
 pub mod param;
 pub mod pipeline;

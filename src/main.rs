@@ -57,6 +57,22 @@ enum Cmd {
     Init { dir: Option<PathBuf> },
     /// Apply the state database's migrations
     Migrate,
+    /// HTTP server for Slack and GitHub: /slack/commands, /slack/events, /slack/interactions,
+    /// /github/webhook, /healthz, /metrics
+    Serve {
+        /// Port to listen on (else PORT, else 8080); 0 picks a free one and prints it
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to listen on
+        #[arg(long, default_value = "0.0.0.0")]
+        host: std::net::IpAddr,
+        /// Log lines as text or JSON (one object per line, for log collectors)
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Tune and measure the local intent layer
+    #[command(subcommand)]
+    Intents(IntentsCmd),
     /// The latest audit entries
     Audit {
         /// Only entries on or after this date (YYYY-MM-DD)
@@ -70,13 +86,35 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum IntentsCmd {
+    /// Score understanding on held-out cases: lines {"text", "expect": "<canonical>" or null} or {"text", "expect_question": true}
+    Eval {
+        #[arg(long)]
+        cases: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Train the classifier on CLINC150-format lines {"text", "intent"} and score it on another file
+    Bench {
+        #[arg(long)]
+        train: PathBuf,
+        #[arg(long)]
+        test: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sentences that were not understood, newest first, to add as examples
+    Unmatched {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LAZYOPS_LOG").unwrap_or_else(|_| "warn".into()))
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logs(&cli.command);
     match run(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
@@ -84,6 +122,50 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr, filtered by LAZYOPS_LOG; the server logs requests (info), the rest
+/// only warnings.
+fn init_logs(cmd: &Cmd) {
+    let (format, default) = match cmd {
+        Cmd::Serve { log_format, .. } => (*log_format, "info"),
+        _ => (LogFormat::Text, "warn"),
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LAZYOPS_LOG").unwrap_or_else(|_| default.into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>) -> anyhow::Result<u8> {
+    let port = match port {
+        Some(p) => p,
+        None => match std::env::var("PORT") {
+            Ok(p) if !p.trim().is_empty() => p.trim().parse().context("PORT must be a port number")?,
+            _ => 8080,
+        },
+    };
+    let bot = std::sync::Arc::new(open_bot(config).await?);
+    let listener = tokio::net::TcpListener::bind((host, port))
+        .await
+        .with_context(|| format!("listening on {host}:{port} (--port, PORT)"))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    // One line on stdout, so scripts and tests that pass --port 0 learn the port.
+    println!("lazyops listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let settings = lazyops::transport::http::Settings::from_env();
+    lazyops::transport::http::serve(listener, bot, settings, lazyops::transport::http::shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    Ok(0)
 }
 
 async fn load(config: Option<&Path>) -> anyhow::Result<Workspace> {
@@ -191,6 +273,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             println!("state database is up to date");
             Ok(0)
         }
+        Cmd::Intents(cmd) => intents(config, cmd).await,
+        Cmd::Serve { port, host, log_format: _ } => serve(config, host, port).await,
         Cmd::Audit { since, who: filter, json } => {
             let mut text = String::from("audit");
             if let Some(s) = since {
@@ -202,6 +286,55 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let bot = open_bot(config).await?;
             let code = terminal::run(&bot, &who, &text, Options::default(), json).await;
             Ok(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}
+
+async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
+    use lazyops::understand::eval;
+    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
+    match cmd {
+        IntentsCmd::Eval { cases, json } => {
+            let ws = load(config).await?;
+            let report = eval::eval(&ws, &read(&cases)?, &cases.display().to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for m in &report.misses {
+                    println!("miss: {:?}\n  expected {}\n  got      {}", m.text, m.expected, m.got);
+                }
+                println!("\n{:<32} {:>9} {:>7} {:>8}", "intent", "precision", "recall", "support");
+                for (name, s) in &report.per_intent {
+                    println!("{name:<32} {:>9.2} {:>7.2} {:>8}", s.precision, s.recall, s.support);
+                }
+                for (e, g, n) in report.confusion.iter().take(10) {
+                    println!("confused {n}x: {e} -> {g}");
+                }
+                println!("\n{}/{} correct ({:.1}%)", report.correct, report.total, report.accuracy * 100.0);
+            }
+            Ok(0)
+        }
+        IntentsCmd::Bench { train, test, json } => {
+            let r = eval::bench(&read(&train)?, &read(&test)?, &train.display().to_string(), &test.display().to_string())?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            } else {
+                println!(
+                    "in-scope accuracy {:.3}, out-of-scope recall {:.3}, training {:.0} ms, {:.1} µs per sentence",
+                    r.in_scope_accuracy, r.oos_recall, r.train_ms, r.us_per_sentence
+                );
+            }
+            Ok(0)
+        }
+        IntentsCmd::Unmatched { limit } => {
+            let ws = load(config).await?;
+            let store = Store::open(&ws.state_url()?).await?;
+            let rows = store.unmatched(limit).await?;
+            for r in &rows {
+                println!("{}  {}  {}", lazyops::pipeline::format_ms(r.0), r.1, r.2);
+            }
+            println!("{} sentence(s) not understood", rows.len());
+            Ok(0)
         }
     }
 }

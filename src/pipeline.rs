@@ -14,7 +14,11 @@ use crate::render::{Block, PendingConfirm, Reply, Status, Understood};
 use crate::store::audit::AuditStart;
 use crate::store::confirm::{Answer, ConfirmError, NewConfirmation};
 use crate::store::{Store, StoreError, now_ms};
-use crate::understand::{self, Explanation, Tier, Understanding};
+use crate::understand::intent::Conversation;
+use crate::understand::{self, Context, Explanation, Tier, Understanding};
+
+/// How long a thread remembers a pending question and its last command.
+const CONVERSATION_TTL_MS: i64 = 30 * 60 * 1000;
 use crate::workspace::Workspace;
 
 pub struct Bot {
@@ -74,10 +78,34 @@ impl Bot {
         &self.store
     }
 
-    /// How a text would be understood by `who` in `place`; nothing runs.
-    pub async fn explain(&self, text: &str, _who: &Identity, _place: &Place) -> Explanation {
+    /// How a text would be understood by `who` in `place`; nothing runs and the
+    /// conversation is left as it is.
+    pub async fn explain(&self, text: &str, who: &Identity, place: &Place) -> Explanation {
         let ws = self.workspace();
-        Explanation::of(&understand::understand(text.trim(), &ws.catalog))
+        let conversation = self.conversation(who, place).await;
+        Explanation::of(&understand::understand(text.trim(), &self.context(&ws, &conversation)))
+    }
+
+    fn context<'a>(&self, ws: &'a Workspace, conversation: &'a Conversation) -> Context<'a> {
+        Context { catalog: &ws.catalog, model: Some(ws.model()), conversation, today: time::OffsetDateTime::now_utc().date() }
+    }
+
+    async fn conversation(&self, who: &Identity, place: &Place) -> Conversation {
+        match self.store.conversation(&place.key(), who.as_str(), now_ms()).await {
+            Ok(Some(json)) => serde_json::from_str(&json).unwrap_or_default(),
+            Ok(None) => Conversation::default(),
+            Err(e) => {
+                tracing::warn!(error = %e, "conversation state unavailable");
+                Conversation::default()
+            }
+        }
+    }
+
+    async fn remember(&self, who: &Identity, place: &Place, c: &Conversation) {
+        let Ok(json) = serde_json::to_string(c) else { return };
+        if let Err(e) = self.store.set_conversation(&place.key(), who.as_str(), &json, now_ms() + CONVERSATION_TTL_MS).await {
+            tracing::warn!(error = %e, "conversation state not saved");
+        }
     }
 
     #[tracing::instrument(skip_all, fields(who = %msg.who, place = %msg.place.key()))]
@@ -95,8 +123,12 @@ impl Bot {
             )
             .text("Nothing was run. Send a shorter message.");
         }
-        let understanding = understand::understand(text, &ws.catalog);
-        let (command, tier, intent, confidence) = match understanding {
+        let conversation = self.conversation(&msg.who, &msg.place).await;
+        let understood = understand::understand(text, &self.context(&ws, &conversation));
+        if let Some(c) = &understood.conversation {
+            self.remember(&msg.who, &msg.place, c).await;
+        }
+        let (command, tier, intent, confidence) = match understood.understanding {
             Understanding::Command { command, tier, intent, confidence } => (command, tier, intent, confidence),
             Understanding::Question { question, intent, confidence } => {
                 let req = Request {
@@ -110,11 +142,11 @@ impl Bot {
                 let _ = self.audit(&req, None, "question", None).await;
                 return Reply::new(Status::Question, question);
             }
-            Understanding::NotUnderstood { error, suggestions } => {
+            Understanding::NotUnderstood { error, suggestions, reason } => {
                 let req =
                     Request { who: &msg.who, place: &msg.place, text, tier: Tier::None, intent: None, confidence: 0.0 };
                 let _ = self.audit(&req, None, "not_understood", None).await;
-                return not_understood(error.as_deref(), &suggestions);
+                return not_understood(error.as_deref(), &suggestions, reason.as_deref());
             }
         };
         tracing::info!(command = %command, tier = tier.name(), "understood");
@@ -344,7 +376,10 @@ fn redact_command(c: &Command, catalog: &crate::catalog::Catalog) -> String {
     }
 }
 
-fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: &[String]) -> Reply {
+fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: &[String], reason: Option<&str>) -> Reply {
+    if let Some(reason) = reason {
+        return Reply::new(Status::NotUnderstood, "that is not something I do").text(reason).text("Type `help` for the commands.");
+    }
     match error {
         Some(e) => {
             let mut r = Reply::new(Status::NotUnderstood, e.message())

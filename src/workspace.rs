@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::catalog::{Catalog, Named, TemplateSig};
 use crate::config::{Config, Problem, line_of};
+use crate::manifests::template::Template;
 use crate::queries::file::{Dialect, QueryFile};
+use crate::understand::intent::{self, Intent, Model};
+use std::sync::OnceLock;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
@@ -25,6 +28,11 @@ pub struct Workspace {
     /// The raw config text, so later checks can point at lines.
     pub config_text: String,
     pub catalog: Catalog,
+    /// Manifest templates by name; their signatures are also in `catalog.templates`.
+    pub manifests: BTreeMap<String, Template>,
+    pub intents: Vec<Intent>,
+    /// Trained on first use: typed commands never wait for it.
+    model: OnceLock<Model>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +123,7 @@ impl Workspace {
         let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
         let mut problems = check_config(&config, &text, config_path);
         let queries = load_queries(&root.join(&config.bot.queries_dir), &config, &mut problems);
+        let manifests = load_manifests(&root.join(&config.bot.manifests_dir), &config, &mut problems);
         let catalog = Catalog {
             envs: config.envs.iter().map(|(n, e)| Named { name: n.clone(), aliases: e.aliases.clone() }).collect(),
             default_env: config.default_env(),
@@ -125,12 +134,19 @@ impl Workspace {
                 .collect(),
             queries,
             suites: config.suites.keys().cloned().collect(),
-            templates: BTreeMap::<String, TemplateSig>::new(),
+            templates: manifests.iter().map(|(n, t)| (n.clone(), t.sig())).collect::<BTreeMap<String, TemplateSig>>(),
         };
+        let (intents, intent_problems) = intent::load_dir(&root.join(&config.bot.intents_dir));
+        problems.extend(intent_problems);
         if !problems.is_empty() {
             return Err(WorkspaceError::Problems(problems));
         }
-        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog })
+        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog, manifests, intents, model: OnceLock::new() })
+    }
+
+    /// The local intent model, trained from the intents and the queries' examples on first use.
+    pub fn model(&self) -> &Model {
+        self.model.get_or_init(|| Model::train(&self.intents, &self.catalog))
     }
 
     /// A path from config, relative to the config file.
@@ -214,6 +230,12 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
                 problem(&at, format!("team `{team}`: {e}"));
             }
         }
+        for sub in &t.subreddits {
+            let ok = (2..=21).contains(&sub.len()) && sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                problem(&at, format!("team `{team}`: subreddit `{sub}` must be 2 to 21 letters, digits or _"));
+            }
+        }
         let patterns = t.allow.iter().chain(&t.confirm).chain(t.roles.values().flat_map(|r| r.allow.iter()));
         for pat in patterns {
             if let Err(e) = crate::decide::policy::Pattern::parse(pat) {
@@ -271,6 +293,41 @@ fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTr
     out
 }
 
+/// Manifest templates (`*.yaml`, `*.yml`); a missing default directory just means none.
+fn load_manifests(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTreeMap<String, Template> {
+    let mut out: BTreeMap<String, Template> = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        if dir.exists() || config.bot.manifests_dir != "manifests" {
+            problems.push(Problem::new(dir, None, "manifests_dir cannot be read"));
+        }
+        return out;
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(Problem::new(&path, None, "cannot be read as UTF-8 text"));
+            continue;
+        };
+        match Template::parse(&text, &path) {
+            Ok(t) => {
+                if let Some(first) = out.get(&t.name) {
+                    let msg = format!("manifest name `{}` is also used by {}", t.name, first.path.display());
+                    problems.push(Problem::new(&path, line_of(&text, "# name:"), msg));
+                    continue;
+                }
+                out.insert(t.name.clone(), t);
+            }
+            Err(ps) => problems.extend(ps),
+        }
+    }
+    out
+}
+
 /// The dialects a query's database is reached with; all three when only `env:` URLs say.
 fn query_dialects(config: &Config, database: &str) -> Vec<Dialect> {
     let mut ds: Vec<Dialect> = config
@@ -302,7 +359,12 @@ pub fn demo_catalog() -> Catalog {
         services: config.services.iter().map(|(n, s)| Named { name: n.clone(), aliases: s.aliases.clone() }).collect(),
         queries,
         suites: config.suites.keys().cloned().collect(),
-        templates: BTreeMap::new(),
+        templates: embedded::FILES
+            .iter()
+            .filter(|(p, _)| p.starts_with("manifests/") && p.ends_with(".yaml"))
+            .filter_map(|(p, t)| Template::parse(t, Path::new(p)).ok())
+            .map(|t| (t.name.clone(), t.sig()))
+            .collect(),
     }
 }
 

@@ -72,8 +72,10 @@ impl QueryFile {
         self.variants.get(&dialect).map_or(self.sql.as_str(), String::as_str)
     }
 
+    /// The SQL for a dialect with its placeholders rewritten; decimal (and, on PostgreSQL, uuid)
+    /// params are bound as text and cast in SQL, so no precision is lost on the way.
     pub fn prepare(&self, dialect: Dialect) -> Result<PreparedSql, String> {
-        rewrite_placeholders(self.body(dialect), dialect)
+        rewrite(self.body(dialect), dialect, |name| self.param(name).map(|p| p.ty))
     }
 
     pub fn param(&self, name: &str) -> Option<&ParamSpec> {
@@ -290,6 +292,25 @@ pub fn parse_param(spec: &str) -> Result<ParamSpec, String> {
 /// Rewrites `:name` placeholders to the driver's style, skipping strings, quoted identifiers,
 /// comments and PostgreSQL `::` casts. Returns the param names in bind order.
 pub fn rewrite_placeholders(sql: &str, dialect: Dialect) -> Result<PreparedSql, String> {
+    rewrite(sql, dialect, |_| None)
+}
+
+/// A bound value's placeholder; a type that travels as text gets a cast to its SQL type.
+fn placeholder(dialect: Dialect, n: usize, ty: Option<ParamType>) -> String {
+    let bare = match dialect {
+        Dialect::Postgres => format!("${n}"),
+        Dialect::Sqlite | Dialect::Mysql => "?".to_string(),
+    };
+    match (dialect, ty) {
+        (Dialect::Postgres, Some(ParamType::Decimal)) => format!("CAST({bare} AS numeric)"),
+        (Dialect::Mysql, Some(ParamType::Decimal)) => format!("CAST({bare} AS DECIMAL(65,30))"),
+        (Dialect::Sqlite, Some(ParamType::Decimal)) => format!("CAST({bare} AS NUMERIC)"),
+        (Dialect::Postgres, Some(ParamType::Uuid)) => format!("CAST({bare} AS uuid)"),
+        _ => bare,
+    }
+}
+
+fn rewrite(sql: &str, dialect: Dialect, ty: impl Fn(&str) -> Option<ParamType>) -> Result<PreparedSql, String> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = String::with_capacity(sql.len());
     let mut binds: Vec<String> = Vec::new();
@@ -325,11 +346,9 @@ pub fn rewrite_placeholders(sql: &str, dialect: Dialect) -> Result<PreparedSql, 
                     end += 1;
                 }
                 let name: String = chars[start..end].iter().collect();
+                let cast = ty(&name);
                 binds.push(name);
-                match dialect {
-                    Dialect::Postgres => out.push_str(&format!("${}", binds.len())),
-                    Dialect::Sqlite | Dialect::Mysql => out.push('?'),
-                }
+                out.push_str(&placeholder(dialect, binds.len(), cast));
                 i = end;
             }
             _ => {
@@ -414,6 +433,16 @@ mod tests {
         let p = parse_param("status text values=active|suspended").unwrap();
         assert_eq!(p.values, ["active", "suspended"]);
         assert!(parse_param("days int default=seven").is_err());
+    }
+
+    #[test]
+    fn decimals_and_postgres_uuids_travel_as_text_and_are_cast() {
+        let text = "-- name: typed\n-- database: d\n-- param: n decimal\n-- param: u uuid\nSELECT :n, :u\n";
+        let q = QueryFile::parse(text, Path::new("t.sql")).unwrap();
+        let sql = |d| q.prepare(d).unwrap().sql;
+        assert_eq!(sql(Dialect::Postgres), "SELECT CAST($1 AS numeric), CAST($2 AS uuid)");
+        assert_eq!(sql(Dialect::Mysql), "SELECT CAST(? AS DECIMAL(65,30)), ?");
+        assert_eq!(sql(Dialect::Sqlite), "SELECT CAST(? AS NUMERIC), ?");
     }
 
     #[test]

@@ -139,6 +139,15 @@ impl Store {
             .collect())
     }
 
+    /// Sentences nobody understood, newest first: (when, who, text), for `intents unmatched`.
+    pub async fn unmatched(&self, limit: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
+        let rows = sqlx::query_as("SELECT at, who, text FROM audit WHERE decision = 'not_understood' ORDER BY at DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows)
+    }
+
     /// Deletes rows older than the retention; returns how many went.
     pub async fn audit_prune(&self, before: i64) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM audit WHERE at < $1").bind(before).execute(self.pool()).await?;

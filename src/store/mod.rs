@@ -5,6 +5,8 @@
 
 pub mod audit;
 pub mod confirm;
+pub mod meme;
+pub mod todo;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -15,7 +17,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::{AnyPool, SqlSafeStr};
 
 /// The migrations, embedded in order. Append only: an applied migration is history.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "state", include_str!("../../migrations/0001_state.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "state", include_str!("../../migrations/0001_state.sql")),
+    (2, "chores", include_str!("../../migrations/0002_chores.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -2,4 +2,8 @@
 //! into a `Message`, calls the pipeline, and renders the `Reply`; no transport type goes
 //! further in.
 
+pub mod github;
+pub mod http;
+pub mod metrics;
+pub mod slack;
 pub mod terminal;

@@ -1,0 +1,146 @@
+use serde_json::Value;
+
+use super::*;
+use crate::render::reply::{Block, PendingConfirm, Reply, Status};
+
+/// Renders and checks the limits every message must respect, then returns it for a snapshot.
+fn check(reply: &Reply) -> SlackMessage {
+    let msg = render(reply);
+    assert!(msg.blocks.len() <= MAX_BLOCKS, "{} blocks", msg.blocks.len());
+    assert!(!msg.text.is_empty());
+    assert!(msg.text.chars().count() <= MAX_FALLBACK);
+    for b in &msg.blocks {
+        if let Some(t) = b["text"]["text"].as_str() {
+            assert!(t.chars().count() <= MAX_SECTION, "section of {} chars", t.chars().count());
+        }
+        if let Some(fields) = b["fields"].as_array() {
+            assert!(fields.len() <= MAX_FIELDS);
+        }
+    }
+    msg
+}
+
+fn confirm_reply() -> Reply {
+    let mut reply = Reply::new(Status::Confirm, "run `test run smoke staging`?").command("test run smoke staging");
+    reply.confirm = Some(PendingConfirm {
+        code: "7F3K".into(),
+        command: "test run smoke staging".into(),
+        expires_at: "2026-11-25T12:03:00Z".into(),
+        id: "0123456789abcdef0123456789abcdef".into(),
+    });
+    reply
+}
+
+#[test]
+fn a_table_reply_is_a_monospace_block_with_a_fallback() {
+    let reply = Reply::done("2 rows from users (prod) in 1 ms").command("db query recent-signups").with(Block::Table {
+        columns: vec!["id".into(), "email".into(), "note".into()],
+        rows: vec![
+            vec![Value::from(1), Value::from("alice@example.com"), Value::Null],
+            vec![Value::from(2), Value::from("bob@example.com"), Value::from("likes `code` & <tags>")],
+        ],
+        note: Some("first 2 of more".into()),
+    });
+    insta::assert_json_snapshot!(check(&reply));
+}
+
+#[test]
+fn a_confirmation_has_confirm_and_cancel_buttons_carrying_the_id() {
+    let msg = check(&confirm_reply());
+    let actions = msg.blocks.last().unwrap();
+    assert_eq!(actions["type"], "actions");
+    assert_eq!(actions["elements"][0]["action_id"], CONFIRM_ACTION);
+    assert_eq!(actions["elements"][0]["value"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(actions["elements"][1]["action_id"], CANCEL_ACTION);
+    assert!(msg.text.contains("confirm 7F3K"));
+    assert!(!msg.text.contains("0123456789abcdef"), "the id is never shown as text");
+    insta::assert_json_snapshot!(msg);
+}
+
+#[test]
+fn mentions_and_links_in_data_stay_text() {
+    let reply = Reply::failed("<!channel> boom <@U123>").text("see <https://evil.example|here> & more");
+    let msg = check(&reply);
+    let all = serde_json::to_string(&msg).unwrap();
+    assert!(!all.contains("<!channel>") && !all.contains("<@U123>") && !all.contains("<https://"), "{all}");
+    insta::assert_json_snapshot!(msg);
+}
+
+#[test]
+fn long_text_is_split_into_sections_of_at_most_3000_characters() {
+    let long = "word ".repeat(2000);
+    let msg = check(&Reply::done("long").text(long.clone()));
+    assert_eq!(msg.blocks.len(), 1 + long.chars().count().div_ceil(MAX_SECTION));
+}
+
+#[test]
+fn a_long_table_is_split_and_every_piece_repeats_the_header() {
+    let rows = (0..400).map(|i| vec![Value::from(i), Value::from(format!("user{i}@example.com"))]).collect();
+    let reply = Reply::done("400 rows").with(Block::Table { columns: vec!["id".into(), "email".into()], rows, note: None });
+    let msg = check(&reply);
+    assert!(msg.blocks.len() > 3);
+    for b in &msg.blocks[1..] {
+        let t = b["text"]["text"].as_str().unwrap();
+        assert!(t.starts_with("```\nid   email"), "{t}");
+        assert!(t.ends_with("\n```"));
+    }
+}
+
+#[test]
+fn backticks_in_a_cell_cannot_close_the_code_fence() {
+    let reply = Reply::done("x").with(Block::Table {
+        columns: vec!["v".into()],
+        rows: vec![vec![Value::from("```\n<!here>")]],
+        note: None,
+    });
+    let msg = check(&reply);
+    let t = msg.blocks[1]["text"]["text"].as_str().unwrap();
+    assert_eq!(t.matches("```").count(), 2, "{t}");
+    assert!(!t.contains("<!here>"));
+}
+
+#[test]
+fn more_than_50_blocks_are_cut_with_a_notice_and_the_buttons_kept() {
+    let mut reply = confirm_reply();
+    for i in 0..80 {
+        reply = reply.text(format!("paragraph {i}"));
+    }
+    let msg = check(&reply);
+    assert_eq!(msg.blocks.len(), MAX_BLOCKS);
+    assert_eq!(msg.blocks.last().unwrap()["type"], "actions");
+    let notice = &msg.blocks[MAX_BLOCKS - 3];
+    assert_eq!(notice["type"], "context");
+    assert!(notice["elements"][0]["text"].as_str().unwrap().contains("more blocks not shown"));
+}
+
+#[test]
+fn many_fields_are_grouped_by_ten() {
+    let fields = (0..23).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+    let msg = check(&Reply::done("fields").with(Block::Fields { fields }));
+    assert_eq!(msg.blocks.len(), 1 + 3);
+}
+
+#[test]
+fn an_image_is_an_image_block_with_alt_text_and_a_source_link() {
+    let reply = Reply::done("a meme from r/ProgrammerHumor").with(Block::Image {
+        url: "https://i.redd.it/abc.png".into(),
+        alt: "It works on my machine".into(),
+        link: Some("https://www.reddit.com/r/ProgrammerHumor/comments/abc/".into()),
+    });
+    insta::assert_json_snapshot!(check(&reply));
+}
+
+#[test]
+fn an_image_that_is_not_http_becomes_text() {
+    let reply = Reply::done("x").with(Block::Image { url: "javascript:alert(1)".into(), alt: "".into(), link: None });
+    let msg = check(&reply);
+    assert_eq!(msg.blocks[1]["type"], "section");
+}
+
+#[test]
+fn an_answered_confirmation_says_who_and_drops_the_buttons() {
+    let outcome = Reply::done("cancelled `test run smoke staging`").command("test run smoke staging");
+    let msg = answered(&outcome, "U2147483697", false);
+    assert!(msg.blocks.iter().all(|b| b["type"] != "actions"));
+    insta::assert_json_snapshot!(msg);
+}

@@ -1,0 +1,328 @@
+//! `lazyops serve`: one axum app for Slack, GitHub, `/healthz` and `/metrics`. Requests are
+//! verified, acknowledged fast and logged without their bodies; work that outlives a request
+//! runs as a tracked background task, so a graceful shutdown finishes it before exiting.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tower_http::timeout::TimeoutLayer;
+
+use super::metrics::{self, Metrics};
+use super::{github, slack};
+use crate::message::{Identity, Place};
+use crate::pipeline::Bot;
+use crate::render::{Reply, Status};
+use crate::store::audit::AuditStart;
+use crate::store::now_ms;
+
+/// What time it is for signature windows: the system clock, or a fixed instant in tests
+/// (Slack's published test vector is from 2018).
+#[derive(Clone, Copy, Debug)]
+pub enum Clock {
+    System,
+    /// Unix seconds.
+    Fixed(i64),
+}
+
+impl Clock {
+    pub fn now_secs(self) -> i64 {
+        match self {
+            Clock::System => now_ms() / 1000,
+            Clock::Fixed(s) => s,
+        }
+    }
+}
+
+/// Secrets, service URLs and limits; `from_env` reads the variables of the stable interface.
+/// No `Debug`: it holds secrets.
+pub struct Settings {
+    pub slack_signing_secret: Option<String>,
+    pub slack_bot_token: Option<String>,
+    /// `LAZYOPS_SLACK_API_URL`, else `https://slack.com/api`.
+    pub slack_api_url: String,
+    pub github_webhook_secret: Option<String>,
+    pub github_token: Option<String>,
+    /// `LAZYOPS_GITHUB_API_URL`, else `https://api.github.com`.
+    pub github_api_url: String,
+    pub clock: Clock,
+    /// Larger request bodies are refused with 413 before anything reads them.
+    pub body_limit: usize,
+    /// A request still running after this is answered 503.
+    pub request_timeout: Duration,
+    /// How long a slash command may work before it answers "working on it" instead (Slack
+    /// gives up after 3 s).
+    pub ack_budget: Duration,
+    /// Timeout of each call to Slack or GitHub.
+    pub http_timeout: Duration,
+    /// The longest `Retry-After` waited out before a call to Slack or GitHub fails.
+    pub max_retry_wait: Duration,
+    /// How long a delivery id is remembered for deduplication.
+    pub dedup_ttl: Duration,
+    /// How long a shutdown waits for background work.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            slack_signing_secret: None,
+            slack_bot_token: None,
+            slack_api_url: "https://slack.com/api".into(),
+            github_webhook_secret: None,
+            github_token: None,
+            github_api_url: "https://api.github.com".into(),
+            clock: Clock::System,
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(15),
+            ack_budget: Duration::from_millis(2500),
+            http_timeout: Duration::from_secs(10),
+            max_retry_wait: Duration::from_secs(60),
+            dedup_ttl: Duration::from_secs(24 * 3600),
+            drain_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        let d = Settings::default();
+        Settings {
+            slack_signing_secret: var("SLACK_SIGNING_SECRET"),
+            slack_bot_token: var("SLACK_BOT_TOKEN"),
+            slack_api_url: var("LAZYOPS_SLACK_API_URL").unwrap_or(d.slack_api_url.clone()),
+            github_webhook_secret: var("GITHUB_WEBHOOK_SECRET"),
+            github_token: var("GITHUB_TOKEN"),
+            github_api_url: var("LAZYOPS_GITHUB_API_URL").unwrap_or(d.github_api_url.clone()),
+            ..d
+        }
+    }
+}
+
+/// Background work started by requests, counted so shutdown can wait for it.
+#[derive(Clone, Default)]
+pub struct Tasks {
+    inner: Arc<TaskCount>,
+}
+
+#[derive(Default)]
+struct TaskCount {
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+struct Running(Arc<TaskCount>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Tasks {
+    pub fn spawn(&self, work: impl Future<Output = ()> + Send + 'static) {
+        self.inner.running.fetch_add(1, Ordering::AcqRel);
+        let guard = Running(self.inner.clone());
+        tokio::spawn(async move {
+            let _guard = guard;
+            work.await;
+        });
+    }
+
+    pub fn running(&self) -> usize {
+        self.inner.running.load(Ordering::Acquire)
+    }
+
+    /// Resolves when no background work is left.
+    pub async fn idle(&self) {
+        loop {
+            let woken = self.inner.idle.notified();
+            if self.running() == 0 {
+                return;
+            }
+            woken.await;
+        }
+    }
+}
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub bot: Arc<Bot>,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    pub slack: Arc<slack::api::SlackApi>,
+    pub github: Arc<github::api::GithubApi>,
+    pub tasks: Tasks,
+}
+
+impl AppState {
+    /// Counts how a reply was understood and whether it asks for confirmation.
+    pub fn observe(&self, reply: &Reply) {
+        if let Some(u) = &reply.understood {
+            self.metrics.understood(u.tier);
+        } else if reply.status == Status::NotUnderstood {
+            self.metrics.understood("none");
+        }
+        if reply.status == Status::Confirm {
+            self.metrics.confirmation("asked");
+        }
+    }
+
+    /// A reply that could not be delivered: logged, counted and written to the audit log.
+    pub async fn undelivered(&self, who: &Identity, place: &Place, command: Option<&str>, error: &str) {
+        self.metrics.error("delivery");
+        tracing::error!(who = %who, place = %place.key(), error, "reply not delivered");
+        let id = uuid::Uuid::new_v4().to_string();
+        let row = AuditStart {
+            id: id.clone(),
+            at: now_ms(),
+            who: who.to_string(),
+            transport: place.transport.name().to_string(),
+            place: place.key(),
+            text: "(reply delivery)".into(),
+            command: command.map(str::to_string),
+            decision: "undelivered".into(),
+            ..AuditStart::default()
+        };
+        let store = self.bot.store();
+        let written = match store.audit_start(&row).await {
+            Ok(()) => store.audit_finish(&id, "error", 0, Some(error)).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            tracing::error!(error = %e, "audit of an undelivered reply failed");
+        }
+    }
+}
+
+/// The router, shared by `lazyops serve` and the tests. Work a request starts after its
+/// answer runs on `tasks`.
+pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
+    let http = reqwest::Client::builder()
+        .timeout(settings.http_timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("lazyops/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    let slack = slack::api::SlackApi::new(
+        http.clone(),
+        &settings.slack_api_url,
+        settings.slack_bot_token.clone(),
+        settings.max_retry_wait,
+    );
+    let github = github::api::GithubApi::new(
+        http,
+        &settings.github_api_url,
+        settings.github_token.clone(),
+        settings.max_retry_wait,
+    );
+    let body_limit = settings.body_limit;
+    let timeout = settings.request_timeout;
+    let state = AppState {
+        bot,
+        settings: Arc::new(settings),
+        metrics: Arc::new(Metrics::default()),
+        slack: Arc::new(slack),
+        github: Arc::new(github),
+        tasks,
+    };
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/slack/commands", post(slack::commands))
+        .route("/slack/events", post(slack::events))
+        .route("/slack/interactions", post(slack::interactions))
+        .route("/github/webhook", post(github::webhook))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+}
+
+/// One log line and the counters per request; the path is logged as its route, never raw.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = metrics::route(req.uri().path());
+    let method = req.method().clone();
+    let started = Instant::now();
+    state.metrics.started();
+    let resp = next.run(req).await;
+    state.metrics.finished();
+    let took = started.elapsed();
+    let status = resp.status().as_u16();
+    state.metrics.request(route, status, took);
+    tracing::info!(method = %method, route, status, micros = took.as_micros() as u64, "request");
+    resp
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests and the background work
+/// they started (up to `drain_timeout`).
+pub async fn serve(
+    listener: TcpListener,
+    bot: Arc<Bot>,
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tasks = Tasks::default();
+    let drain = settings.drain_timeout;
+    let router = app(bot, settings, tasks.clone());
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let left = tasks.running();
+    if left > 0 {
+        tracing::info!(tasks = left, "finishing background work before exit");
+        if tokio::time::timeout(drain, tasks.idle()).await.is_err() {
+            tracing::warn!(tasks = tasks.running(), "shutdown: background work abandoned after the drain timeout");
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing in-flight work");
+}
+
+/// A 400 for a signed request whose content cannot be read.
+pub(crate) fn bad_request(state: &AppState, transport: &'static str, reason: String) -> Response {
+    state.metrics.error("bad_request");
+    tracing::warn!(transport, reason = %reason, "malformed request");
+    (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response()
+}

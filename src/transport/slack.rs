@@ -1,0 +1,493 @@
+//! Slack over HTTP: slash commands, the Events API (mentions and direct messages) and
+//! interactivity (Confirm/Cancel buttons). Every request is verified before it is read; each
+//! is acknowledged within Slack's 3 seconds, and slower work answers later through the
+//! `response_url` or the Web API. Slack payloads never leave this module: the pipeline sees a
+//! `Message`, and Block Kit comes from `render::slack`.
+
+pub mod api;
+pub mod verify;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, extract::State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::http::{AppState, bad_request};
+use crate::decide::policy::{self, Decision};
+use crate::message::{Identity, Message, Place, Transport};
+use crate::pipeline::Options;
+use crate::render::slack::{self as blocks, CANCEL_ACTION, CONFIRM_ACTION, SlackMessage};
+use crate::render::{Reply, Status};
+use crate::spec::CommandKind;
+use crate::store::confirm::Answer;
+use crate::store::now_ms;
+use crate::understand::grammar;
+
+/// Checks the signature; a refusal is logged with its reason, never with the secret or body.
+fn verified(state: &AppState, route: &'static str, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+    let now = state.settings.clock.now_secs();
+    match verify::verify(state.settings.slack_signing_secret.as_deref(), headers, body, now) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            state.metrics.error("signature");
+            tracing::warn!(route, reason = %e, "slack request refused");
+            Err((StatusCode::UNAUTHORIZED, "invalid slack request signature\n").into_response())
+        }
+    }
+}
+
+fn identity(user: &str) -> Identity {
+    Identity::new(Transport::Slack, user)
+}
+
+fn place(channel: &str, thread: Option<&str>) -> Place {
+    Place { transport: Transport::Slack, channel: channel.to_string(), thread: thread.map(str::to_string) }
+}
+
+/// Help and personal answers stay ephemeral, as do errors; results of commands are shown to
+/// the channel.
+fn for_the_channel(reply: &Reply) -> bool {
+    let personal = reply
+        .command
+        .as_deref()
+        .and_then(|c| c.split_whitespace().next())
+        .is_some_and(|w| ["help", "whoami", "explain", "audit"].contains(&w));
+    reply.public && reply.status == Status::Done && !personal
+}
+
+fn response_body(reply: &Reply, msg: &SlackMessage) -> Value {
+    let kind = if for_the_channel(reply) { "in_channel" } else { "ephemeral" };
+    json!({"response_type": kind, "text": msg.text, "blocks": msg.blocks})
+}
+
+// ---------------------------------------------------------------------------------------------
+// Slash commands
+
+#[derive(Deserialize)]
+struct SlashCommand {
+    user_id: Option<String>,
+    channel_id: Option<String>,
+    #[serde(default)]
+    text: String,
+    response_url: Option<String>,
+    ssl_check: Option<String>,
+}
+
+/// The canonical text of a command that will run at once and is known to be slow (it talks
+/// to a database, a deploy target, CI or Reddit), so the slash command acknowledges first.
+fn answers_later(state: &AppState, msg: &Message) -> Option<String> {
+    let ws = state.bot.workspace();
+    let cmd = grammar::parse(msg.text.trim(), &ws.catalog).ok()?;
+    let slow = matches!(
+        cmd.kind(),
+        CommandKind::DbQuery
+            | CommandKind::DbSchemaCheck
+            | CommandKind::DeployVersion
+            | CommandKind::ReleaseCheck
+            | CommandKind::TestRun
+            | CommandKind::Meme
+    );
+    let runs_now = matches!(
+        policy::decide(&ws.config, &msg.who, &msg.place, &cmd),
+        Decision::Allowed { confirm: false, .. }
+    );
+    (slow && runs_now).then(|| cmd.to_string())
+}
+
+fn working_on(canonical: &str) -> Response {
+    let text = format!("working on `{}`…", blocks::escape(canonical));
+    Json(json!({"response_type": "ephemeral", "text": text})).into_response()
+}
+
+pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = verified(&state, "/slack/commands", &headers, &body) {
+        return refused;
+    }
+    let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(&state, "slack", format!("malformed slash command form: {e}")),
+    };
+    if form.ssl_check.as_deref() == Some("1") {
+        return StatusCode::OK.into_response();
+    }
+    let (Some(user), Some(channel)) = (form.user_id.as_deref(), form.channel_id.as_deref()) else {
+        return bad_request(&state, "slack", "slash command without user_id or channel_id".into());
+    };
+    let text = form.text.trim();
+    let msg = Message {
+        who: identity(user),
+        place: place(channel, None),
+        text: if text.is_empty() { "help".to_string() } else { text.to_string() },
+    };
+    let later = answers_later(&state, &msg);
+    let (tx, rx) = oneshot::channel::<Reply>();
+    let work = state.clone();
+    let response_url = form.response_url.clone();
+    let job_msg = msg.clone();
+    state.tasks.spawn(async move {
+        let reply = work.bot.handle(&job_msg, Options::default()).await;
+        work.observe(&reply);
+        // The request is still waiting: it answers. Otherwise this task does.
+        if let Err(reply) = tx.send(reply) {
+            deliver_late(&work, &job_msg, response_url.as_deref(), &reply).await;
+        }
+    });
+    if let Some(canonical) = later {
+        drop(rx);
+        return working_on(&canonical);
+    }
+    match tokio::time::timeout(state.settings.ack_budget, rx).await {
+        Ok(Ok(reply)) => Json(response_body(&reply, &blocks::render(&reply))).into_response(),
+        Ok(Err(_)) => {
+            state.metrics.error("internal");
+            Json(json!({"response_type": "ephemeral", "text": "internal error: the command stopped; see the server log"}))
+                .into_response()
+        }
+        Err(_) => working_on(&msg.text),
+    }
+}
+
+/// Delivers a slash command's answer after the HTTP response: the `response_url`, else the
+/// Web API, else the failure lands in the log and the audit.
+async fn deliver_late(state: &AppState, msg: &Message, response_url: Option<&str>, reply: &Reply) {
+    let rendered = blocks::render(reply);
+    let mut body = response_body(reply, &rendered);
+    body["replace_original"] = json!(false);
+    let first = match response_url {
+        Some(url) => state.slack.respond(url, &body).await,
+        None => Err(api::ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
+    };
+    let Err(first) = first else { return };
+    state.metrics.error("slack_api");
+    tracing::warn!(error = %first, "response_url failed; trying the Web API");
+    let user = msg.who.as_str().trim_start_matches("slack:");
+    let second = if for_the_channel(reply) {
+        state.slack.post_message(&msg.place.channel, None, &rendered).await.map(|_| ())
+    } else {
+        state.slack.post_ephemeral(&msg.place.channel, user, &rendered).await
+    };
+    if let Err(e) = second {
+        state.metrics.error("slack_api");
+        let error = format!("{first}; then {e}");
+        state.undelivered(&msg.who, &msg.place, reply.command.as_deref(), &error).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events API
+
+#[derive(Debug, Deserialize)]
+struct ChatEvent {
+    #[serde(rename = "type")]
+    kind: String,
+    user: Option<String>,
+    text: Option<String>,
+    channel: Option<String>,
+    ts: Option<String>,
+    thread_ts: Option<String>,
+    channel_type: Option<String>,
+    bot_id: Option<String>,
+    subtype: Option<String>,
+}
+
+/// A mention or a direct message from a person; edits, deletions, joins and bot posts are not.
+fn addressed_to_us(ev: &ChatEvent) -> bool {
+    let from_person = ev.bot_id.is_none() && ev.subtype.is_none();
+    let kind = ev.kind == "app_mention" || (ev.kind == "message" && ev.channel_type.as_deref() == Some("im"));
+    from_person && kind
+}
+
+pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = verified(&state, "/slack/events", &headers, &body) {
+        return refused;
+    }
+    let envelope: Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(e) => return bad_request(&state, "slack", format!("event body is not JSON: {e}")),
+    };
+    match envelope["type"].as_str() {
+        Some("url_verification") => {
+            return match envelope["challenge"].as_str() {
+                Some(c) => ([(header::CONTENT_TYPE, "text/plain")], c.to_string()).into_response(),
+                None => bad_request(&state, "slack", "url_verification without a challenge".into()),
+            };
+        }
+        Some("event_callback") => {}
+        Some(other) => {
+            tracing::info!(kind = other, "slack envelope type ignored");
+            return StatusCode::OK.into_response();
+        }
+        None => return bad_request(&state, "slack", "event without a `type`".into()),
+    }
+    let (Some(event_id), Some(event)) = (envelope["event_id"].as_str(), envelope.get("event")) else {
+        return bad_request(&state, "slack", "event_callback without event_id or event".into());
+    };
+    let Some(kind) = event["type"].as_str() else {
+        return bad_request(&state, "slack", "event without a `type`".into());
+    };
+    if kind != "app_mention" && kind != "message" {
+        tracing::info!(kind, "slack event type ignored");
+        return StatusCode::OK.into_response();
+    }
+    let ev: ChatEvent = match serde_json::from_value(event.clone()) {
+        Ok(ev) => ev,
+        Err(e) => return bad_request(&state, "slack", format!("malformed {kind} event: {e}")),
+    };
+    if !addressed_to_us(&ev) {
+        tracing::debug!(kind, "slack event ignored (bot, edit or not for us)");
+        return StatusCode::OK.into_response();
+    }
+    let (Some(user), Some(channel), Some(ts)) = (ev.user.clone(), ev.channel.clone(), ev.ts.clone()) else {
+        return bad_request(&state, "slack", format!("{kind} event without user, channel or ts"));
+    };
+    let retry = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).unwrap_or("0");
+    match state.bot.store().first_delivery("slack", event_id, state.settings.dedup_ttl, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(event_id, retry, "duplicate slack event dropped");
+            return StatusCode::OK.into_response();
+        }
+        Err(e) => {
+            // Not acknowledged, so Slack delivers it again once the store is back.
+            state.metrics.error("store");
+            tracing::error!(error = %e, "cannot record the slack event");
+            return (StatusCode::SERVICE_UNAVAILABLE, "state database unavailable\n").into_response();
+        }
+    }
+    let work = state.clone();
+    let thread = match ev.kind.as_str() {
+        "app_mention" => Some(ev.thread_ts.clone().unwrap_or(ts)),
+        _ => ev.thread_ts.clone(),
+    };
+    let text = ev.text.unwrap_or_default();
+    state.tasks.spawn(async move { answer_event(&work, &user, &channel, thread, &text).await });
+    StatusCode::OK.into_response()
+}
+
+async fn answer_event(state: &AppState, user: &str, channel: &str, thread: Option<String>, text: &str) {
+    let me = match state.slack.identity().await {
+        Ok(me) => Some(me.user_id.clone()),
+        Err(e) => {
+            tracing::warn!(error = %e, "auth.test failed; cannot tell the bot's own messages by user id");
+            None
+        }
+    };
+    if me.as_deref() == Some(user) {
+        return;
+    }
+    let msg = Message {
+        who: identity(user),
+        place: place(channel, thread.as_deref()),
+        text: plain_text(text, me.as_deref()),
+    };
+    let reply = state.bot.handle(&msg, Options::default()).await;
+    state.observe(&reply);
+    let rendered = blocks::render(&reply);
+    if let Err(e) = state.slack.post_message(channel, thread.as_deref(), &rendered).await {
+        state.metrics.error("slack_api");
+        state.undelivered(&msg.who, &msg.place, reply.command.as_deref(), &e.to_string()).await;
+    }
+}
+
+/// What the person typed, from Slack's message text: the bot's mention dropped, other
+/// mentions as identities (`slack:U123`), links as their label, entities decoded.
+pub fn plain_text(text: &str, me: Option<&str>) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut first = true;
+    while let Some(open) = rest.find('<') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('>') else {
+            out.push_str(&rest[open..]);
+            rest = "";
+            break;
+        };
+        let inner = &rest[open + 1..open + close];
+        let (target, label) = match inner.split_once('|') {
+            Some((t, l)) => (t, Some(l)),
+            None => (inner, None),
+        };
+        let leading = first && out.trim().is_empty();
+        if let Some(user) = target.strip_prefix('@') {
+            // The bot's own mention, or any leading mention when we do not know who we are.
+            let ours = me.map_or(leading, |m| m == user);
+            if !ours {
+                out.push_str(&format!("slack:{user}"));
+            }
+        } else if let Some(chan) = target.strip_prefix('#') {
+            out.push('#');
+            out.push_str(label.filter(|l| !l.is_empty()).unwrap_or(chan));
+        } else if let Some(special) = target.strip_prefix('!') {
+            out.push('@');
+            out.push_str(label.unwrap_or(special));
+        } else {
+            out.push_str(label.unwrap_or(target));
+        }
+        first = false;
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").trim().to_string()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Interactivity
+
+#[derive(Deserialize)]
+struct InteractionForm {
+    payload: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Container {
+    channel_id: Option<String>,
+    message_ts: Option<String>,
+    #[serde(default)]
+    is_ephemeral: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ActionMessage {
+    thread_ts: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Action {
+    action_id: String,
+    value: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BlockActions {
+    user: IdOnly,
+    channel: Option<IdOnly>,
+    container: Option<Container>,
+    message: Option<ActionMessage>,
+    response_url: Option<String>,
+    actions: Vec<Action>,
+}
+
+pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = verified(&state, "/slack/interactions", &headers, &body) {
+        return refused;
+    }
+    let form: InteractionForm = match serde_urlencoded::from_bytes(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(&state, "slack", format!("interaction without a `payload` field: {e}")),
+    };
+    let payload: Value = match serde_json::from_str(&form.payload) {
+        Ok(v) => v,
+        Err(e) => return bad_request(&state, "slack", format!("interaction payload is not JSON: {e}")),
+    };
+    if payload["type"].as_str() != Some("block_actions") {
+        tracing::info!(kind = payload["type"].as_str().unwrap_or("?"), "slack interaction type ignored");
+        return StatusCode::OK.into_response();
+    }
+    let p: BlockActions = match serde_json::from_value(payload) {
+        Ok(p) => p,
+        Err(e) => return bad_request(&state, "slack", format!("malformed block_actions payload: {e}")),
+    };
+    let Some(action) = p.actions.first() else {
+        return bad_request(&state, "slack", "block_actions without actions".into());
+    };
+    let answer = match action.action_id.as_str() {
+        CONFIRM_ACTION => Answer::Confirm,
+        CANCEL_ACTION => Answer::Cancel,
+        other => {
+            tracing::info!(action_id = other, "slack action not ours; ignored");
+            return StatusCode::OK.into_response();
+        }
+    };
+    let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
+        return bad_request(&state, "slack", "button without a confirmation id".into());
+    };
+    let work = state.clone();
+    state.tasks.spawn(async move { answer_button(&work, p, answer, &id).await });
+    StatusCode::OK.into_response()
+}
+
+async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &str) {
+    let user = p.user.id.as_str();
+    let who = identity(user);
+    let container = p.container.as_ref();
+    let channel = p
+        .channel
+        .as_ref()
+        .map(|c| c.id.clone())
+        .or_else(|| container.and_then(|c| c.channel_id.clone()))
+        .unwrap_or_default();
+    let thread = p.message.as_ref().and_then(|m| m.thread_ts.clone());
+    let here = place(&channel, thread.as_deref());
+    let outcome = state.bot.answer(id, &who, &here, answer).await;
+    // No canonical command means the confirmation was not ours to answer (someone else's,
+    // expired, used or unknown): only the presser hears about it.
+    if outcome.command.is_none() && matches!(outcome.status, Status::Refused | Status::Failed) {
+        state.metrics.confirmation("refused");
+        tell_presser(state, &p, &who, &here, &outcome).await;
+        return;
+    }
+    state.metrics.confirmation(if answer == Answer::Confirm { "confirmed" } else { "cancelled" });
+    state.observe(&outcome);
+    let msg = blocks::answered(&outcome, user, answer == Answer::Confirm);
+    let body = json!({"replace_original": true, "text": msg.text, "blocks": msg.blocks});
+    let first = match p.response_url.as_deref() {
+        Some(url) => state.slack.respond(url, &body).await,
+        None => Err(api::ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
+    };
+    let Err(first) = first else { return };
+    state.metrics.error("slack_api");
+    // An ephemeral original can only be replaced through its response_url.
+    let second = match container {
+        Some(Container { channel_id: Some(c), message_ts: Some(ts), is_ephemeral: false }) => {
+            state.slack.update(c, ts, &msg).await
+        }
+        _ => Err(first),
+    };
+    if let Err(e) = second {
+        state.metrics.error("slack_api");
+        state.undelivered(&who, &here, outcome.command.as_deref(), &e.to_string()).await;
+    }
+}
+
+async fn tell_presser(state: &AppState, p: &BlockActions, who: &Identity, here: &Place, outcome: &Reply) {
+    let msg = blocks::render(outcome);
+    let first = state.slack.post_ephemeral(&here.channel, &p.user.id, &msg).await;
+    let Err(first) = first else { return };
+    state.metrics.error("slack_api");
+    let body = json!({"response_type": "ephemeral", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
+    let second = match p.response_url.as_deref() {
+        Some(url) => state.slack.respond(url, &body).await,
+        None => Err(first),
+    };
+    if let Err(e) = second {
+        state.metrics.error("slack_api");
+        state.undelivered(who, here, None, &e.to_string()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_text;
+
+    #[test]
+    fn slack_markup_becomes_what_the_person_typed() {
+        assert_eq!(plain_text("<@U111> deploy version payments", None), "deploy version payments");
+        assert_eq!(plain_text("<@U111> deploy version payments", Some("U111")), "deploy version payments");
+        assert_eq!(plain_text("hey <@UBOT> todo assign 3 <@U222>", Some("UBOT")), "hey  todo assign 3 slack:U222");
+        assert_eq!(
+            plain_text("db query user-by-email email=<mailto:a@b.com|a@b.com>", None),
+            "db query user-by-email email=a@b.com"
+        );
+        assert_eq!(plain_text("todo add \"fix &lt;b&gt; &amp; <#C1|ops>\"", None), "todo add \"fix <b> & #ops\"");
+        assert_eq!(plain_text("look at <https://x.example>", None), "look at https://x.example");
+        assert_eq!(plain_text("unclosed < here", None), "unclosed < here");
+    }
+}

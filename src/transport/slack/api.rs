@@ -1,0 +1,176 @@
+//! The Slack Web API client: `chat.postMessage`, `chat.postEphemeral`, `chat.update`,
+//! `auth.test`, and posts to a `response_url`. It waits out `429 Retry-After`, retries server
+//! errors a few times, and turns `ok: false` into an error naming Slack's code.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use crate::render::slack::SlackMessage;
+
+/// How many times one call is tried before it fails.
+const ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("SLACK_BOT_TOKEN is not set; set it to the app's bot token (xoxb-…)")]
+    NoToken,
+    #[error("slack {method} answered ok:false, error `{error}`")]
+    NotOk { method: String, error: String },
+    #[error("slack {method} answered HTTP {status}")]
+    Status { method: String, status: u16 },
+    #[error("slack {method} kept answering 429 (rate limited) after {ATTEMPTS} attempts")]
+    RateLimited { method: String },
+    #[error("slack {method} could not be reached: {reason}")]
+    Unreachable { method: String, reason: String },
+}
+
+/// Who the bot is in the workspace, from `auth.test`: its own messages are ignored.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BotIdentity {
+    pub user_id: String,
+    pub bot_id: String,
+}
+
+pub struct SlackApi {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+    /// The longest `Retry-After` honoured before giving up.
+    max_wait: Duration,
+    identity: OnceCell<BotIdentity>,
+}
+
+enum Attempt {
+    Done(reqwest::Response),
+    Retry(Duration, ApiError),
+}
+
+impl SlackApi {
+    pub fn new(http: reqwest::Client, base: &str, token: Option<String>, max_wait: Duration) -> SlackApi {
+        SlackApi {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.filter(|t| !t.is_empty()),
+            max_wait,
+            identity: OnceCell::new(),
+        }
+    }
+
+    /// One POST with the retry policy: 429 waits `Retry-After`, 5xx and network errors back off.
+    async fn send(&self, what: &str, req: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            let outcome = match req().send().await {
+                Ok(resp) if resp.status().as_u16() == 429 => {
+                    let wait = resp
+                        .headers()
+                        .get("retry-after")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map_or(Duration::from_secs(1), Duration::from_secs);
+                    tracing::warn!(method = what, retry_after_s = wait.as_secs(), "slack rate limited");
+                    Attempt::Retry(wait, ApiError::RateLimited { method: what.to_string() })
+                }
+                Ok(resp) if resp.status().is_server_error() => {
+                    let status = resp.status().as_u16();
+                    Attempt::Retry(backoff(attempt), ApiError::Status { method: what.to_string(), status })
+                }
+                Ok(resp) => Attempt::Done(resp),
+                Err(e) => Attempt::Retry(
+                    backoff(attempt),
+                    ApiError::Unreachable { method: what.to_string(), reason: e.without_url().to_string() },
+                ),
+            };
+            match outcome {
+                Attempt::Done(resp) => return Ok(resp),
+                Attempt::Retry(wait, err) => {
+                    if wait > self.max_wait || attempt + 1 == ATTEMPTS {
+                        return Err(err);
+                    }
+                    last = Some(err);
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        Err(last.unwrap_or(ApiError::RateLimited { method: what.to_string() }))
+    }
+
+    /// Calls a Web API method with a JSON body; `ok: false` is an error.
+    pub async fn call(&self, method: &str, body: &Value) -> Result<Value, ApiError> {
+        let token = self.token.as_deref().ok_or(ApiError::NoToken)?;
+        let url = format!("{}/{method}", self.base);
+        let resp = self.send(method, || self.http.post(&url).bearer_auth(token).json(body)).await?;
+        let status = resp.status().as_u16();
+        let value: Value = resp
+            .json()
+            .await
+            .map_err(|_| ApiError::Status { method: method.to_string(), status })?;
+        if value["ok"].as_bool() == Some(true) {
+            if let Some(w) = value["warning"].as_str() {
+                tracing::warn!(method, warning = w, "slack api warning");
+            }
+            return Ok(value);
+        }
+        let error = value["error"].as_str().unwrap_or("unknown_error").to_string();
+        Err(ApiError::NotOk { method: method.to_string(), error })
+    }
+
+    /// Posts a message, in a thread when `thread_ts` is set; returns the new message's `ts`.
+    pub async fn post_message(&self, channel: &str, thread_ts: Option<&str>, msg: &SlackMessage) -> Result<String, ApiError> {
+        let mut body = json!({"channel": channel, "text": msg.text, "blocks": msg.blocks, "unfurl_links": false});
+        if let Some(ts) = thread_ts {
+            body["thread_ts"] = json!(ts);
+        }
+        let v = self.call("chat.postMessage", &body).await?;
+        Ok(v["ts"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// A message only `user` sees, in `channel`.
+    pub async fn post_ephemeral(&self, channel: &str, user: &str, msg: &SlackMessage) -> Result<(), ApiError> {
+        let body = json!({"channel": channel, "user": user, "text": msg.text, "blocks": msg.blocks});
+        self.call("chat.postEphemeral", &body).await.map(|_| ())
+    }
+
+    pub async fn update(&self, channel: &str, ts: &str, msg: &SlackMessage) -> Result<(), ApiError> {
+        let body = json!({"channel": channel, "ts": ts, "text": msg.text, "blocks": msg.blocks});
+        self.call("chat.update", &body).await.map(|_| ())
+    }
+
+    /// Posts to a `response_url` (no token: the URL is the credential, so it is never logged).
+    pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), ApiError> {
+        let what = "response_url";
+        let resp = self.send(what, || self.http.post(response_url).json(body)).await?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(ApiError::Status { method: what.to_string(), status: status.as_u16() });
+        }
+        // Slack answers `ok` as text or `{"ok": …}`; only an explicit false is a failure.
+        let text = resp.text().await.unwrap_or_default();
+        if let Ok(v) = serde_json::from_str::<Value>(&text)
+            && v["ok"].as_bool() == Some(false)
+        {
+            let error = v["error"].as_str().unwrap_or("unknown_error").to_string();
+            return Err(ApiError::NotOk { method: what.to_string(), error });
+        }
+        Ok(())
+    }
+
+    /// The bot's own user and bot ids, asked once with `auth.test`.
+    pub async fn identity(&self) -> Result<&BotIdentity, ApiError> {
+        self.identity
+            .get_or_try_init(|| async {
+                let v = self.call("auth.test", &json!({})).await?;
+                Ok(BotIdentity {
+                    user_id: v["user_id"].as_str().unwrap_or_default().to_string(),
+                    bot_id: v["bot_id"].as_str().unwrap_or_default().to_string(),
+                })
+            })
+            .await
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(250 * 2u64.pow(attempt))
+}
