@@ -354,13 +354,31 @@ impl Default for SlackConfig {
 pub struct GithubConfig {
     /// The bot's login, for `@login` mentions.
     pub login: String,
+    /// A comment line starting with this addresses the bot, as does `@login`.
+    pub prefix: String,
     /// `author_association` values trusted to run commands.
     pub trusted: Vec<String>,
+    /// What an untrusted author who addresses the bot gets: one polite refusal per thread, or
+    /// silence.
+    pub untrusted: Untrusted,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Untrusted {
+    #[default]
+    Refuse,
+    Silence,
 }
 
 impl Default for GithubConfig {
     fn default() -> Self {
-        GithubConfig { login: "lazyops".into(), trusted: vec!["OWNER".into(), "MEMBER".into(), "COLLABORATOR".into()] }
+        GithubConfig {
+            login: "lazyops".into(),
+            prefix: "/lazyops".into(),
+            trusted: vec!["OWNER".into(), "MEMBER".into(), "COLLABORATOR".into()],
+            untrusted: Untrusted::Refuse,
+        }
     }
 }
 

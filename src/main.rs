@@ -190,7 +190,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let who = terminal::identity(cli.as_name.as_deref());
     match cli.command {
         Cmd::Chat => {
-            let bot = open_bot(config).await?;
+            let bot = std::sync::Arc::new(open_bot(config).await?);
+            // Edits to queries, intents and config apply without leaving the session.
+            let _watcher = lazyops::reload::watch(bot.clone()).context("watching the workspace for changes")?;
             let history = bot.workspace().root.join("history");
             terminal::chat(&bot, &who, &history).await.context("reading the terminal")?;
             Ok(0)

@@ -25,6 +25,10 @@ pub struct Bot {
     workspace: RwLock<Arc<Workspace>>,
     store: Store,
     plugins: Registry,
+    /// Pools to the target databases of predefined queries, opened on first use.
+    pools: crate::queries::pools::Pools,
+    /// Test runs this process drives in the background.
+    jobs: Arc<crate::jobs::Jobs>,
 }
 
 /// Per-message switches a transport may set.
@@ -63,7 +67,18 @@ struct Request<'a> {
 
 impl Bot {
     pub fn new(workspace: Workspace, store: Store) -> Bot {
-        Bot { workspace: RwLock::new(Arc::new(workspace)), store, plugins: Registry::builtin() }
+        Bot {
+            workspace: RwLock::new(Arc::new(workspace)),
+            store,
+            plugins: Registry::builtin(),
+            pools: crate::queries::pools::Pools::new(),
+            jobs: crate::jobs::Jobs::new(),
+        }
+    }
+
+    /// Background test runs: transports subscribe here to tell requesters when one ends.
+    pub fn jobs(&self) -> &Arc<crate::jobs::Jobs> {
+        &self.jobs
     }
 
     /// The current workspace; hot reload swaps it, so hold the `Arc` for one message.
@@ -74,8 +89,21 @@ impl Bot {
         }
     }
 
+    /// Swaps in a freshly loaded workspace (hot reload); messages in flight keep the old one.
+    pub fn replace_workspace(&self, ws: Workspace) {
+        let ws = Arc::new(ws);
+        match self.workspace.write() {
+            Ok(mut w) => *w = ws,
+            Err(poisoned) => *poisoned.into_inner() = ws,
+        }
+    }
+
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn pools(&self) -> &crate::queries::pools::Pools {
+        &self.pools
     }
 
     /// How a text would be understood by `who` in `place`; nothing runs and the

@@ -4,9 +4,10 @@
 use serde_json::Value;
 
 use super::{ActError, ActFuture, Ctx, Plugin};
-use crate::command::Command;
+use crate::command::{Command, Params};
 use crate::decide::policy::{memberships, query_allowed};
 use crate::queries::file::QueryFile;
+use crate::queries::run::{self, More, Outcome};
 use crate::render::{Block, Reply};
 
 pub struct Db;
@@ -17,7 +18,8 @@ impl Plugin for Db {
             match cmd {
                 Command::DbList => Ok(list(ctx)),
                 Command::DbDescribe { query } => describe(ctx, query),
-                Command::DbQuery { .. } => Err(ActError::User("running queries is not built yet".into())),
+                Command::DbQuery { query: name, params, env } => query(ctx, name, params, env.as_deref()).await,
+                Command::DbSchemaCheck { service, env } => crate::schema::run(ctx, service, env).await,
                 other => {
                     Err(ActError::User(format!("`{}` is not built in this version of lazyops", other.spec().name())))
                 }
@@ -113,4 +115,80 @@ fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ActError> {
         reply = reply.with(Block::List { items: q.examples.iter().map(|e| format!("\"{e}\"")).collect() });
     }
     Ok(reply.with(Block::Code { lang: Some("sql".into()), text: q.sql.clone() }))
+}
+
+async fn query(ctx: &Ctx<'_>, name: &str, params: &Params, env: Option<&str>) -> Result<Reply, ActError> {
+    let ws = ctx.bot.workspace();
+    let Some(q) = visible(ctx, &ws).into_iter().find(|q| q.name == name) else {
+        return Err(ActError::User(format!("you may not run the query `{name}`")));
+    };
+    let env = env.map_or_else(|| ws.config.default_env(), str::to_string);
+    match run::run(ctx.bot.pools(), &ws, q, params, &env).await {
+        Ok(out) => Ok(query_reply(out, q.max_rows)),
+        Err(e) if e.is_internal() => Err(ActError::Internal(e.to_string())),
+        Err(e) => Err(ActError::User(e.to_string())),
+    }
+}
+
+/// `3 rows from users (prod) in 1.2 ms`, the table, and a note when the row cap was hit.
+fn query_reply(out: Outcome, max_rows: usize) -> Reply {
+    let n = out.rows.len();
+    let rows = if n == 1 { "1 row".to_string() } else { format!("{n} rows") };
+    let first = if out.more.is_some() { "first " } else { "" };
+    let headline = format!(
+        "{first}{rows} from {} ({}) in {}",
+        out.target.database,
+        out.target.env,
+        duration(out.elapsed)
+    );
+    let note = out.more.map(|m| match m {
+        More::Exactly(total) => format!("first {n} of {total} rows: the query stops at max_rows = {max_rows}"),
+        More::Unknown => format!("first {n} of more rows: the query stops at max_rows = {max_rows}"),
+    });
+    Reply::done(headline).with(Block::Table { columns: out.columns, rows: out.rows, note })
+}
+
+/// `0.4 ms`, `12 ms`, `3.1 s`.
+fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queries::pools::Target;
+    use std::time::Duration;
+
+    fn check(more: Option<More>, elapsed_us: u64) -> String {
+        let out = Outcome {
+            target: Target { database: "users".into(), env: "prod".into() },
+            columns: vec!["id".into(), "email".into(), "deleted_at".into()],
+            rows: vec![
+                vec![Value::from(1), Value::from("alice@example.com"), Value::Null],
+                vec![Value::from(2), Value::from("bob@example.com"), Value::from("2026-11-25 14:30:00")],
+            ],
+            more,
+            elapsed: Duration::from_micros(elapsed_us),
+        };
+        crate::render::terminal::render(&query_reply(out, 2), false)
+    }
+
+    #[test]
+    fn a_query_reply_shows_the_table_count_database_and_time() {
+        insta::assert_snapshot!(check(None, 1234));
+    }
+
+    #[test]
+    fn a_capped_query_reply_says_first_n_of_more() {
+        insta::assert_snapshot!(check(Some(More::Unknown), 42_000));
+        assert!(check(Some(More::Exactly(3)), 12_345_000).contains("first 2 of 3 rows"));
+        assert!(check(Some(More::Exactly(3)), 12_345_000).starts_with("first 2 rows from users (prod) in 12.3 s"));
+    }
 }

@@ -3,6 +3,11 @@
 
 pub mod core;
 pub mod db;
+pub mod deploy;
+pub mod test;
+pub mod manifest;
+pub mod meme;
+pub mod todo;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -49,6 +54,11 @@ impl Registry {
         plugins.insert("core", Box::new(core::Core));
         plugins.insert("audit", Box::new(core::Audit));
         plugins.insert("db", Box::new(db::Db));
+        plugins.insert("deploy", Box::new(deploy::Deploy));
+        plugins.insert("test", Box::new(test::Test));
+        plugins.insert("meme", Box::new(meme::Meme::default()));
+        plugins.insert("todo", Box::new(todo::Todo));
+        plugins.insert("manifest", Box::new(manifest::Manifest));
         Registry { plugins }
     }
 

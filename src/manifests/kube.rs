@@ -206,16 +206,33 @@ mod tests {
 
     #[test]
     fn what_the_api_server_would_refuse_is_refused() {
-        check(&JOB.replace("kind: Job", "kind: Secret"), Err("kind `Secret` is not one lazyops prepares; use Job or Deployment"));
+        check(
+            &JOB.replace("kind: Job", "kind: Secret"),
+            Err("kind `Secret` is not one lazyops prepares; use Job or Deployment"),
+        );
         check(&JOB.replace("batch/v1", "v1"), Err("kind Job needs apiVersion batch/v1, not `v1`"));
         check(
             &JOB.replace("name: fix-42", "name: Fix_42"),
-            Err("`metadata.name` is `Fix_42`, which is not a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)"),
+            Err(
+                "`metadata.name` is `Fix_42`, which is not a DNS-1123 label (at most 63 lower-case letters, digits and '-', starting and ending with a letter or digit)",
+            ),
         );
-        check(&JOB.replace("          image: registry.example.com/users:1.4.2\n", ""), Err("`spec.template.spec.containers[0].image` is missing"));
-        check(&JOB.replace("image: registry", "image: \"registry x\" #"), Err("`spec.template.spec.containers[0].image` must be an image reference without spaces, not `registry x`"));
-        check(&JOB.replace("value: \"42\"", "value: 42"), Err("`spec.template.spec.containers[0].env[0].value` must be a string, not a number"));
-        check(&JOB.replace("Never", "Always"), Err("`spec.template.spec.restartPolicy` of a Job must be Never or OnFailure, not `Always`"));
+        check(
+            &JOB.replace("          image: registry.example.com/users:1.4.2\n", ""),
+            Err("`spec.template.spec.containers[0].image` is missing"),
+        );
+        check(
+            &JOB.replace("image: registry", "image: \"registry x\" #"),
+            Err("`spec.template.spec.containers[0].image` must be an image reference without spaces, not `registry x`"),
+        );
+        check(
+            &JOB.replace("value: \"42\"", "value: 42"),
+            Err("`spec.template.spec.containers[0].env[0].value` must be a string, not a number"),
+        );
+        check(
+            &JOB.replace("Never", "Always"),
+            Err("`spec.template.spec.restartPolicy` of a Job must be Never or OnFailure, not `Always`"),
+        );
         check("just text", Err("`the document` must be a mapping, not a string"));
     }
 

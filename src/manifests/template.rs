@@ -106,7 +106,11 @@ impl Template {
         for name in &used {
             if !t.params.iter().any(|p| p.name == *name) {
                 let at = line_of(text, &format!("{{{{ {name} }}}}")).or_else(|| line_of(text, name));
-                problems.push(Problem::new(path, at, format!("placeholder `{{{{ {name} }}}}` has no `# param: {name} <type>` line")));
+                problems.push(Problem::new(
+                    path,
+                    at,
+                    format!("placeholder `{{{{ {name} }}}}` has no `# param: {name} <type>` line"),
+                ));
             }
         }
         for (p, line) in t.params.iter().zip(&param_lines) {
@@ -162,9 +166,12 @@ impl Template {
     pub fn render(&self, given: &Params) -> Result<Rendered, RenderError> {
         let mut values: Vec<(&str, String)> = Vec::new();
         for p in &self.params {
-            let v = given.iter().find(|(n, _)| *n == p.name).map(|(_, v)| v).or(p.default.as_ref()).ok_or_else(
-                || RenderError::Missing { template: self.name.clone(), param: p.name.clone() },
-            )?;
+            let v = given
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .map(|(_, v)| v)
+                .or(p.default.as_ref())
+                .ok_or_else(|| RenderError::Missing { template: self.name.clone(), param: p.name.clone() })?;
             values.push((&p.name, v.to_string()));
         }
         let tree = fill(&self.tree, &values);

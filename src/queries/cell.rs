@@ -232,11 +232,6 @@ fn sqlite_cell(row: &SqliteRow, i: usize) -> Value {
     shown.unwrap_or(Value::Null)
 }
 
-/// Column names in order.
-pub(crate) fn columns<R: Row>(row: &R) -> Vec<String> {
-    row.columns().iter().map(|c| c.name().to_string()).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,7 +253,7 @@ mod tests {
         check(numeric(2, 0, 0, 2, &[12, 5000]), "12.50");
         check(numeric(2, 1, 0x4000, 0, &[1, 2345]), "-12345");
         check(numeric(1, -1, 0, 4, &[5]), "0.0005");
-        check(numeric(1, -2, 0, 6, &[7]), "0.000007");
+        check(numeric(1, -2, 0, 8, &[7]), "0.00000007");
         check(numeric(0, 0, 0, 0, &[]), "0");
         check(numeric(0, 0, 0, 2, &[]), "0.00");
         check(numeric(1, 2, 0, 0, &[3]), "300000000");

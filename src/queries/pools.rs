@@ -117,7 +117,7 @@ fn pool_options<DB: Database>() -> PoolOptions<DB> {
         .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(IDLE_TIMEOUT)
         .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .before_acquire(|conn: &mut DB::Connection, meta| {
             Box::pin(async move {
                 if meta.idle_for > PING_AFTER_IDLE {
                     conn.ping().await?;

@@ -1,7 +1,8 @@
 //! Replies and their renderers: the `Reply` model, and one renderer per kind of output.
 
+pub mod markdown;
 pub mod reply;
 pub mod slack;
 pub mod terminal;
 
-pub use reply::{Block, PendingConfirm, Reply, Status, Understood};
+pub use reply::{Action, Block, PendingConfirm, Reply, Status, Understood};

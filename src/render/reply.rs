@@ -88,9 +88,20 @@ pub struct Reply {
     pub confirm: Option<PendingConfirm>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub understood: Option<Understood>,
+    /// Buttons besides Confirm/Cancel (a manual release-checklist item to tick). Transports
+    /// with buttons show them and hand a press to `act::release::tick`; others show the text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
     /// Slow commands say so, so chat transports acknowledge first and answer later.
     #[serde(skip)]
     pub public: bool,
+}
+
+/// A button a reply offers: `id` comes back when it is pressed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Action {
+    pub id: String,
+    pub label: String,
 }
 
 impl Reply {
@@ -102,6 +113,7 @@ impl Reply {
             command: None,
             confirm: None,
             understood: None,
+            actions: Vec::new(),
             public: status == Status::Done,
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod confirm;
+pub mod jobs;
 pub mod meme;
 pub mod todo;
 
@@ -20,6 +21,7 @@ use sqlx::{AnyPool, SqlSafeStr};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "state", include_str!("../../migrations/0001_state.sql")),
     (2, "chores", include_str!("../../migrations/0002_chores.sql")),
+    (3, "jobs", include_str!("../../migrations/0003_jobs.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

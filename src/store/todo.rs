@@ -65,8 +65,7 @@ impl Store {
     /// The team's open items, oldest first.
     pub async fn todo_open(&self, team: &str) -> Result<Vec<Todo>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM todos WHERE team = $1 AND done_at IS NULL ORDER BY added_at, num");
-        let rows: Vec<Row> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(team).fetch_all(self.pool()).await?;
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(team).fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(todo).collect())
     }
 
@@ -79,15 +78,14 @@ impl Store {
 
     /// Marks an open item done by `who`.
     pub async fn todo_done(&self, team: &str, num: i64, who: &str, now: i64) -> Result<Change, StoreError> {
-        let done = sqlx::query(
-            "UPDATE todos SET done_by = $1, done_at = $2 WHERE team = $3 AND num = $4 AND done_at IS NULL",
-        )
-        .bind(who)
-        .bind(now)
-        .bind(team)
-        .bind(num)
-        .execute(self.pool())
-        .await?;
+        let done =
+            sqlx::query("UPDATE todos SET done_by = $1, done_at = $2 WHERE team = $3 AND num = $4 AND done_at IS NULL")
+                .bind(who)
+                .bind(now)
+                .bind(team)
+                .bind(num)
+                .execute(self.pool())
+                .await?;
         self.change(team, num, done.rows_affected() == 1).await
     }
 

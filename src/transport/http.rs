@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -25,20 +25,31 @@ use crate::render::{Reply, Status};
 use crate::store::audit::AuditStart;
 use crate::store::now_ms;
 
-/// What time it is for signature windows: the system clock, or a fixed instant in tests
-/// (Slack's published test vector is from 2018).
-#[derive(Clone, Copy, Debug)]
+/// What time it is for signature windows: the system clock, or a hand-set one in tests
+/// (Slack's published test vector is from 2018). Clones of a hand-set clock share its time.
+#[derive(Clone, Debug)]
 pub enum Clock {
     System,
-    /// Unix seconds.
-    Fixed(i64),
+    /// Unix seconds, moved by [`Clock::set`].
+    Manual(Arc<AtomicI64>),
 }
 
 impl Clock {
-    pub fn now_secs(self) -> i64 {
+    pub fn manual(secs: i64) -> Clock {
+        Clock::Manual(Arc::new(AtomicI64::new(secs)))
+    }
+
+    /// Moves a hand-set clock; the system clock ignores it.
+    pub fn set(&self, secs: i64) {
+        if let Clock::Manual(t) = self {
+            t.store(secs, Ordering::Relaxed);
+        }
+    }
+
+    pub fn now_secs(&self) -> i64 {
         match self {
             Clock::System => now_ms() / 1000,
-            Clock::Fixed(s) => s,
+            Clock::Manual(t) => t.load(Ordering::Relaxed),
         }
     }
 }

@@ -71,6 +71,7 @@ pub const OOS: &str = "oos";
 /// Reads every `*.toml` in the intents directory; problems name the file and line.
 pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
     let mut intents: Vec<Intent> = Vec::new();
+    let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let mut problems = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return (intents, problems);
@@ -83,11 +84,14 @@ pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
             continue;
         };
         let (found, mut ps) = parse_file(&text, &path);
+        let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         for i in found {
-            if intents.iter().any(|o| o.name == i.name) {
-                problems.push(Problem::new(&path, line_of(&text, &format!("\"{}\"", i.name)), format!("intent `{}` is defined twice", i.name)));
+            if let Some(first) = origin.get(&i.name) {
+                let line = line_of(&text, &format!("\"{}\"", i.name));
+                problems.push(Problem::new(&path, line, format!("intent `{}` is defined twice (also in {first})", i.name)));
                 continue;
             }
+            origin.insert(i.name.clone(), file.clone());
             intents.push(i);
         }
         problems.append(&mut ps);

@@ -3,4 +3,8 @@
 
 mod support;
 
+mod chores;
 mod cli;
+mod understanding;
+mod loopback;
+mod slack;

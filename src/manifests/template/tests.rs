@@ -14,7 +14,8 @@ fn params(user_id: i64, email: &str) -> Params {
 /// The env value the rendered Job will hand the container, read back with a YAML parser.
 fn env_value(rendered: &Rendered, var: &str) -> String {
     let tree = yaml::parse(&rendered.yaml).unwrap();
-    let containers = tree.get("spec").and_then(|s| s.get("template")).and_then(|t| t.get("spec")).and_then(|s| s.get("containers"));
+    let containers =
+        tree.get("spec").and_then(|s| s.get("template")).and_then(|t| t.get("spec")).and_then(|s| s.get("containers"));
     let Some(Node::Seq(cs)) = containers else { panic!("no containers in {}", rendered.yaml) };
     let Some(Node::Seq(env)) = cs[0].get("env") else { panic!("no env") };
     let var = env.iter().find(|e| e.get("name").and_then(Node::as_str) == Some(var)).expect("env var");
@@ -70,7 +71,8 @@ fn hostile_values_stay_inert_strings() {
 
 #[test]
 fn a_value_that_breaks_the_object_is_refused() {
-    let t = Template::parse(&DEMO.replace("update-user-email-{{ user_id }}", "fix-{{ email }}"), Path::new("t.yaml")).unwrap();
+    let t = Template::parse(&DEMO.replace("update-user-email-{{ user_id }}", "fix-{{ email }}"), Path::new("t.yaml"))
+        .unwrap();
     let e = t.render(&params(1, "Not A Label")).unwrap_err();
     assert!(matches!(e, RenderError::Kube(KubeError::NotALabel { .. })), "{e}");
     let e = t.render(&params(1, "a\n---\nb")).unwrap_err();
@@ -93,7 +95,10 @@ fn header_and_yaml_problems_name_their_line() {
     assert!(got.iter().any(|p| p.starts_with("t.yaml:1: manifest name")), "{got:?}");
     assert!(got.iter().any(|p| p.starts_with("t.yaml:2: unknown header `colour`")), "{got:?}");
     assert!(got.iter().any(|p| p.starts_with("t.yaml:3: param `x` has unknown type")), "{got:?}");
-    assert!(got.iter().any(|p| p.starts_with("t.yaml:5: not valid YAML") || p.starts_with("t.yaml:4: not valid YAML")), "{got:?}");
+    assert!(
+        got.iter().any(|p| p.starts_with("t.yaml:5: not valid YAML") || p.starts_with("t.yaml:4: not valid YAML")),
+        "{got:?}"
+    );
     let got = problems("# name: x\nkind: Job\n---\nkind: Job\n");
     assert!(got.iter().any(|p| p.contains("multiple YAML documents")), "{got:?}");
     let got = problems("# name: x\n# param: a text\nkind: Job\n\"{{ a }}\": v\n");
@@ -105,5 +110,10 @@ fn header_and_yaml_problems_name_their_line() {
 #[test]
 fn a_template_that_cannot_make_a_valid_object_is_refused_at_load() {
     let got = problems(&DEMO.replace("kind: Job", "kind: Secret"));
-    assert!(got.iter().any(|p| p.starts_with("t.yaml:10: with sample values, the rendered manifest is not a valid Kubernetes object: kind `Secret`")), "{got:?}");
+    assert!(
+        got.iter().any(|p| p.starts_with(
+            "t.yaml:10: with sample values, the rendered manifest is not a valid Kubernetes object: kind `Secret`"
+        )),
+        "{got:?}"
+    );
 }

@@ -1,0 +1,193 @@
+//! The `test` plugin: `test run` queues a suite as a background job and answers at once;
+//! `test status`, `test list` and `test cancel` read and change the job rows. The run itself
+//! belongs to `jobs`.
+
+use serde_json::Value;
+
+use super::{ActError, ActFuture, Ctx, Plugin};
+use crate::command::Command;
+use crate::jobs::{self, Requester, StartError, TEST_KIND, duration, state_icon};
+use crate::pipeline::format_ms;
+use crate::render::{Block, Reply};
+use crate::store::jobs::{Cancel, Job};
+
+pub struct Test;
+
+impl Plugin for Test {
+    fn run<'a>(&'a self, cmd: &'a Command, ctx: &'a Ctx<'a>) -> ActFuture<'a> {
+        Box::pin(async move {
+            if let Err(e) = ctx.bot.jobs().recover(ctx.bot.store()).await {
+                tracing::warn!(error = %e, "marking interrupted test runs failed");
+            }
+            match cmd {
+                Command::TestRun { suite, env } => run(ctx, suite, env).await,
+                Command::TestStatus { id } => status(ctx, *id).await,
+                Command::TestList => list(ctx).await,
+                Command::TestCancel { id } => cancel(ctx, *id).await,
+                other => Err(ActError::Internal(format!("test plugin got `{other}`"))),
+            }
+        })
+    }
+}
+
+fn store_err(e: crate::store::StoreError) -> ActError {
+    ActError::User(e.to_string())
+}
+
+fn job_id(id: u64) -> Result<i64, ActError> {
+    i64::try_from(id).map_err(|_| ActError::User(format!("there is no test run #{id}")))
+}
+
+async fn run(ctx: &Ctx<'_>, suite: &str, env: &str) -> Result<Reply, ActError> {
+    let ws = ctx.bot.workspace();
+    let cfg = ws
+        .config
+        .suites
+        .get(suite)
+        .cloned()
+        .ok_or_else(|| ActError::User(format!("there is no suite `{suite}` in the config")))?;
+    let limit = cfg.max_concurrent.unwrap_or(1).max(1);
+    let store = ctx.bot.store();
+    let busy = store
+        .job_recent(TEST_KIND, 200)
+        .await
+        .map_err(store_err)?
+        .iter()
+        .filter(|j| j.name == suite && !j.state.is_final())
+        .count();
+    let by = Requester { who: ctx.who.as_str(), place: &ctx.place.key() };
+    let id = ctx.bot.jobs().start(store, ws.root.clone(), suite, cfg, env, by).await.map_err(|e| match e {
+        StartError::Store(s) => store_err(s),
+        other => ActError::User(other.to_string()),
+    })?;
+    let mut reply = Reply::done(format!("started test run #{id}: {suite} on {env}"));
+    if busy >= limit as usize {
+        reply = reply.text(format!(
+            "It waits in the queue: {busy} run(s) of {suite} are ahead of it (at most {limit} at a time)."
+        ));
+    }
+    Ok(reply.text(format!("I'll tell you here when it ends; `test status {id}` shows it meanwhile.")))
+}
+
+fn fields(j: &Job) -> Vec<(String, String)> {
+    let mut f = vec![
+        ("suite".to_string(), j.name.clone()),
+        ("environment".to_string(), j.env.clone()),
+        ("state".to_string(), format!("{} {}", state_icon(j.state), j.state.words())),
+        ("requested by".to_string(), format!("{} in {}", j.requester, j.place)),
+        ("queued".to_string(), format_ms(j.created_at)),
+    ];
+    if let Some(s) = j.started_at {
+        f.push(("started".into(), format_ms(s)));
+    }
+    if let Some(e) = j.finished_at {
+        let took = j.started_at.map(|s| format!(" (took {})", duration(e - s))).unwrap_or_default();
+        f.push(("finished".into(), format!("{}{took}", format_ms(e))));
+    }
+    if let Some(c) = j.exit_code {
+        f.push(("exit code".into(), c.to_string()));
+    }
+    if let Some(d) = j.detail.as_deref().filter(|d| !d.is_empty()) {
+        f.push(("detail".into(), d.to_string()));
+    }
+    if let Some(w) = &j.cancel_requested_by
+        && !j.state.is_final()
+    {
+        f.push(("cancel".into(), format!("asked by {w}")));
+    }
+    f
+}
+
+/// The last lines of the output: what a person reads first after a failure.
+const OUTPUT_LINES: usize = 40;
+
+async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
+    let id = job_id(id)?;
+    let job = ctx
+        .bot
+        .store()
+        .job_get(id)
+        .await
+        .map_err(store_err)?
+        .filter(|j| j.kind == TEST_KIND)
+        .ok_or_else(|| ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs")))?;
+    let mut reply = Reply::done(format!("test run #{id}: {} on {} {}", job.name, job.env, job.state.words()))
+        .with(Block::Fields { fields: fields(&job) });
+    if let Some(out) = job.output.as_deref().filter(|o| !o.trim().is_empty()) {
+        let lines: Vec<&str> = out.lines().collect();
+        let from = lines.len().saturating_sub(OUTPUT_LINES);
+        reply = reply.with(Block::Code { lang: None, text: lines[from..].join("\n") });
+        if let Some(total) = job.output_bytes {
+            reply = reply.text(format!("output: {total} bytes; the last {} lines shown", lines.len() - from));
+        }
+    }
+    Ok(reply)
+}
+
+async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
+    let ws = ctx.bot.workspace();
+    let suites = ws
+        .config
+        .suites
+        .iter()
+        .map(|(name, s)| {
+            let how = match (&s.http, s.command.is_empty()) {
+                (Some(h), _) => format!("POST {}", h.trigger),
+                (None, false) => s.command.join(" "),
+                (None, true) => "(no command)".into(),
+            };
+            vec![
+                Value::from(name.as_str()),
+                Value::from(s.description.as_str()),
+                Value::from(how),
+                Value::from(format!("{} s", s.timeout_secs.unwrap_or(jobs::suite::DEFAULT_TIMEOUT_SECS))),
+                Value::from(s.max_concurrent.unwrap_or(1)),
+            ]
+        })
+        .collect();
+    let runs = ctx.bot.store().job_recent(TEST_KIND, 15).await.map_err(store_err)?;
+    let mut reply = Reply::done(format!("{} suites, {} recent runs", ws.config.suites.len(), runs.len())).with(Block::Table {
+        columns: ["suite", "description", "runs", "timeout", "at once"].map(String::from).to_vec(),
+        rows: suites,
+        note: None,
+    });
+    if !runs.is_empty() {
+        let rows = runs
+            .iter()
+            .map(|j| {
+                let took = match (j.started_at, j.finished_at) {
+                    (Some(s), Some(f)) => duration(f - s),
+                    (Some(s), None) => format!("{} so far", duration(crate::store::now_ms() - s)),
+                    _ => String::new(),
+                };
+                vec![
+                    Value::from(j.id),
+                    Value::from(j.name.as_str()),
+                    Value::from(j.env.as_str()),
+                    Value::from(format!("{} {}", state_icon(j.state), j.state.words())),
+                    Value::from(j.requester.as_str()),
+                    Value::from(format_ms(j.created_at)),
+                    Value::from(took),
+                ]
+            })
+            .collect();
+        reply = reply.with(Block::Table {
+            columns: ["run", "suite", "env", "state", "by", "queued", "took"].map(String::from).to_vec(),
+            rows,
+            note: None,
+        });
+    }
+    Ok(reply.text("Start one with `test run <suite> [env]`."))
+}
+
+async fn cancel(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
+    let id = job_id(id)?;
+    let res = ctx.bot.jobs().cancel(ctx.bot.store(), id, ctx.who.as_str()).await.map_err(store_err)?;
+    match res {
+        Cancel::Cancelled => Ok(Reply::done(format!("cancelled test run #{id} before it started"))),
+        Cancel::Requested => Ok(Reply::done(format!("stopping test run #{id}"))
+            .text(format!("Its processes get SIGTERM, then SIGKILL; `test status {id}` shows when it has stopped."))),
+        Cancel::AlreadyFinished(s) => Err(ActError::User(format!("test run #{id} already ended: {}", s.words()))),
+        Cancel::NotFound => Err(ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs"))),
+    }
+}

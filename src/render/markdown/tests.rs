@@ -1,0 +1,104 @@
+use serde_json::Value;
+
+use super::*;
+use crate::render::reply::{Block, PendingConfirm, Reply, Status};
+
+/// Renders and checks what every comment must respect, then returns it for a snapshot.
+fn check(reply: &Reply) -> String {
+    let text = render(reply, "/lazyops");
+    assert!(text.chars().count() <= MAX_COMMENT, "{} chars", text.chars().count());
+    text
+}
+
+fn table(rows: Vec<Vec<Value>>) -> Reply {
+    Reply::done(format!("{} rows from users (prod)", rows.len())).command("db query recent-signups").with(
+        Block::Table { columns: vec!["id".into(), "email".into(), "note".into()], rows, note: None },
+    )
+}
+
+#[test]
+fn a_table_reply_is_a_markdown_table() {
+    let reply = table(vec![
+        vec![Value::from(1), Value::from("alice@example.com"), Value::Null],
+        vec![Value::from(2), Value::from("bob@example.com"), Value::from("vip")],
+    ]);
+    insta::assert_snapshot!(check(&reply));
+}
+
+#[test]
+fn injection_in_cells_is_escaped_so_the_table_holds_and_nobody_is_pinged() {
+    let reply = table(vec![vec![
+        Value::from(1),
+        Value::from("a|b `code` <details><summary>x</summary> [click](https://evil.example)"),
+        Value::from("@octocat and @github/security, cc alice@example.com\nnext line"),
+    ]]);
+    let text = check(&reply);
+    insta::assert_snapshot!(text);
+    let row = text.lines().find(|l| l.starts_with("| 1 ")).unwrap();
+    // Exactly the four column borders are unescaped pipes.
+    let borders = row.char_indices().filter(|(i, c)| *c == '|' && (*i == 0 || &row[i - 1..*i] != "\\")).count();
+    assert_eq!(borders, 4, "{row}");
+    assert!(!text.contains("<details>"), "{text}");
+    assert!(!text.contains("@octocat") && !text.contains("@github/security"));
+    assert!(text.contains("alice@example.com"), "emails stay readable");
+    assert!(!text.contains("](https://evil"), "no live links from data");
+}
+
+#[test]
+fn a_long_table_folds_into_details() {
+    let rows = (0..40).map(|i| vec![Value::from(i), Value::from(format!("u{i}@example.com")), Value::Null]).collect();
+    let text = check(&table(rows));
+    assert!(text.contains("<details><summary>40 rows</summary>\n\n| id | email | note |"), "{text}");
+    assert!(text.trim_end().ends_with("</details>"));
+}
+
+#[test]
+fn a_huge_result_stays_under_65536_characters_and_says_so() {
+    let rows = (0..5000).map(|i| vec![Value::from(i), Value::from("x".repeat(50)), Value::from("y".repeat(50))]).collect();
+    let text = check(&table(rows));
+    assert!(text.chars().count() > 60_000);
+    assert!(text.contains("more rows not shown"));
+    assert!(text.contains("output truncated"));
+}
+
+#[test]
+fn code_with_backticks_gets_a_longer_fence() {
+    let reply = Reply::failed("boom").with(Block::Code { lang: Some("sql".into()), text: "select '```' -- @octocat".into() });
+    let text = check(&reply);
+    assert!(text.contains("````sql\nselect '```' -- @octocat\n````"), "{text}");
+}
+
+#[test]
+fn mentions_in_headlines_and_text_are_neutralised() {
+    let reply = Reply::failed("unknown service `@admin`").text("ping @octocat <b>bold</b>");
+    let text = check(&reply);
+    assert!(!text.contains("@octocat") && !text.contains("<b>"), "{text}");
+}
+
+#[test]
+fn a_confirmation_tells_how_to_confirm_by_comment() {
+    let mut reply = Reply::new(Status::Confirm, "run `test run smoke staging`?").command("test run smoke staging");
+    reply.confirm = Some(PendingConfirm {
+        code: "7F3K".into(),
+        command: "test run smoke staging".into(),
+        expires_at: "2026-11-25T12:03:00Z".into(),
+        id: "0123456789abcdef".into(),
+    });
+    let text = check(&reply);
+    assert!(!text.contains("0123456789abcdef"));
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn images_fields_and_lists_render() {
+    let reply = Reply::done("a meme")
+        .with(Block::Image {
+            url: "https://i.redd.it/abc.png".into(),
+            alt: "It works [on my] machine".into(),
+            link: Some("https://www.reddit.com/r/ProgrammerHumor/comments/abc/".into()),
+        })
+        .with(Block::Fields { fields: vec![("usage".into(), "db query <query>".into())] })
+        .with(Block::List { items: vec!["e.g. db list".into()] })
+        .with(Block::Image { url: "javascript:alert(1)".into(), alt: "x".into(), link: None });
+    insta::assert_snapshot!(check(&reply));
+}
