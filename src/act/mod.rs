@@ -4,6 +4,8 @@
 pub mod core;
 pub mod db;
 pub mod deploy;
+pub mod progress;
+pub mod release;
 pub mod test;
 pub mod manifest;
 pub mod meme;
@@ -55,6 +57,7 @@ impl Registry {
         plugins.insert("audit", Box::new(core::Audit));
         plugins.insert("db", Box::new(db::Db));
         plugins.insert("deploy", Box::new(deploy::Deploy));
+        plugins.insert("release", Box::new(release::Release));
         plugins.insert("test", Box::new(test::Test));
         plugins.insert("meme", Box::new(meme::Meme::default()));
         plugins.insert("todo", Box::new(todo::Todo));

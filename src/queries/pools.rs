@@ -77,6 +77,21 @@ impl Pools {
         Pools::default()
     }
 
+    /// Closes every pool gracefully, for shutdown.
+    pub async fn close(&self) {
+        let pools: Vec<Pool> = match self.pools.lock() {
+            Ok(mut p) => p.drain().map(|(_, e)| e.pool).collect(),
+            Err(poisoned) => poisoned.into_inner().drain().map(|(_, e)| e.pool).collect(),
+        };
+        for pool in pools {
+            match pool {
+                Pool::Sqlite(p) => p.close().await,
+                Pool::Postgres(p) => p.close().await,
+                Pool::Mysql(p) => p.close().await,
+            }
+        }
+    }
+
     /// The pool for `target`, made on first use; no connection is opened here.
     pub(crate) fn get(&self, ws: &Workspace, target: &Target) -> Result<Pool, QueryError> {
         let urls = ws.config.databases.get(&target.database).ok_or_else(|| QueryError::UnknownDatabase {

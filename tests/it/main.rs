@@ -5,6 +5,8 @@ mod support;
 
 mod chores;
 mod cli;
+mod queries;
+mod trust;
 mod understanding;
 mod loopback;
 mod slack;

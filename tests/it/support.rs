@@ -125,3 +125,40 @@ fn server_url(var: &str) -> Option<String> {
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
 }
+
+/// A fresh PostgreSQL database for one test, dropped when the value is.
+pub struct PgDb {
+    admin: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDb {
+    pub fn new(admin: &str) -> PgDb {
+        let name = unique_name("lazyops_t");
+        pg_admin(admin, &format!("CREATE DATABASE {name}"));
+        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
+        PgDb { admin: admin.to_string(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        pg_admin(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+/// Runs one admin statement on its own thread and runtime, so it works from sync and async tests.
+pub fn pg_admin(url: &str, sql: &str) {
+    let (url, sql) = (url.to_string(), sql.to_string());
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect to the test PostgreSQL");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await.expect("admin statement");
+        });
+    })
+    .join()
+    .expect("admin thread");
+}

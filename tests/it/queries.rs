@@ -1,0 +1,759 @@
+//! `db query` end to end through the binary: the demo queries give the same rows on a real
+//! SQLite file, PostgreSQL and MariaDB, and every bad input of issue 5 is refused or harmless,
+//! with the database checksummed before and after.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use lazyops::demo::{self, Data, DemoDb};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use sqlx::Connection;
+use time::{OffsetDateTime, PrimitiveDateTime};
+
+use crate::support::{Run, Ws, mysql_url, postgres_url, unique_name};
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime").block_on(f)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+    Mysql,
+}
+
+/// A database loaded with the demo rows, known to the test, dropped at the end.
+struct Db {
+    engine: Engine,
+    url: String,
+    /// The server's own database, for CREATE/DROP DATABASE.
+    admin: Option<String>,
+    name: String,
+    data: Data,
+    _dir: Option<tempfile::TempDir>,
+}
+
+const SEED: u64 = 42;
+const USERS: usize = 60;
+
+impl Db {
+    fn sqlite() -> Db {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("users.db");
+        let data = demo::generate(OffsetDateTime::now_utc(), SEED, USERS);
+        block_on(async {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.expect("open sqlite");
+            demo::seed(&DemoDb::Sqlite(pool.clone()), &data).await.expect("seed sqlite");
+            pool.close().await;
+        });
+        let url = format!("sqlite://{}", path.display());
+        Db { engine: Engine::Sqlite, url, admin: None, name: String::new(), data, _dir: Some(dir) }
+    }
+
+    fn postgres() -> Option<Db> {
+        let admin = postgres_url()?;
+        let name = unique_name("lazyops_t");
+        let url = with_database(&admin, &name);
+        let data = demo::generate(OffsetDateTime::now_utc(), SEED, USERS);
+        block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect postgres");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect test database");
+            demo::seed(&DemoDb::Postgres(pool.clone()), &data).await.expect("seed postgres");
+            pool.close().await;
+        });
+        Some(Db { engine: Engine::Postgres, url, admin: Some(admin), name, data, _dir: None })
+    }
+
+    fn mysql() -> Option<Db> {
+        let admin = mysql_url()?;
+        let name = unique_name("lazyops_t");
+        let url = with_database(&admin, &name);
+        let data = demo::generate(OffsetDateTime::now_utc(), SEED, USERS);
+        block_on(async {
+            let mut conn = sqlx::MySqlConnection::connect(&admin).await.expect("connect mariadb");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
+            let pool = sqlx::MySqlPool::connect(&url).await.expect("connect test database");
+            demo::seed(&DemoDb::Mysql(pool.clone()), &data).await.expect("seed mariadb");
+            pool.close().await;
+        });
+        Some(Db { engine: Engine::Mysql, url, admin: Some(admin), name, data, _dir: None })
+    }
+
+    fn of(engine: Engine) -> Option<Db> {
+        match engine {
+            Engine::Sqlite => Some(Db::sqlite()),
+            Engine::Postgres => Db::postgres(),
+            Engine::Mysql => Db::mysql(),
+        }
+    }
+
+    /// Everything the database holds, hashed: tables, and every row of each.
+    fn checksum(&self) -> String {
+        match self.engine {
+            Engine::Sqlite => {
+                let path = self.url.trim_start_matches("sqlite://");
+                hex::encode(Sha256::digest(std::fs::read(path).expect("read sqlite file")))
+            }
+            Engine::Postgres => block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.expect("connect");
+                let (tables,): (Option<String>,) = sqlx::query_as(
+                    "SELECT string_agg(table_name::text, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'",
+                )
+                .fetch_one(&mut conn)
+                .await
+                .expect("list tables");
+                let mut sums = vec![tables.unwrap_or_default()];
+                for t in ["users", "orders", "payments", "ledger_entries"] {
+                    let sql = format!("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM {t} t");
+                    let (sum,): (Option<String>,) =
+                        sqlx::query_as(sqlx::AssertSqlSafe(sql)).fetch_one(&mut conn).await.expect("table checksum");
+                    sums.push(sum.unwrap_or_default());
+                }
+                sums.join(" ")
+            }),
+            Engine::Mysql => block_on(async {
+                let mut conn = sqlx::MySqlConnection::connect(&self.url).await.expect("connect");
+                let tables: Vec<(String,)> =
+                    sqlx::query_as("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name")
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("list tables");
+                let sums: Vec<(String, Option<i64>)> =
+                    sqlx::query_as("CHECKSUM TABLE users, orders, payments, ledger_entries EXTENDED")
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("checksum tables");
+                format!("{tables:?} {sums:?}")
+            }),
+        }
+    }
+
+    /// A demo workspace whose `users` database in prod is this one.
+    fn workspace(&self) -> Ws {
+        let ws = Ws::new();
+        ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", &format!("prod = \"{}\"", self.url));
+        ws
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        let Some(admin) = self.admin.clone() else { return };
+        let (engine, name) = (self.engine, self.name.clone());
+        block_on(async move {
+            let sql = match engine {
+                Engine::Postgres => format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                _ => format!("DROP DATABASE IF EXISTS {name}"),
+            };
+            let dropped = match engine {
+                Engine::Postgres => match sqlx::PgConnection::connect(&admin).await {
+                    Ok(mut c) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.map(drop),
+                    Err(e) => Err(e),
+                },
+                _ => match sqlx::MySqlConnection::connect(&admin).await {
+                    Ok(mut c) => sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.map(drop),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = dropped {
+                eprintln!("could not drop test database {name}: {e}");
+            }
+        });
+    }
+}
+
+fn with_database(url: &str, name: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("server URL has a database path");
+    format!("{base}/{name}")
+}
+
+fn ts(t: &PrimitiveDateTime) -> Value {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    Value::from(t.format(fmt).expect("format timestamp"))
+}
+
+/// `lazyops run --json <text>` as alice; the reply as JSON.
+fn query(ws: &Ws, text: &str) -> (Run, Value) {
+    let r = ws.run("alice", &["run", "--json", text]);
+    let v = if r.stdout.trim_start().starts_with('{') { r.json() } else { Value::Null };
+    (r, v)
+}
+
+fn table(v: &Value) -> (Vec<String>, Vec<Vec<Value>>) {
+    let t = v["blocks"].as_array().and_then(|b| b.iter().find(|b| b["type"] == "table")).unwrap_or(&Value::Null);
+    let columns = t["columns"].as_array().map(|c| c.iter().map(|c| c.as_str().unwrap_or("").to_string()).collect());
+    let rows = t["rows"].as_array().map(|r| r.iter().map(|r| r.as_array().cloned().unwrap_or_default()).collect());
+    (columns.unwrap_or_default(), rows.unwrap_or_default())
+}
+
+fn rows_of(ws: &Ws, text: &str) -> (Vec<String>, Vec<Vec<Value>>) {
+    let (r, v) = query(ws, text);
+    assert_eq!(r.code, 0, "{text}: {}\n{}", r.stdout, r.stderr);
+    assert_eq!(v["status"], "done");
+    table(&v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The demo queries, on all three engines.
+
+fn demo_queries_give_the_expected_rows(engine: Engine) {
+    let Some(db) = Db::of(engine) else { return };
+    let ws = db.workspace();
+    let d = &db.data;
+    let user_cols = ["id", "email", "name", "status", "created_at"];
+    let user = |u: &demo::User| vec![json!(u.id), json!(u.email), json!(u.name), json!(u.status), ts(&u.created_at)];
+
+    let (cols, rows) = rows_of(&ws, "db query user-by-id 42");
+    assert_eq!(cols, user_cols);
+    assert_eq!(rows, vec![user(&d.users[41])]);
+
+    let (r, v) = query(&ws, "db query user-by-id 42");
+    assert_eq!(v["command"], "db query user-by-id user_id=42", "{}", r.stdout);
+    let headline = v["headline"].as_str().unwrap_or("");
+    assert!(headline.starts_with("1 row from users (prod) in "), "{headline}");
+
+    let (_, rows) = rows_of(&ws, "db query user-by-email ALICE@example.com");
+    assert_eq!(rows, vec![user(&d.users[0])]);
+
+    let (cols, rows) = rows_of(&ws, "db query orders-by-user 7");
+    assert_eq!(cols, ["id", "user_id", "total_cents", "currency", "status", "created_at"]);
+    let mut orders: Vec<&demo::Order> = d.orders.iter().filter(|o| o.user_id == 7).collect();
+    orders.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    let expected: Vec<Vec<Value>> = orders
+        .iter()
+        .map(|o| vec![json!(o.id), json!(o.user_id), json!(o.total_cents), json!(o.currency), json!(o.status), ts(&o.created_at)])
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(rows, expected);
+
+    let payment = |p: &demo::Payment| {
+        vec![
+            json!(p.id),
+            json!(p.order_id),
+            json!(p.user_id),
+            json!(p.amount_cents),
+            json!(p.currency),
+            json!(p.status),
+            json!(p.failure_reason),
+            ts(&p.created_at),
+        ]
+    };
+    let (_, rows) = rows_of(&ws, "db query payment-by-id pay_8f3k2");
+    let first = d.payments.iter().find(|p| p.id == "pay_8f3k2").expect("the demo's first payment");
+    assert_eq!(rows, vec![payment(first)]);
+
+    let since = (OffsetDateTime::now_utc() - time::Duration::days(60)).date();
+    let since_text = since.format(time::macros::format_description!("[year]-[month]-[day]")).expect("date");
+    let (cols, rows) = rows_of(&ws, &format!("db query failed-payments-since {since_text}"));
+    assert_eq!(cols, ["id", "order_id", "user_id", "amount_cents", "currency", "failure_reason", "created_at"]);
+    let mut failed: Vec<&demo::Payment> =
+        d.payments.iter().filter(|p| p.status == "failed" && p.created_at.date() >= since).collect();
+    failed.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    let expected: Vec<Vec<Value>> = failed
+        .iter()
+        .map(|p| {
+            vec![
+                json!(p.id),
+                json!(p.order_id),
+                json!(p.user_id),
+                json!(p.amount_cents),
+                json!(p.currency),
+                json!(p.failure_reason),
+                ts(&p.created_at),
+            ]
+        })
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(rows, expected);
+
+    let (cols, rows) = rows_of(&ws, "db query recent-signups");
+    assert_eq!(cols, user_cols);
+    let week_ago = OffsetDateTime::now_utc() - time::Duration::days(7);
+    let week_ago = PrimitiveDateTime::new(week_ago.date(), week_ago.time());
+    let mut recent: Vec<&demo::User> = d.users.iter().filter(|u| u.created_at >= week_ago).collect();
+    recent.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    assert!(!recent.is_empty());
+    assert_eq!(rows, recent.into_iter().map(user).collect::<Vec<_>>());
+
+    let (cols, rows) = rows_of(&ws, "db query user-by-id 999999");
+    assert_eq!(cols, user_cols, "an empty result still has its columns");
+    assert!(rows.is_empty());
+}
+
+#[test]
+fn demo_queries_give_the_expected_rows_on_sqlite() {
+    demo_queries_give_the_expected_rows(Engine::Sqlite);
+}
+
+#[test]
+fn demo_queries_give_the_expected_rows_on_postgres() {
+    demo_queries_give_the_expected_rows(Engine::Postgres);
+}
+
+#[test]
+fn demo_queries_give_the_expected_rows_on_mariadb() {
+    demo_queries_give_the_expected_rows(Engine::Mysql);
+}
+
+// ---------------------------------------------------------------------------------------------
+// SQL injection in every parameter type: refused as a bad value, or bound and harmless.
+
+const PROBE: &str = "-- name: typed-probe
+-- description: echoes one value of every parameter type
+-- database: users
+-- param: i int
+-- param: t text
+-- param: d date
+-- param: ts timestamp
+-- param: b bool
+-- param: n decimal
+-- param: u uuid
+SELECT :i AS i, :t AS t, :d AS d, :ts AS ts, :b AS b, :n AS n, :u AS u,
+       (SELECT count(*) FROM users WHERE email = :t) AS matches
+";
+
+const GOOD: [&str; 7] = [
+    "i=7",
+    "t=x",
+    "d=2026-11-25",
+    "ts=2026-11-25T14:30:00Z",
+    "b=true",
+    "n=12.50",
+    "u=67e55044-10b1-426f-9247-bb680e5fe0c8",
+];
+
+fn probe(overrides: &[(&str, &str)]) -> String {
+    let mut text = String::from("db query typed-probe");
+    for good in GOOD {
+        let name = good.split('=').next().unwrap_or_default();
+        match overrides.iter().find(|(n, _)| *n == name) {
+            Some((_, v)) => text.push_str(&format!(" {name}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))),
+            None => text.push_str(&format!(" {good}")),
+        }
+    }
+    text
+}
+
+fn sql_injection_changes_nothing(engine: Engine) {
+    let Some(db) = Db::of(engine) else { return };
+    let ws = db.workspace();
+    ws.write("queries/typed-probe.sql", PROBE);
+    let before = db.checksum();
+
+    let attacks = [
+        "1 OR 1=1",
+        "'; DROP TABLE users; --",
+        "' OR '1'='1",
+        "\u{2019} OR \u{2019}1\u{2019}=\u{2019}1",
+        "\u{ff07}; DELETE FROM users; --",
+        "x\"; DROP TABLE users; --",
+        "1); DELETE FROM payments; --",
+        "2026-01-01' OR '1'='1",
+        "true; DROP TABLE users",
+        "12.5 UNION SELECT 1",
+        "67e55044-10b1-426f-9247-bb680e5fe0c8' OR '1'='1",
+    ];
+    for attack in attacks {
+        for name in ["i", "d", "ts", "b", "n", "u"] {
+            let text = probe(&[(name, attack)]);
+            let (r, v) = query(&ws, &text);
+            assert_eq!(r.code, 2, "{text} was not refused as a bad value: {}", r.stdout);
+            assert_eq!(v["status"], "not_understood");
+            assert!(v["headline"].as_str().unwrap_or("").contains(&format!("`{name}` must be")), "{}", r.stdout);
+        }
+        // Text is bound: the attack comes back as the very value it was.
+        let (cols, rows) = rows_of(&ws, &probe(&[("t", attack)]));
+        assert_eq!(cols, ["i", "t", "d", "ts", "b", "n", "u", "matches"]);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0][1], json!(attack), "text round trip");
+        assert_eq!(rows[0][7], json!(0));
+        for q in ["user-by-email", "payment-by-id"] {
+            let text = format!("db query {q} \"{}\"", attack.replace('"', "\\\""));
+            let (_, rows) = rows_of(&ws, &text);
+            assert!(rows.is_empty(), "{text} found rows: {rows:?}");
+        }
+    }
+
+    // Every type round-trips as a bound value.
+    let (_, rows) = rows_of(&ws, &probe(&[]));
+    let row = &rows[0];
+    assert_eq!(row[0], json!(7));
+    assert_eq!(row[1], json!("x"));
+    assert_eq!(row[6], json!("67e55044-10b1-426f-9247-bb680e5fe0c8"));
+    let n = row[5].to_string();
+    assert!(n.trim_matches('"').starts_with("12.5"), "decimal came back as {n}");
+
+    // NUL bytes cannot even be typed on the command line; through stdin they are refused.
+    let r = ws.run_stdin("alice", &["run", "--json", "-"], b"db query user-by-email \"alice@example.com\0' OR 1=1\"");
+    assert_ne!(r.code, 0, "a NUL byte was accepted: {}", r.stdout);
+    let r = ws.run_stdin("alice", &["run", "--json", "-"], probe(&[("t", "a\0b")]).as_bytes());
+    assert_ne!(r.code, 0, "a NUL byte was accepted: {}", r.stdout);
+
+    assert_eq!(db.checksum(), before, "the database changed");
+}
+
+#[test]
+fn sql_injection_in_every_param_type_changes_nothing_on_sqlite() {
+    sql_injection_changes_nothing(Engine::Sqlite);
+}
+
+#[test]
+fn sql_injection_in_every_param_type_changes_nothing_on_postgres() {
+    sql_injection_changes_nothing(Engine::Postgres);
+}
+
+#[test]
+fn sql_injection_in_every_param_type_changes_nothing_on_mariadb() {
+    sql_injection_changes_nothing(Engine::Mysql);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments are checked before anything connects.
+
+#[test]
+fn wrong_types_missing_and_unknown_arguments_are_refused_before_connecting() {
+    let ws = Ws::new();
+    // Nothing listens there: reaching the database would fail differently, and slowly.
+    ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", "prod = \"postgres://lazyops:hunter2secret@127.0.0.1:1/users\"");
+    let cases = [
+        ("db query user-by-id abc", "`user_id` must be a whole number, not `abc`"),
+        ("db query user-by-id 4.2", "`user_id` must be a whole number"),
+        ("db query user-by-id 99999999999999999999", "`user_id` must be a whole number"),
+        ("db query failed-payments-since 2026-13-45", "`since` must be a date like"),
+        ("db query failed-payments-since yesterday", "`since` must be a date like"),
+        ("db query user-by-id", "user_id"),
+        ("db query failed-payments-since", "since"),
+        ("db query user-by-id 42 colour=blue", "colour"),
+        ("db query user-by-id 42 43", "43"),
+        ("db query user-by-id user_id=1 user_id=2", "user_id"),
+        ("db query no-such-query", "unknown query `no-such-query`"),
+    ];
+    for (text, expected) in cases {
+        let started = Instant::now();
+        let (r, v) = query(&ws, text);
+        assert_eq!(r.code, 2, "{text}: {}", r.stdout);
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(all.contains(expected), "{text}: expected {expected:?} in {all}");
+        assert!(!all.contains("connect"), "{text} tried to connect: {all}");
+        assert!(!all.contains("hunter2secret"), "{text} leaked the password: {all}");
+        assert_eq!(v["status"], "not_understood");
+        assert!(started.elapsed() < Duration::from_secs(2), "{text} waited for a connection");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Query files that write are refused at load, with file and line.
+
+#[test]
+fn query_files_that_write_are_refused_at_load_with_file_and_line() {
+    let ws = Ws::new();
+    // Only `env:` URLs: the files are checked in all three dialects.
+    ws.edit("lazyops.toml", "[databases.users]", "[databases.all]\nprod = \"env:LAZYOPS_TEST_NEVER_SET\"\n\n[databases.users]");
+    let writes = [
+        ("delete", "DELETE FROM users"),
+        ("update", "UPDATE users SET email = 'x'"),
+        ("insert", "INSERT INTO users (id) VALUES (1)"),
+        ("drop", "DROP TABLE users"),
+        ("truncate", "TRUNCATE TABLE users"),
+        ("alter", "ALTER TABLE users ADD COLUMN x INT"),
+        ("grant", "GRANT ALL ON users TO PUBLIC"),
+        ("cte", "WITH gone AS (DELETE FROM users RETURNING *) SELECT * FROM gone"),
+        ("into", "SELECT * INTO backup FROM users"),
+        ("call", "CALL do_things()"),
+        ("two", "SELECT 1; DELETE FROM users"),
+        ("hidden", "SELECT 1 /* ; */; -- harmless\nDROP TABLE users"),
+        ("sleep", "SELECT pg_sleep(10)"),
+        ("lock", "SELECT * FROM users FOR UPDATE"),
+    ];
+    for (name, sql) in writes {
+        ws.write(
+            &format!("queries/bad-{name}.sql"),
+            &format!("-- name: bad-{name}\n-- description: writes\n-- database: all\n-- max_rows: 5\n{sql}\n"),
+        );
+    }
+    let r = ws.run("alice", &["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    for (name, _) in writes {
+        let at = format!("bad-{name}.sql:5: ");
+        assert!(r.stdout.lines().any(|l| l.contains(&at)), "bad-{name}.sql not refused at line 5:\n{}", r.stdout);
+    }
+    for good in ["user-by-id.sql", "recent-signups.sql"] {
+        assert!(!r.stdout.contains(good), "{good} was refused:\n{}", r.stdout);
+    }
+    // Nothing runs on a workspace that does not load.
+    let r = ws.run("alice", &["run", "db query user-by-id 42"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("bad-delete.sql:5"), "{}", r.stderr);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits: the statement timeout and the row cap.
+
+/// Slow everywhere: a long recursive count; MariaDB's recursion is capped, so a cross join.
+const SLOW: &str = "-- name: slow
+-- description: counts for a very long time
+-- database: users
+-- timeout_ms: 400
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000000000) SELECT count(*) AS c FROM n
+-- dialect: mysql
+SELECT sum(a.seq * b.seq) AS c FROM seq_1_to_1000000 a, seq_1_to_1000000 b
+";
+
+fn a_query_past_its_timeout_is_stopped(engine: Engine) {
+    let Some(db) = Db::of(engine) else { return };
+    let ws = db.workspace();
+    ws.write("queries/slow.sql", SLOW);
+    let before = db.checksum();
+    let started = Instant::now();
+    let (r, v) = query(&ws, "db query slow");
+    let took = started.elapsed();
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(v["status"], "failed");
+    let headline = v["headline"].as_str().unwrap_or("");
+    assert!(headline.contains("query `slow` was stopped at its 400 ms time limit"), "{headline}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert_eq!(db.checksum(), before);
+}
+
+#[test]
+fn a_query_past_its_timeout_is_stopped_on_sqlite() {
+    a_query_past_its_timeout_is_stopped(Engine::Sqlite);
+}
+
+#[test]
+fn a_query_past_its_timeout_is_stopped_on_postgres() {
+    a_query_past_its_timeout_is_stopped(Engine::Postgres);
+}
+
+#[test]
+fn a_query_past_its_timeout_is_stopped_on_mariadb() {
+    a_query_past_its_timeout_is_stopped(Engine::Mysql);
+}
+
+const BIG: &str = "-- name: ten-million
+-- description: ten million rows
+-- database: users
+-- max_rows: 100
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000000) SELECT i FROM n
+-- dialect: mysql
+SELECT seq AS i FROM seq_1_to_10000000
+";
+
+fn ten_million_rows_are_capped_quickly(engine: Engine) {
+    let Some(db) = Db::of(engine) else { return };
+    let ws = db.workspace();
+    ws.write("queries/ten-million.sql", BIG);
+    let started = Instant::now();
+    let (r, v) = query(&ws, "db query ten-million");
+    let took = started.elapsed();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let (cols, rows) = table(&v);
+    assert_eq!(cols, ["i"]);
+    assert_eq!(rows.len(), 100);
+    assert_eq!(rows[0], vec![json!(1)]);
+    assert_eq!(rows[99], vec![json!(100)]);
+    let headline = v["headline"].as_str().unwrap_or("");
+    assert!(headline.starts_with("first 100 rows from users (prod) in"), "{headline}");
+    let note = v["blocks"][0]["note"].as_str().unwrap_or("");
+    assert_eq!(note, "first 100 of more rows: the query stops at max_rows = 100");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[test]
+fn ten_million_rows_are_capped_quickly_on_sqlite() {
+    ten_million_rows_are_capped_quickly(Engine::Sqlite);
+}
+
+#[test]
+fn ten_million_rows_are_capped_quickly_on_postgres() {
+    ten_million_rows_are_capped_quickly(Engine::Postgres);
+}
+
+#[test]
+fn ten_million_rows_are_capped_quickly_on_mariadb() {
+    ten_million_rows_are_capped_quickly(Engine::Mysql);
+}
+
+#[test]
+fn a_small_overflow_is_counted_exactly() {
+    let db = Db::sqlite();
+    let ws = db.workspace();
+    ws.edit("queries/recent-signups.sql", "-- max_rows: 200", "-- max_rows: 2");
+    let (r, v) = query(&ws, "db query recent-signups");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let week_ago = OffsetDateTime::now_utc() - time::Duration::days(7);
+    let week_ago = PrimitiveDateTime::new(week_ago.date(), week_ago.time());
+    let total = db.data.users.iter().filter(|u| u.created_at >= week_ago).count();
+    assert!(total > 2);
+    assert_eq!(v["blocks"][0]["note"], format!("first 2 of {total} rows: the query stops at max_rows = 2"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Databases that are down, refuse the login, or whose URL is an unset variable.
+
+fn failure(ws: &Ws) -> String {
+    let (r, v) = query(ws, "db query user-by-id 42");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(v["status"], "failed");
+    let all = format!("{}{}", r.stdout, r.stderr);
+    assert!(!all.contains("hunter2secret"), "the password leaked: {all}");
+    v["headline"].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn a_database_that_is_down_gives_a_clear_error_without_secrets() {
+    for url in [
+        "postgres://lazyops:hunter2secret@127.0.0.1:1/users",
+        "mysql://lazyops:hunter2secret@127.0.0.1:1/users",
+    ] {
+        let ws = Ws::new();
+        ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", &format!("prod = \"{url}\""));
+        let headline = failure(&ws);
+        assert!(headline.starts_with("cannot connect to database `users` (prod): "), "{headline}");
+        assert!(headline.to_lowercase().contains("refused"), "{headline}");
+    }
+    let ws = Ws::new();
+    ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", "prod = \"sqlite://demo/gone.db\"");
+    let headline = failure(&ws);
+    assert!(headline.starts_with("cannot connect to database `users` (prod): "), "{headline}");
+    assert!(!ws.path().join("demo/gone.db").exists(), "a missing SQLite file is never created");
+}
+
+#[test]
+fn a_refused_login_gives_a_clear_error_without_secrets() {
+    let mut urls = Vec::new();
+    if let Some(pg) = postgres_url() {
+        // Trust auth: a role that does not exist is what PostgreSQL refuses here.
+        let (_, rest) = pg.split_once("@").expect("postgres URL has a host");
+        urls.push(format!("postgres://nosuchrole:hunter2secret@{rest}"));
+    }
+    if let Some(my) = mysql_url() {
+        let (_, rest) = my.split_once("@").expect("mysql URL has a host");
+        urls.push(format!("mysql://root:hunter2secret@{rest}"));
+    }
+    for url in urls {
+        let ws = Ws::new();
+        ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", &format!("prod = \"{url}\""));
+        let headline = failure(&ws);
+        assert!(headline.starts_with("database `users` (prod) refused the login: "), "{headline}");
+    }
+}
+
+#[test]
+fn an_unset_env_variable_is_named_and_a_set_one_is_used() {
+    let db = Db::sqlite();
+    let ws = db.workspace();
+    ws.edit("lazyops.toml", &format!("prod = \"{}\"", db.url), "prod = \"env:LAZYOPS_TEST_USERS_URL\"");
+    let r = Run::from(
+        ws.cmd("alice", &["run", "--json", "db query user-by-id 42"])
+            .env_remove("LAZYOPS_TEST_USERS_URL")
+            .output()
+            .expect("run lazyops"),
+    );
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(
+        r.json()["headline"],
+        "cannot use database `users` (prod): environment variable `LAZYOPS_TEST_USERS_URL` is not set (the config says `env:LAZYOPS_TEST_USERS_URL`)"
+    );
+    let r = Run::from(
+        ws.cmd("alice", &["run", "--json", "db query user-by-id 42"])
+            .env("LAZYOPS_TEST_USERS_URL", &db.url)
+            .output()
+            .expect("run lazyops"),
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(table(&r.json()).1.len(), 1);
+}
+
+#[test]
+fn an_environment_without_a_url_is_named() {
+    let ws = Ws::new();
+    ws.edit("lazyops.toml", "staging = \"sqlite://demo/users-staging.db\"\n", "");
+    let (r, v) = query(&ws, "db query user-by-id 42 --env staging");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert_eq!(v["headline"], "database `users` has no URL for environment `staging`; it has prod, dev");
+}
+
+#[test]
+fn the_requested_environment_is_queried() {
+    let ws = Ws::new();
+    let (r, v) = query(&ws, "db query recent-signups days=500 --env dev");
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(v["command"], "db query recent-signups days=500 --env dev");
+    assert!(v["headline"].as_str().unwrap_or("").contains(" from users (dev) in "), "{}", r.stdout);
+    // The dev demo database has 15 users.
+    assert_eq!(table(&v).1.len(), 15);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries per team.
+
+#[test]
+fn a_team_sees_and_runs_only_the_queries_its_config_allows() {
+    let ws = Ws::new();
+    ws.edit(
+        "lazyops.toml",
+        "members = [\"local:*\", \"slack:U0123ABC\", \"github:octocat\"]",
+        "members = [\"local:alice\"]",
+    );
+    let mut config = std::fs::read_to_string(ws.config()).expect("read config");
+    config.push_str("\n[teams.support]\nmembers = [\"local:sam\"]\nplugins = [\"db\"]\nqueries = [\"user-*\"]\n");
+    std::fs::write(ws.config(), config).expect("write config");
+    let before = std::fs::read(ws.path().join("demo/users.db")).expect("read demo db");
+
+    let r = ws.run("sam", &["run", "--json", "db list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let (_, rows) = table(&r.json());
+    let names: Vec<&str> = rows.iter().filter_map(|r| r[0].as_str()).collect();
+    assert_eq!(names, ["user-by-email", "user-by-id"]);
+
+    let r = ws.run("sam", &["run", "--json", "db query user-by-id 42"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(table(&r.json()).1.len(), 1);
+
+    for text in ["db query payment-by-id pay_8f3k2", "db describe payment-by-id", "db query recent-signups"] {
+        let r = ws.run("sam", &["run", "--json", text]);
+        assert_eq!(r.code, 1, "{text}: {}", r.stdout);
+        let v = r.json();
+        assert_eq!(v["status"], "refused");
+        assert!(v["headline"].as_str().unwrap_or("").contains("your team (support) may not run the query"), "{}", r.stdout);
+    }
+
+    // Alice's team allows every query.
+    let r = ws.run("alice", &["run", "--json", "db query payment-by-id pay_8f3k2"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let r = ws.run("alice", &["run", "--json", "db list"]);
+    assert_eq!(table(&r.json()).1.len(), 6);
+
+    // Someone in no team runs nothing.
+    let r = ws.run("mallory", &["run", "--json", "db query user-by-id 42"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["status"], "refused");
+
+    assert_eq!(std::fs::read(ws.path().join("demo/users.db")).expect("read demo db"), before);
+}
+
+/// The demo workspace's own SQLite files are opened read-only: a query never changes them.
+#[test]
+fn the_demo_database_file_is_never_written() {
+    let ws = Ws::new();
+    let path: PathBuf = ws.path().join("demo/users.db");
+    let before = std::fs::read(&path).expect("read demo db");
+    for text in ["db query user-by-id 42", "db query recent-signups", "db query user-by-email \"'; DROP TABLE users; --\""] {
+        let (r, _) = query(&ws, text);
+        assert_eq!(r.code, 0, "{text}: {}{}", r.stdout, r.stderr);
+    }
+    assert_eq!(std::fs::read(&path).expect("read demo db"), before);
+    assert!(!ws.path().join("demo/users.db-wal").exists());
+}
