@@ -236,13 +236,50 @@ pub enum LlmMode {
     Always,
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The optional LLM tier (`understand::llm`): a second opinion on sentences, never a second
+/// parser. Times in milliseconds; limits per minute.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LlmConfig {
-    #[serde(default)]
     pub mode: LlmMode,
     pub model: Option<String>,
+    /// `OPENAI_BASE_URL` wins.
     pub base_url: Option<String>,
+    /// The whole exchange with the model, retries included (chat, terminal, GitHub).
+    pub timeout_ms: u64,
+    /// The same inside Slack, where the first answer is due within 3 seconds.
+    pub slack_timeout_ms: u64,
+    /// Retries on 429 and 5xx (honouring `Retry-After`), within the timeout.
+    pub max_retries: u32,
+    /// Model calls per requester per minute; past it, the local answer with a note.
+    pub per_user_per_minute: u32,
+    /// Model calls per minute for the whole bot.
+    pub global_per_minute: u32,
+    /// Answers remembered (0 turns the cache off), and for how long.
+    pub cache_size: usize,
+    pub cache_ttl_secs: u64,
+    /// Earlier turns of the thread passed to the model.
+    pub history_turns: usize,
+    pub temperature: f32,
+}
+
+impl Default for LlmConfig {
+    fn default() -> Self {
+        LlmConfig {
+            mode: LlmMode::Off,
+            model: None,
+            base_url: None,
+            timeout_ms: 4000,
+            slack_timeout_ms: 2000,
+            max_retries: 2,
+            per_user_per_minute: 10,
+            global_per_minute: 120,
+            cache_size: 512,
+            cache_ttl_secs: 3600,
+            history_turns: 4,
+            temperature: 0.0,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

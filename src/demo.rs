@@ -310,3 +310,109 @@ mod tests {
         assert_eq!(ids.len(), d.payments.len(), "payment ids are unique");
     }
 }
+
+/// The demo's release history: (tag, days ago). Releases are commits; an environment's
+/// deployments are tags `<service>/<env>/<version>` on them, as a deploy script might push.
+const RELEASES: &[(&str, &str, i64)] = &[
+    ("payments", "v1.0.0", 40),
+    ("payments", "v1.1.0", 30),
+    ("payments", "v1.2.0", 20),
+    ("payments", "v1.3.0", 10),
+    ("payments", "v1.4.0", 3),
+    ("payments", "v1.5.0-rc.1", 1),
+    ("users", "v2.3.0", 25),
+    ("users", "v2.3.1", 12),
+    ("ledger", "v0.9.0", 35),
+    ("ledger", "v0.9.2", 6),
+];
+
+const DEPLOYS: &[(&str, &str, &str, i64)] = &[
+    ("payments", "prod", "v1.0.0", 39),
+    ("payments", "prod", "v1.1.0", 28),
+    ("payments", "prod", "v1.2.0", 18),
+    ("payments", "staging", "v1.1.0", 29),
+    ("payments", "staging", "v1.2.0", 19),
+    ("payments", "staging", "v1.3.0", 9),
+    ("payments", "staging", "v1.4.0", 2),
+    ("payments", "dev", "v1.4.0", 3),
+    ("payments", "dev", "v1.5.0-rc.1", 1),
+    ("users", "prod", "v2.3.0", 24),
+    ("users", "prod", "v2.3.1", 11),
+    ("users", "staging", "v2.3.1", 12),
+    ("ledger", "prod", "v0.9.0", 34),
+    ("ledger", "staging", "v0.9.2", 5),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("the `git` program is not installed or not on PATH, so the demo has no release repository; `deploy version` will say so")]
+    GitMissing,
+    #[error("git {args} failed in {dir}: {stderr}")]
+    Git { args: String, dir: String, stderr: String },
+    #[error("cannot prepare {0}: {1}")]
+    Io(String, std::io::Error),
+}
+
+/// Runs one git command in `dir` with a fixed identity and date, ignoring the user's git config
+/// (a global `commit.gpgsign` must not break the demo).
+fn git(dir: &Path, args: &[&str], when: OffsetDateTime) -> Result<String, RepoError> {
+    let date = format!("{} +0000", when.unix_timestamp());
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_AUTHOR_NAME", "lazyops demo")
+        .env("GIT_AUTHOR_EMAIL", "demo@lazyops.invalid")
+        .env("GIT_COMMITTER_NAME", "lazyops demo")
+        .env("GIT_COMMITTER_EMAIL", "demo@lazyops.invalid")
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => RepoError::GitMissing,
+            _ => RepoError::Io("git".into(), e),
+        })?;
+    if !out.status.success() {
+        return Err(RepoError::Git {
+            args: args.join(" "),
+            dir: dir.display().to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The local git repository `deploy version` reads in the demo: one commit per release and
+/// annotated tags per environment, dated in the past relative to `now`. Kept when it exists
+/// and `overwrite` is false.
+pub fn create_release_repo(dir: &Path, overwrite: bool, now: OffsetDateTime) -> Result<Option<PathBuf>, RepoError> {
+    if dir.exists() {
+        if !overwrite {
+            return Ok(None);
+        }
+        std::fs::remove_dir_all(dir).map_err(|e| RepoError::Io(dir.display().to_string(), e))?;
+    }
+    std::fs::create_dir_all(dir).map_err(|e| RepoError::Io(dir.display().to_string(), e))?;
+    let ago = |days: i64| now - Duration::days(days);
+    git(dir, &["init", "-q"], ago(41))?;
+    let mut commits = std::collections::BTreeMap::new();
+    let mut releases: Vec<&(&str, &str, i64)> = RELEASES.iter().collect();
+    releases.sort_by_key(|r| -r.2);
+    for (service, version, days) in releases {
+        let file = dir.join(format!("{service}.version"));
+        std::fs::write(&file, format!("{version}\n")).map_err(|e| RepoError::Io(file.display().to_string(), e))?;
+        git(dir, &["add", "-A"], ago(*days))?;
+        git(dir, &["commit", "-q", "-m", &format!("{service} {version}")], ago(*days))?;
+        let sha = git(dir, &["rev-parse", "HEAD"], ago(*days))?;
+        commits.insert((*service, *version), sha);
+    }
+    for (service, env, version, days) in DEPLOYS {
+        let Some(sha) = commits.get(&(*service, *version)) else { continue };
+        let tag = format!("{service}/{env}/{version}");
+        git(dir, &["tag", "-a", &tag, sha, "-m", &format!("deploy {service} {version} to {env}")], ago(*days))?;
+    }
+    Ok(Some(dir.to_path_buf()))
+}

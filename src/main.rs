@@ -13,6 +13,14 @@ use lazyops::store::Store;
 use lazyops::transport::terminal;
 use lazyops::workspace::{self, Workspace, WorkspaceError};
 
+/// `println!` that does not panic when stdout is a closed pipe (`lazyops ... | head`).
+macro_rules! out {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
 #[derive(Parser)]
 #[command(
     name = "lazyops",
@@ -94,6 +102,10 @@ enum IntentsCmd {
         cases: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also ask the LLM tier (configured under [llm], OPENAI_BASE_URL, OPENAI_API_KEY) in this
+        /// mode, and compare with the local layer alone on the same cases
+        #[arg(long, value_enum, value_name = "MODE")]
+        llm: Option<EvalLlmMode>,
     },
     /// Train the classifier on CLINC150-format lines {"text", "intent"} and score it on another file
     Bench {
@@ -122,6 +134,12 @@ async fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum EvalLlmMode {
+    Fallback,
+    Always,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -159,7 +177,7 @@ async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>)
         .with_context(|| format!("listening on {host}:{port} (--port, PORT)"))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     // One line on stdout, so scripts and tests that pass --port 0 learn the port.
-    println!("lazyops listening on http://{addr}");
+    out!("lazyops listening on http://{addr}");
     tracing::info!(%addr, "listening");
     let settings = lazyops::transport::http::Settings::from_env();
     lazyops::transport::http::serve(listener, bot, settings, lazyops::transport::http::shutdown_signal())
@@ -182,7 +200,12 @@ async fn open_bot(config: Option<&Path>) -> anyhow::Result<Bot> {
     if let Err(e) = store.audit_prune(lazyops::store::now_ms() - retention).await {
         tracing::warn!(error = %e, "audit retention cleanup failed");
     }
-    Ok(Bot::new(ws, store))
+    let bot = Bot::new(ws, store);
+    // Test runs of a previous process that died are interrupted, never left "running".
+    if let Err(e) = bot.jobs().recover(bot.store()).await {
+        tracing::warn!(error = %e, "marking interrupted test runs failed");
+    }
+    Ok(bot)
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -210,14 +233,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 text
             };
             let bot = open_bot(config).await?;
-            let code = terminal::run(&bot, &who, &text, Options { assume_yes: yes }, json).await;
+            let code = terminal::run(&bot, &who, &text, Options { assume_yes: yes, ..Options::default() }, json).await;
             Ok(u8::try_from(code).unwrap_or(1))
         }
         Cmd::Explain { text, json } => {
             let bot = open_bot(config).await?;
             let e = bot.explain(&text, &who, &Place::terminal()).await;
             if json {
-                println!("{}", serde_json::to_string_pretty(&e)?);
+                out!("{}", serde_json::to_string_pretty(&e)?);
             } else {
                 let reply = bot
                     .handle(
@@ -237,7 +260,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let path = workspace::locate(config).await?;
             match Workspace::load(&path) {
                 Ok(ws) => {
-                    println!(
+                    out!(
                         "{}: ok ({} environments, {} services, {} queries)",
                         path.display(),
                         ws.catalog.envs.len(),
@@ -248,9 +271,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
                 Err(WorkspaceError::Problems(problems)) => {
                     for p in &problems {
-                        println!("{p}");
+                        out!("{p}");
                     }
-                    println!("{} problem(s)", problems.len());
+                    out!("{} problem(s)", problems.len());
                     Ok(1)
                 }
                 Err(e) => Err(e.into()),
@@ -260,9 +283,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             let dir = dir.unwrap_or_else(|| PathBuf::from("."));
             let written = workspace::write_demo(&dir, false).await?;
             for f in &written {
-                println!("wrote {}", f.display());
+                out!("wrote {}", f.display());
             }
-            println!(
+            out!(
                 "{} files; existing files were kept. Try: lazyops --config {} chat",
                 written.len(),
                 dir.join("lazyops.toml").display()
@@ -272,7 +295,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Cmd::Migrate => {
             let ws = load(config).await?;
             Store::open(&ws.state_url()?).await?;
-            println!("state database is up to date");
+            out!("state database is up to date");
             Ok(0)
         }
         Cmd::Intents(cmd) => intents(config, cmd).await,
@@ -296,32 +319,59 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
     use lazyops::understand::eval;
     let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     match cmd {
-        IntentsCmd::Eval { cases, json } => {
+        IntentsCmd::Eval { cases, json, llm } => {
             let ws = load(config).await?;
-            let report = eval::eval(&ws, &read(&cases)?, &cases.display().to_string())?;
+            let client = lazyops::understand::llm::Llm::from_env();
+            let with_llm = llm.map(|m| eval::EvalLlm {
+                llm: &client,
+                mode: match m {
+                    EvalLlmMode::Fallback => lazyops::config::LlmMode::Fallback,
+                    EvalLlmMode::Always => lazyops::config::LlmMode::Always,
+                },
+            });
+            if with_llm.is_some() && ws.config.llm.model.is_none() {
+                anyhow::bail!("--llm needs a model: set `model` under [llm] in {}", ws.config_path.display());
+            }
+            let report = eval::eval(&ws, &read(&cases)?, &cases.display().to_string(), with_llm).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                out!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 for m in &report.misses {
-                    println!("miss: {:?}\n  expected {}\n  got      {}", m.text, m.expected, m.got);
+                    out!("miss: {:?}\n  expected {}\n  got      {}", m.text, m.expected, m.got);
                 }
-                println!("\n{:<32} {:>9} {:>7} {:>8}", "intent", "precision", "recall", "support");
+                out!("\n{:<32} {:>9} {:>7} {:>8}", "intent", "precision", "recall", "support");
                 for (name, s) in &report.per_intent {
-                    println!("{name:<32} {:>9.2} {:>7.2} {:>8}", s.precision, s.recall, s.support);
+                    out!("{name:<32} {:>9.2} {:>7.2} {:>8}", s.precision, s.recall, s.support);
                 }
                 for (e, g, n) in report.confusion.iter().take(10) {
-                    println!("confused {n}x: {e} -> {g}");
+                    out!("confused {n}x: {e} -> {g}");
                 }
-                println!("\n{}/{} correct ({:.1}%)", report.correct, report.total, report.accuracy * 100.0);
+                out!("\n{}/{} correct ({:.1}%)", report.correct, report.total, report.accuracy * 100.0);
+                if let Some(l) = &report.llm {
+                    for c in &l.changed {
+                        out!("changed: {:?}\n  expected {}\n  local    {}\n  with llm {}", c.text, c.expected, c.local, c.with_llm);
+                    }
+                    out!(
+                        "local alone: {}/{} ({:.1}%); model asked {} times ({} cached), {} + {} tokens, {:.0} ms mean",
+                        l.local_correct,
+                        report.total,
+                        l.local_accuracy * 100.0,
+                        l.asked,
+                        l.cached,
+                        l.prompt_tokens,
+                        l.completion_tokens,
+                        l.mean_latency_ms
+                    );
+                }
             }
             Ok(0)
         }
         IntentsCmd::Bench { train, test, json } => {
             let r = eval::bench(&read(&train)?, &read(&test)?, &train.display().to_string(), &test.display().to_string())?;
             if json {
-                println!("{}", serde_json::to_string(&r)?);
+                out!("{}", serde_json::to_string(&r)?);
             } else {
-                println!(
+                out!(
                     "in-scope accuracy {:.3}, out-of-scope recall {:.3}, training {:.0} ms, {:.1} µs per sentence",
                     r.in_scope_accuracy, r.oos_recall, r.train_ms, r.us_per_sentence
                 );
@@ -333,9 +383,9 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
             let store = Store::open(&ws.state_url()?).await?;
             let rows = store.unmatched(limit).await?;
             for r in &rows {
-                println!("{}  {}  {}", lazyops::pipeline::format_ms(r.0), r.1, r.2);
+                out!("{}  {}  {}", lazyops::pipeline::format_ms(r.0), r.1, r.2);
             }
-            println!("{} sentence(s) not understood", rows.len());
+            out!("{} sentence(s) not understood", rows.len());
             Ok(0)
         }
     }

@@ -4,7 +4,7 @@
 //! except through [`Bot::execute`], which only this module calls.
 
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::act::{ActError, Ctx, Registry};
 use crate::command::Command;
@@ -14,7 +14,8 @@ use crate::render::{Block, PendingConfirm, Reply, Status, Understood};
 use crate::store::audit::AuditStart;
 use crate::store::confirm::{Answer, ConfirmError, NewConfirmation};
 use crate::store::{Store, StoreError, now_ms};
-use crate::understand::intent::Conversation;
+use crate::understand::intent::{Conversation, Turn};
+use crate::understand::llm::{Allowed, Asking, Llm, Report};
 use crate::understand::{self, Context, Explanation, Tier, Understanding};
 
 /// How long a thread remembers a pending question and its last command.
@@ -29,6 +30,8 @@ pub struct Bot {
     pools: crate::queries::pools::Pools,
     /// Test runs this process drives in the background.
     jobs: Arc<crate::jobs::Jobs>,
+    /// The LLM tier's client: its cache and rate limits outlive workspace reloads.
+    llm: Llm,
 }
 
 /// Per-message switches a transport may set.
@@ -36,6 +39,8 @@ pub struct Bot {
 pub struct Options {
     /// Confirm what needs confirming without asking (`lazyops run --yes`).
     pub assume_yes: bool,
+    /// How long the LLM tier may take; else `[llm] timeout_ms` (`slack_timeout_ms` in Slack).
+    pub llm_timeout: Option<Duration>,
 }
 
 /// `2026-11-25 12:03:00 UTC`
@@ -63,6 +68,8 @@ struct Request<'a> {
     tier: Tier,
     intent: Option<String>,
     confidence: f32,
+    /// What the LLM tier did for this message, for the audit row.
+    llm: Option<&'a Report>,
 }
 
 impl Bot {
@@ -73,7 +80,14 @@ impl Bot {
             plugins: Registry::builtin(),
             pools: crate::queries::pools::Pools::new(),
             jobs: crate::jobs::Jobs::new(),
+            llm: Llm::from_env(),
         }
+    }
+
+    /// Uses this LLM client instead of the one `OPENAI_BASE_URL` and `OPENAI_API_KEY` describe.
+    pub fn with_llm(mut self, llm: Llm) -> Bot {
+        self.llm = llm;
+        self
     }
 
     /// Background test runs: transports subscribe here to tell requesters when one ends.
@@ -111,7 +125,35 @@ impl Bot {
     pub async fn explain(&self, text: &str, who: &Identity, place: &Place) -> Explanation {
         let ws = self.workspace();
         let conversation = self.conversation(who, place).await;
-        Explanation::of(&understand::understand(text.trim(), &self.context(&ws, &conversation)))
+        let asking = self.asking(&ws, who, place, None);
+        let ctx = self.context(&ws, &conversation);
+        Explanation::of(&understand::understand_with(text.trim(), &ctx, asking.as_ref()).await)
+    }
+
+    /// The LLM tier for one message, when it is on.
+    fn asking<'a>(
+        &'a self,
+        ws: &'a Workspace,
+        who: &'a Identity,
+        place: &Place,
+        timeout: Option<Duration>,
+    ) -> Option<Asking<'a>> {
+        let cfg = &ws.config.llm;
+        if cfg.mode == crate::config::LlmMode::Off {
+            return None;
+        }
+        let budget = if place.transport == crate::message::Transport::Slack { cfg.slack_timeout_ms } else { cfg.timeout_ms };
+        Some(Asking {
+            llm: &self.llm,
+            mode: cfg.mode,
+            config: cfg,
+            prompts: &ws.prompts,
+            allowed: allowed_here(&ws.config, &ws.catalog, who, place),
+            bot_name: &ws.config.bot.name,
+            who: who.as_str(),
+            timeout: timeout.unwrap_or(Duration::from_millis(budget)),
+            rate_limited: true,
+        })
     }
 
     fn context<'a>(&self, ws: &'a Workspace, conversation: &'a Conversation) -> Context<'a> {
@@ -152,33 +194,69 @@ impl Bot {
             .text("Nothing was run. Send a shorter message.");
         }
         let conversation = self.conversation(&msg.who, &msg.place).await;
-        let understood = understand::understand(text, &self.context(&ws, &conversation));
-        if let Some(c) = &understood.conversation {
+        let asking = self.asking(&ws, &msg.who, &msg.place, opts.llm_timeout);
+        let ctx = self.context(&ws, &conversation);
+        let understood = understand::understand_with(text, &ctx, asking.as_ref()).await;
+        let mut next = understood.conversation.clone();
+        if asking.is_some() && ws.config.llm.history_turns > 0 {
+            let mut c = next.unwrap_or_else(|| conversation.clone());
+            let command = match &understood.understanding {
+                Understanding::Command { command, .. } => Some(command),
+                _ => None,
+            };
+            let bot = match command {
+                Some(c) => format!("Understood as the command `{}`.", redact_command(c, &ws.catalog)),
+                None => understand::turn_summary(&understood.understanding),
+            };
+            c.turns.push(Turn { user: redact_text(text, command, &ws.catalog), bot });
+            let drop = c.turns.len().saturating_sub(ws.config.llm.history_turns);
+            c.turns.drain(..drop);
+            next = Some(c);
+        }
+        if let Some(c) = &next {
             self.remember(&msg.who, &msg.place, c).await;
         }
-        let (command, tier, intent, confidence) = match understood.understanding {
+        let note = understood.llm.as_ref().and_then(|r| r.note.clone());
+        let reply = self.respond(&ws, msg, opts, text, understood.understanding, understood.llm.as_ref()).await;
+        match note {
+            Some(note) => reply.text(note),
+            None => reply,
+        }
+    }
+
+    /// Decides, confirms or runs what a message was understood as.
+    async fn respond(
+        &self,
+        ws: &Workspace,
+        msg: &Message,
+        opts: Options,
+        text: &str,
+        understanding: Understanding,
+        llm: Option<&Report>,
+    ) -> Reply {
+        let (command, tier, intent, confidence) = match understanding {
             Understanding::Command { command, tier, intent, confidence } => (command, tier, intent, confidence),
-            Understanding::Question { question, intent, confidence } => {
-                let req = Request {
-                    who: &msg.who,
-                    place: &msg.place,
-                    text,
-                    tier: Tier::Local,
-                    intent: Some(intent),
-                    confidence,
-                };
+            Understanding::Question { question, intent, confidence, tier } => {
+                let req = Request { who: &msg.who, place: &msg.place, text, tier, intent: Some(intent), confidence, llm };
                 let _ = self.audit(&req, None, "question", None).await;
                 return Reply::new(Status::Question, question);
             }
             Understanding::NotUnderstood { error, suggestions, reason } => {
-                let req =
-                    Request { who: &msg.who, place: &msg.place, text, tier: Tier::None, intent: None, confidence: 0.0 };
+                let req = Request {
+                    who: &msg.who,
+                    place: &msg.place,
+                    text,
+                    tier: Tier::None,
+                    intent: None,
+                    confidence: 0.0,
+                    llm,
+                };
                 let _ = self.audit(&req, None, "not_understood", None).await;
                 return not_understood(error.as_deref(), &suggestions, reason.as_deref());
             }
         };
         tracing::info!(command = %command, tier = tier.name(), "understood");
-        let req = Request { who: &msg.who, place: &msg.place, text, tier, intent, confidence };
+        let req = Request { who: &msg.who, place: &msg.place, text, tier, intent, confidence, llm };
         match &command {
             Command::Confirm { code } => return self.resolve_code(&req, code, Answer::Confirm).await,
             Command::Cancel { code } => return self.resolve_code(&req, code, Answer::Cancel).await,
@@ -205,7 +283,7 @@ impl Bot {
 
     /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
     pub async fn answer(&self, id: &str, who: &Identity, place: &Place, answer: Answer) -> Reply {
-        let req = Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0 };
+        let req = Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0, llm: None };
         let resolved = self.store.resolve_id(id, who.as_str(), answer, now_ms()).await;
         self.after_resolve(&req, resolved, answer).await
     }
@@ -249,7 +327,8 @@ impl Bot {
             "llm" => Tier::Llm,
             _ => Tier::Grammar,
         };
-        let req = Request { tier, intent: resolved.intent.clone(), confidence: resolved.confidence as f32, ..*req };
+        let req =
+            Request { tier, intent: resolved.intent.clone(), confidence: resolved.confidence as f32, llm: None, ..*req };
         let team = match policy::decide(&ws.config, req.who, req.place, &command) {
             Decision::Refused { reason } => {
                 let _ = self.audit(&req, Some(&command), "refused", Some(&resolved.id)).await;
@@ -325,6 +404,11 @@ impl Bot {
             command: command.map(|c| redact_command(c, &ws.catalog)),
             decision: decision.to_string(),
             confirmation_id: confirmation.map(str::to_string),
+            llm_model: req.llm.map(|r| r.model.clone()),
+            llm_prompt_tokens: req.llm.map(|r| i64::from(r.prompt_tokens)),
+            llm_completion_tokens: req.llm.map(|r| i64::from(r.completion_tokens)),
+            llm_latency_ms: req.llm.map(|r| r.latency_ms as i64),
+            llm_outcome: req.llm.map(|r| r.outcome.to_string()),
         };
         self.store.audit_start(&row).await.inspect_err(|e| tracing::error!(error = %e, "audit write failed"))?;
         Ok(id)
@@ -425,4 +509,42 @@ fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: 
             r.text("Type `help` for the commands.")
         }
     }
+}
+
+/// What the requester may ask for here, for the tools the LLM tier offers: the commands whose
+/// plugin one of their teams enables in this place and that one of the team's rules could
+/// match, and the queries those teams may run. `policy::decide` still judges the command.
+fn allowed_here(
+    config: &crate::config::Config,
+    catalog: &crate::catalog::Catalog,
+    who: &Identity,
+    place: &Place,
+) -> Allowed {
+    let teams: Vec<policy::Membership> = policy::memberships(config, who)
+        .into_iter()
+        .filter(|m| m.team.channels.iter().any(|c| place.matches(c)))
+        .collect();
+    let commands = crate::spec::SPECS
+        .iter()
+        .filter(|s| {
+            s.plugin == "core"
+                || teams.iter().any(|m| {
+                    m.team.plugins.iter().any(|p| p == s.plugin)
+                        && m.allowed().iter().any(|p| policy::Pattern::parse(p).is_ok_and(|p| p.may_match(s.words)))
+                })
+        })
+        .map(|s| s.kind)
+        .collect();
+    let queries = catalog
+        .queries
+        .keys()
+        .filter(|q| {
+            teams.iter().any(|m| m.team.plugins.iter().any(|p| p == "db") && policy::query_allowed(m.team, q))
+        })
+        .cloned()
+        .collect();
+    let mut subreddits: Vec<String> = teams.iter().flat_map(|m| m.team.subreddits.iter().cloned()).collect();
+    subreddits.sort();
+    subreddits.dedup();
+    Allowed { commands, queries, subreddits }
 }

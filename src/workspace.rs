@@ -31,6 +31,8 @@ pub struct Workspace {
     /// Manifest templates by name; their signatures are also in `catalog.templates`.
     pub manifests: BTreeMap<String, Template>,
     pub intents: Vec<Intent>,
+    /// The LLM tier's prompt templates (`prompts/`), reloaded with everything else.
+    pub prompts: crate::understand::llm::Prompts,
     /// Trained on first use: typed commands never wait for it.
     model: OnceLock<Model>,
 }
@@ -110,6 +112,11 @@ pub async fn write_demo(dir: &Path, overwrite: bool) -> Result<Vec<PathBuf>, Wor
         .await
         .map_err(|e| WorkspaceError::Write { path: dir.join("demo"), source: std::io::Error::other(e) })?;
     written.extend(data);
+    match crate::demo::create_release_repo(&dir.join("demo/releases"), overwrite, time::OffsetDateTime::now_utc()) {
+        Ok(repo) => written.extend(repo),
+        // The rest of the demo works without git; `deploy version` explains what is missing.
+        Err(e) => tracing::warn!(error = %e, "demo release repository not created"),
+    }
     Ok(written)
 }
 
@@ -138,10 +145,12 @@ impl Workspace {
         };
         let (intents, intent_problems) = intent::load_dir(&root.join(&config.bot.intents_dir));
         problems.extend(intent_problems);
+        let prompts =
+            crate::understand::llm::Prompts::load(&root.join(&config.bot.prompts_dir), &config.llm, &mut problems);
         if !problems.is_empty() {
             return Err(WorkspaceError::Problems(problems));
         }
-        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog, manifests, intents, model: OnceLock::new() })
+        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog, manifests, intents, prompts, model: OnceLock::new() })
     }
 
     /// The local intent model, trained from the intents and the queries' examples on first use.
@@ -214,6 +223,37 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
                 &format!("[services.{name}]"),
                 format!("service `{name}` names database `{db}`, which is not in `[databases]`"),
             );
+        }
+    }
+    for (name, svc) in &config.services {
+        for env in svc.version.keys().filter(|e| !config.envs.contains_key(*e)) {
+            problem(
+                &format!("[services.{name}.version.{env}]"),
+                format!("service `{name}` has a version source for `{env}`, which is not in `[envs]`"),
+            );
+        }
+        for item in &svc.checklist {
+            let at = format!("\"{}\"", item.name);
+            use crate::config::CheckKind as K;
+            let missing = match item.check {
+                K::Ci if item.repo.is_none() => Some("`repo = \"owner/name\"`"),
+                K::Http if item.url.is_none() => Some("`url`"),
+                _ => None,
+            };
+            if let Some(field) = missing {
+                problem(&at, format!("checklist item `{}` of service `{name}` needs {field}", item.name));
+            }
+            if let Some(env) = item.env.as_ref().filter(|e| !config.envs.contains_key(*e)) {
+                problem(&at, format!("checklist item `{}` names environment `{env}`, which is not in `[envs]`", item.name));
+            }
+        }
+    }
+    for (name, suite) in &config.suites {
+        if suite.command.is_empty() && suite.http.is_none() {
+            problem(&format!("[suites.{name}]"), format!("suite `{name}` needs a `command` (argv) or an `http` trigger"));
+        }
+        if suite.max_concurrent == Some(0) {
+            problem(&format!("[suites.{name}]"), format!("suite `{name}`: max_concurrent must be at least 1"));
         }
     }
     let plugins = crate::spec::plugin_names();

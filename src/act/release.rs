@@ -251,10 +251,9 @@ pub fn reply(service: &str, env: &str, items: &[ChecklistItem], results: &[(Mark
     let (fails, warns) = (count(Mark::Fail), count(Mark::Warn));
     let headline = match (fails, warns) {
         (0, 0) => format!("✅ {service} is ready to release to {env}"),
-        (0, w) => format!("⚠️ {service} → {env}: ready once {} looked at", crate::schema::plural(w, "item is")),
+        (0, w) => format!("⚠️ {service} → {env}: {} to look at before releasing", crate::schema::plural(w, "item")),
         (f, _) => format!("❌ {service} is not ready to release to {env}: {} of {} failed", f, items.len()),
     };
-    let headline = headline.replace("items is", "items are");
     let list = items
         .iter()
         .zip(results)

@@ -44,6 +44,20 @@ impl Pattern {
         }
         words.len() == n
     }
+
+    /// Whether some command with these keywords could match: `deploy version *` and `*` can
+    /// match a `deploy version` command, `db list` cannot. The LLM tier offers only such tools.
+    pub fn may_match(&self, keywords: &[&str]) -> bool {
+        let n = self.0.len();
+        for (i, w) in keywords.iter().enumerate() {
+            match self.0.get(i) {
+                Some(p) if p == "*" && i == n - 1 => return true,
+                Some(p) if p == "*" || p == w => {}
+                _ => return false,
+            }
+        }
+        true
+    }
 }
 
 /// Splits canonical text into words, a quoted value being one word.

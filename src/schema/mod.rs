@@ -64,7 +64,8 @@ pub struct Report {
     pub engine: Dialect,
     pub migrations_dir: String,
     pub migrations: usize,
-    pub latest: i64,
+    /// The newest migration file.
+    pub latest: String,
     /// Tables the migrations create (within the service's tables).
     pub tables: usize,
     pub differences: BTreeMap<String, Vec<Difference>>,
@@ -104,7 +105,7 @@ impl Report {
     /// One line: the verdict as a release checklist shows it.
     pub fn summary(&self) -> String {
         if self.matches() {
-            return format!("schema matches ({} tables)", self.tables);
+            return format!("schema matches ({})", plural(self.tables, "table"));
         }
         let mut parts = Vec::new();
         if !self.differences.is_empty() {
@@ -201,7 +202,7 @@ async fn check_inner(ws: &Workspace, service: &str, svc: &ServiceConfig, env: &s
         engine,
         migrations_dir: dir,
         migrations: files.len(),
-        latest: files.last().map_or(0, |m| m.version),
+        latest: files.last().map(|m| m.file.clone()).unwrap_or_default(),
         tables: expected.tables.len(),
         differences: diff::diff(&expected, &live_schema),
         versions,

@@ -21,6 +21,23 @@ pub struct AuditStart {
     /// allowed, refused, asked (confirmation), question, not_understood
     pub decision: String,
     pub confirmation_id: Option<String>,
+    /// The LLM tier's cost, when the model was asked: which model, tokens, the whole call's
+    /// time, and what came of it (command, question, refused, failed, timeout, ...).
+    pub llm_model: Option<String>,
+    pub llm_prompt_tokens: Option<i64>,
+    pub llm_completion_tokens: Option<i64>,
+    pub llm_latency_ms: Option<i64>,
+    pub llm_outcome: Option<String>,
+}
+
+/// The LLM tier's part of an audit row.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LlmUsage {
+    pub model: String,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub latency_ms: Option<i64>,
+    pub outcome: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -45,8 +62,9 @@ pub struct AuditRow {
 impl Store {
     pub async fn audit_start(&self, a: &AuditStart) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO audit (id, at, who, transport, place, text, tier, intent, confidence, command, decision, confirmation_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            "INSERT INTO audit (id, at, who, transport, place, text, tier, intent, confidence, command, decision, confirmation_id, \
+             llm_model, llm_prompt_tokens, llm_completion_tokens, llm_latency_ms, llm_outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&a.id)
         .bind(a.at)
@@ -60,6 +78,11 @@ impl Store {
         .bind(&a.command)
         .bind(&a.decision)
         .bind(&a.confirmation_id)
+        .bind(&a.llm_model)
+        .bind(a.llm_prompt_tokens)
+        .bind(a.llm_completion_tokens)
+        .bind(a.llm_latency_ms)
+        .bind(&a.llm_outcome)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -135,6 +158,26 @@ impl Store {
                 outcome: r.12,
                 duration_ms: r.13,
                 error: r.14,
+            })
+            .collect())
+    }
+
+    /// The LLM tier's usage on the newest rows where the model was asked, newest first.
+    pub async fn audit_llm(&self, limit: i64) -> Result<Vec<(String, LlmUsage)>, StoreError> {
+        type Tuple = (String, String, Option<i64>, Option<i64>, Option<i64>, Option<String>);
+        let rows = sqlx::query_as::<_, Tuple>(
+            "SELECT id, llm_model, llm_prompt_tokens, llm_completion_tokens, llm_latency_ms, llm_outcome FROM audit \
+             WHERE llm_model IS NOT NULL ORDER BY at DESC, id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let usage =
+                    LlmUsage { model: r.1, prompt_tokens: r.2, completion_tokens: r.3, latency_ms: r.4, outcome: r.5 };
+                (r.0, usage)
             })
             .collect())
     }

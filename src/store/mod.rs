@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "state", include_str!("../../migrations/0001_state.sql")),
     (2, "chores", include_str!("../../migrations/0002_chores.sql")),
     (3, "jobs", include_str!("../../migrations/0003_jobs.sql")),
+    (4, "llm", include_str!("../../migrations/0004_llm.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -36,11 +36,53 @@ pub fn read_stdin() -> Result<String, InputError> {
     String::from_utf8(bytes).map_err(|_| InputError::NotUtf8)
 }
 
-/// One message through the pipeline; prints the reply and returns the exit code.
+/// One message through the pipeline; prints the reply and returns the exit code. A test run
+/// it started is waited for (the process must not exit under it) and its end printed.
 pub async fn run(bot: &Bot, who: &Identity, text: &str, opts: Options, json: bool) -> i32 {
-    let reply = bot.handle(&message(who, text), opts).await;
+    let mut finished = bot.jobs().subscribe();
+    let reply = with_progress(bot.handle(&message(who, text), opts)).await;
     print_reply(&reply, json);
+    if bot.jobs().active() > 0 {
+        eprintln!("waiting for the test run to end (Ctrl-C leaves it interrupted)…");
+        bot.jobs().wait_idle().await;
+        while let Ok(outcome) = finished.try_recv() {
+            print_reply(&crate::jobs::notification(&outcome), json);
+        }
+    }
     reply.exit_code()
+}
+
+/// A progress bar on stderr while a slow command reports steps, when stderr is a terminal.
+async fn with_progress<F: std::future::Future>(fut: F) -> F::Output {
+    if !std::io::stderr().is_terminal() {
+        return fut.await;
+    }
+    let bar: std::sync::Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>> = Default::default();
+    let held = bar.clone();
+    let sink: crate::act::progress::Sink = std::sync::Arc::new(move |step: &crate::act::progress::Step| {
+        let mut slot = held.lock().unwrap_or_else(|p| p.into_inner());
+        let pb = slot.get_or_insert_with(|| {
+            let pb = indicatif::ProgressBar::with_draw_target(
+                Some(step.total as u64),
+                indicatif::ProgressDrawTarget::stderr(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+                pb.set_style(style);
+            }
+            pb
+        });
+        pb.set_position(step.done as u64);
+        pb.set_message(clean(&step.label));
+    });
+    let out = crate::act::progress::with(sink, fut).await;
+    if let Some(pb) = bar.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        pb.finish_and_clear();
+    }
+    out
+}
+
+fn clean(s: &str) -> String {
+    terminal::clean(s)
 }
 
 pub fn print_reply(reply: &Reply, json: bool) {
@@ -54,42 +96,126 @@ pub fn print_reply(reply: &Reply, json: bool) {
     let _ = stdout.flush();
 }
 
+/// Writes to stdout; a closed pipe is not worth a panic.
+fn show(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+}
+
 /// The interactive session. Ctrl-C drops the line, Ctrl-D ends the session.
+/// Where chat lines come from: the line editor on a terminal, plain lines from a pipe (so
+/// `lazyops chat < script` works without a terminal).
+enum Input {
+    Editor(Box<rustyline::DefaultEditor>),
+    Plain(std::io::Lines<std::io::StdinLock<'static>>),
+}
+
+impl Input {
+    /// The next line; `Ok(None)` at the end (Ctrl-D), `Err(Interrupted)` for Ctrl-C.
+    fn read(&mut self, prompt: &str) -> Result<Option<String>, ReadlineError> {
+        match self {
+            Input::Editor(rl) => match rl.readline(prompt) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = rl.add_history_entry(line.as_str());
+                    }
+                    Ok(Some(line))
+                }
+                Err(ReadlineError::Eof) => Ok(None),
+                Err(e) => Err(e),
+            },
+            Input::Plain(lines) => lines.next().transpose().map_err(ReadlineError::Io),
+        }
+    }
+
+    /// y/N: anything but yes is no.
+    fn yes(&mut self, prompt: &str) -> Result<Option<bool>, ReadlineError> {
+        match self.read(prompt) {
+            Ok(Some(a)) => Ok(Some(matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes"))),
+            Ok(None) => Ok(None),
+            Err(ReadlineError::Interrupted) => Ok(Some(false)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), ReadlineError> {
-    let mut rl = rustyline::DefaultEditor::new()?;
-    let _ = rl.load_history(history);
+    let interactive = std::io::stdin().is_terminal();
     let color = std::io::stdout().is_terminal();
-    println!("lazyops — you are {who}. Type `help`, or ask in a sentence. Ctrl-D to leave.");
+    let mut input = if interactive {
+        let mut rl = rustyline::DefaultEditor::new()?;
+        let _ = rl.load_history(history);
+        Input::Editor(Box::new(rl))
+    } else {
+        Input::Plain(std::io::stdin().lines())
+    };
+    show(&format!("lazyops — you are {who}. Type `help`, or ask in a sentence. Ctrl-D to leave.\n"));
+    // Test runs end while the prompt waits: print their outcome above it.
+    let mut finished = bot.jobs().subscribe();
+    let mut printer = match &mut input {
+        Input::Editor(rl) => Some(rl.create_external_printer()?),
+        Input::Plain(_) => None,
+    };
+    let notifier = tokio::spawn(async move {
+        use rustyline::ExternalPrinter as _;
+        let here = Place::terminal().key();
+        loop {
+            match finished.recv().await {
+                Ok(o) if o.place == here => {
+                    let text = terminal::render(&crate::jobs::notification(&o), color);
+                    match printer.as_mut() {
+                        Some(p) => {
+                            let _ = p.print(text);
+                        }
+                        None => show(&text),
+                    }
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
     loop {
-        let line = match rl.readline("lazyops> ") {
-            Ok(line) => line,
+        let line = match input.read("lazyops> ") {
+            Ok(Some(line)) => line,
+            Ok(None) => break,
             Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
             Err(e) => return Err(e),
         };
         if line.trim().is_empty() {
             continue;
         }
-        let _ = rl.add_history_entry(line.as_str());
-        let reply = bot.handle(&message(who, &line), Options::default()).await;
-        print!("{}", terminal::render(&reply, color));
+        let reply = with_progress(bot.handle(&message(who, &line), Options::default())).await;
+        show(&terminal::render(&reply, color));
+        for action in &reply.actions {
+            match input.yes(&format!("{}? [y/N] ", action.label))? {
+                Some(true) => {
+                    let done = crate::act::release::tick(bot, who, &Place::terminal(), &action.id).await;
+                    show(&terminal::render(&done, color));
+                }
+                Some(false) => {}
+                None => break,
+            }
+        }
         if reply.status == Status::Confirm
             && let Some(pending) = &reply.confirm
         {
-            let answer = match rl.readline("run it? [y/N] ") {
-                Ok(a) if matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes") => Answer::Confirm,
-                Ok(_) => Answer::Cancel,
-                Err(ReadlineError::Interrupted) => Answer::Cancel,
-                Err(ReadlineError::Eof) => break,
-                Err(e) => return Err(e),
+            let answer = match input.yes("run it? [y/N] ")? {
+                Some(true) => Answer::Confirm,
+                Some(false) => Answer::Cancel,
+                None => break,
             };
-            let outcome = bot.answer(&pending.id, who, &Place::terminal(), answer).await;
-            print!("{}", terminal::render(&outcome, color));
+            let outcome = with_progress(bot.answer(&pending.id, who, &Place::terminal(), answer)).await;
+            show(&terminal::render(&outcome, color));
         }
     }
-    if let Some(dir) = history.parent() {
-        let _ = std::fs::create_dir_all(dir);
+    if let Input::Editor(rl) = &mut input {
+        if let Some(dir) = history.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = rl.save_history(history);
     }
-    let _ = rl.save_history(history);
+    notifier.abort();
     Ok(())
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use super::classifier::{Classifier, Options};
 use super::intent::Conversation;
-use super::{Context, Understanding, understand};
+use super::llm::{Allowed, Asking, Llm};
+use super::{Context, Tier, Understanding, understand, understand_with};
+use crate::config::LlmMode;
 use crate::spec::CommandKind;
 use crate::workspace::Workspace;
 
@@ -47,6 +49,50 @@ pub struct Report {
     pub per_intent: BTreeMap<String, Score>,
     /// (expected, got) label pairs that were confused, with counts.
     pub confusion: Vec<(String, String, usize)>,
+    /// With `--llm`: the same cases with the local layer alone, and what the model did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<LlmSummary>,
+}
+
+/// The LLM tier against the local layer on the same cases.
+#[derive(Debug, Default, Serialize)]
+pub struct LlmSummary {
+    pub mode: &'static str,
+    pub local_correct: usize,
+    pub local_accuracy: f64,
+    /// Which tier gave the answers (grammar, local, llm, none).
+    pub tiers: BTreeMap<&'static str, usize>,
+    /// What came of asking the model: command, question, refused, failed, timeout, ...
+    pub outcomes: BTreeMap<&'static str, usize>,
+    pub asked: usize,
+    pub cached: usize,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub mean_latency_ms: f64,
+    /// Cases the two tiers answered differently.
+    pub changed: Vec<Change>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Change {
+    pub text: String,
+    pub expected: String,
+    pub local: String,
+    pub with_llm: String,
+}
+
+/// The LLM tier for `intents eval --llm`: a client and the mode to run it in.
+pub struct EvalLlm<'a> {
+    pub llm: &'a Llm,
+    pub mode: LlmMode,
+}
+
+fn outcome(u: &Understanding) -> String {
+    match u {
+        Understanding::Command { command, .. } => command.to_string(),
+        Understanding::Question { .. } => "(question)".to_string(),
+        Understanding::NotUnderstood { .. } => "(out of scope)".to_string(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +117,34 @@ fn label(canonical: &str) -> String {
     }
 }
 
-pub fn eval(ws: &Workspace, cases_text: &str, file: &str) -> Result<Report, EvalError> {
+/// Scores the cases; with `with_llm`, through the LLM tier as well, against the local layer alone.
+pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option<EvalLlm<'_>>) -> Result<Report, EvalError> {
     let model = ws.model();
-    let mut report = Report { total: 0, correct: 0, accuracy: 0.0, misses: Vec::new(), per_intent: BTreeMap::new(), confusion: Vec::new() };
+    let mut report = Report {
+        total: 0,
+        correct: 0,
+        accuracy: 0.0,
+        misses: Vec::new(),
+        per_intent: BTreeMap::new(),
+        confusion: Vec::new(),
+        llm: None,
+    };
+    let asking = with_llm.as_ref().map(|e| Asking {
+        llm: e.llm,
+        mode: e.mode,
+        config: &ws.config.llm,
+        prompts: &ws.prompts,
+        allowed: Allowed::everything(&ws.catalog),
+        bot_name: &ws.config.bot.name,
+        who: "local:eval",
+        timeout: std::time::Duration::from_millis(ws.config.llm.timeout_ms),
+        rate_limited: false,
+    });
+    let mut summary = with_llm.as_ref().map(|e| LlmSummary {
+        mode: if e.mode == LlmMode::Always { "always" } else { "fallback" },
+        ..LlmSummary::default()
+    });
+    let mut latency_total = 0u64;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for (i, line) in cases_text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -89,15 +160,37 @@ pub fn eval(ws: &Workspace, cases_text: &str, file: &str) -> Result<Report, Eval
         };
         let convo = Conversation::default();
         let ctx = Context { catalog: &ws.catalog, model: Some(model), conversation: &convo, today };
-        let got = match understand(case.text.trim(), &ctx).understanding {
-            Understanding::Command { command, .. } => command.to_string(),
-            Understanding::Question { .. } => "(question)".to_string(),
-            Understanding::NotUnderstood { .. } => "(out of scope)".to_string(),
-        };
         let expected = match (&case.expect, case.expect_question) {
             (_, true) => "(question)".to_string(),
             (Some(c), false) => c.clone(),
             (None, false) => "(out of scope)".to_string(),
+        };
+        let got = match (&asking, &mut summary) {
+            (Some(asking), Some(sum)) => {
+                let local = outcome(&understand(case.text.trim(), &ctx).understanding);
+                let r = understand_with(case.text.trim(), &ctx, Some(asking)).await;
+                let got = outcome(&r.understanding);
+                let tier = match &r.understanding {
+                    Understanding::Command { tier, .. } | Understanding::Question { tier, .. } => *tier,
+                    Understanding::NotUnderstood { .. } => Tier::None,
+                };
+                *sum.tiers.entry(tier.name()).or_default() += 1;
+                if let Some(l) = &r.llm {
+                    sum.asked += 1;
+                    sum.cached += usize::from(l.cached);
+                    *sum.outcomes.entry(l.outcome).or_default() += 1;
+                    sum.prompt_tokens += u64::from(l.prompt_tokens);
+                    sum.completion_tokens += u64::from(l.completion_tokens);
+                    latency_total += l.latency_ms;
+                }
+                sum.local_correct += usize::from(local == expected);
+                if local != got {
+                    let change = Change { text: case.text.clone(), expected: expected.clone(), local, with_llm: got.clone() };
+                    sum.changed.push(change);
+                }
+                got
+            }
+            _ => outcome(&understand(case.text.trim(), &ctx).understanding),
         };
         report.total += 1;
         if got == expected {
@@ -108,6 +201,11 @@ pub fn eval(ws: &Workspace, cases_text: &str, file: &str) -> Result<Report, Eval
         pairs.push((label(&expected), label(&got)));
     }
     report.accuracy = if report.total == 0 { 0.0 } else { report.correct as f64 / report.total as f64 };
+    if let Some(mut sum) = summary {
+        sum.local_accuracy = if report.total == 0 { 0.0 } else { sum.local_correct as f64 / report.total as f64 };
+        sum.mean_latency_ms = if sum.asked == 0 { 0.0 } else { latency_total as f64 / sum.asked as f64 };
+        report.llm = Some(sum);
+    }
     let labels: std::collections::BTreeSet<&String> = pairs.iter().flat_map(|(a, b)| [a, b]).collect();
     for l in labels {
         let tp = pairs.iter().filter(|(e, g)| e == l && g == l).count();

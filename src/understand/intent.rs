@@ -210,6 +210,17 @@ pub struct Model {
 pub struct Conversation {
     pub pending: Option<Frame>,
     pub last: Option<Frame>,
+    /// The thread's last few exchanges, oldest first: what the LLM tier is shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<Turn>,
+}
+
+/// One exchange of a thread: what the user wrote and what the bot made of it (the canonical
+/// command, its question or why it could not help).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Turn {
+    pub user: String,
+    pub bot: String,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -447,7 +458,7 @@ impl Model {
             if s.required && !slots.contains_key(&s.name) {
                 let question = question(s, catalog);
                 let frame = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: Some(s.name.clone()) };
-                let conversation = Conversation { pending: Some(frame), last: convo.last.clone() };
+                let conversation = Conversation { pending: Some(frame), last: convo.last.clone(), turns: convo.turns.clone() };
                 return Interpreted {
                     outcome: Outcome::Question { question, intent: intent.name.clone(), confidence, slots },
                     candidates,
@@ -460,7 +471,7 @@ impl Model {
         Interpreted {
             outcome: Outcome::Text { text, intent: intent.name.clone(), confidence, slots },
             candidates,
-            conversation: Some(Conversation { pending: None, last: Some(last) }),
+            conversation: Some(Conversation { pending: None, last: Some(last), turns: convo.turns.clone() }),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod classifier;
 pub mod eval;
 pub mod grammar;
 pub mod intent;
+pub mod llm;
 pub mod slots;
 
 use serde::Serialize;
@@ -49,6 +50,8 @@ pub enum Understanding {
         question: String,
         intent: String,
         confidence: f32,
+        /// The layer that asks: the local intent layer or the model.
+        tier: Tier,
     },
     NotUnderstood {
         /// Set when the text was meant as a command and the grammar refused it.
@@ -77,6 +80,10 @@ pub struct Result {
     pub candidates: Vec<(String, f32)>,
     /// `Some` when the conversation of this thread changed.
     pub conversation: Option<intent::Conversation>,
+    /// What the LLM tier did, when it was asked.
+    pub llm: Option<llm::Report>,
+    /// In `always` mode, the local answer when the model's answer differs from it.
+    pub local: Option<Box<Result>>,
 }
 
 /// Understands one message. Text that parses is a command with confidence 1. Otherwise the
@@ -84,12 +91,19 @@ pub struct Result {
 /// that was meant as a command (starts with a command word) and is not understood gets the
 /// parse error, anything else "not understood" with the closest commands.
 pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
-    let plain = |understanding| Result { understanding, slots: Default::default(), candidates: Vec::new(), conversation: None };
+    let plain = |understanding| Result {
+        understanding,
+        slots: Default::default(),
+        candidates: Vec::new(),
+        conversation: None,
+        llm: None,
+        local: None,
+    };
     let parse_error = match grammar::parse(text, ctx.catalog) {
         Ok(command) => {
             let understanding = Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 };
             // A typed command ends any question that was pending in this thread.
-            let conversation = ctx.conversation.pending.as_ref().map(|_| intent::Conversation { pending: None, last: ctx.conversation.last.clone() });
+            let conversation = ctx.conversation.pending.as_ref().map(|_| intent::Conversation { pending: None, last: ctx.conversation.last.clone(), turns: ctx.conversation.turns.clone() });
             return Result { conversation, ..plain(understanding) };
         }
         Err(e) => e,
@@ -128,6 +142,8 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
                 slots,
                 candidates,
                 conversation: i.conversation,
+                llm: None,
+                local: None,
             },
             // The sentence named a value the command refuses (an unknown name, a bad number).
             Err(e) => Result {
@@ -135,13 +151,17 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
                 slots,
                 candidates,
                 conversation: None,
+                llm: None,
+                local: None,
             },
         },
         intent::Outcome::Question { question, intent, confidence, slots } => Result {
-            understanding: Understanding::Question { question, intent, confidence },
+            understanding: Understanding::Question { question, intent, confidence, tier: Tier::Local },
             slots,
             candidates,
             conversation: i.conversation,
+            llm: None,
+            local: None,
         },
         intent::Outcome::OutOfScope { reason, candidates: near } => {
             let suggestions = near
@@ -150,6 +170,63 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
                 .collect();
             Result { candidates, ..plain(not_understood(suggestions, reason)) }
         }
+    }
+}
+
+/// Understands one message with the LLM tier as a second opinion. The local answer comes
+/// first; when `asking` says this message goes to the model, the model's answer (whose tool call
+/// went through the grammar like typed text) is used if it is usable, and the local answer is
+/// kept for `explain` when they differ. Otherwise the local answer stands, with the tier's
+/// report (and its note, when the model failed).
+pub async fn understand_with(text: &str, ctx: &Context<'_>, asking: Option<&llm::Asking<'_>>) -> Result {
+    let local = understand(text, ctx);
+    let Some(asking) = asking.filter(|a| a.wanted(&local.understanding)) else {
+        return local;
+    };
+    let (answer, report) = asking.ask(ctx.catalog, text, &ctx.conversation.turns).await;
+    let Some((understanding, slots)) = answer else {
+        return Result { llm: Some(report), ..local };
+    };
+    // The model's "out of scope" words a refusal better; it does not overrule a local answer.
+    let local_understood = !matches!(local.understanding, Understanding::NotUnderstood { .. });
+    if matches!(understanding, Understanding::NotUnderstood { .. }) && local_understood {
+        return Result { llm: Some(report), ..local };
+    }
+    let keep_local = asking.mode == crate::config::LlmMode::Always && gist(&understanding) != gist(&local.understanding);
+    // A model's answer ends any question the local layer had pending in this thread.
+    let conversation = Some(intent::Conversation {
+        pending: None,
+        last: ctx.conversation.last.clone(),
+        turns: ctx.conversation.turns.clone(),
+    });
+    Result {
+        understanding,
+        slots,
+        candidates: local.candidates.clone(),
+        conversation,
+        llm: Some(report),
+        local: keep_local.then(|| Box::new(local)),
+    }
+}
+
+/// What an answer amounts to, to tell whether two tiers agree.
+fn gist(u: &Understanding) -> Option<String> {
+    match u {
+        Understanding::Command { command, .. } => Some(command.to_string()),
+        Understanding::Question { question, .. } => Some(format!("? {question}")),
+        Understanding::NotUnderstood { .. } => None,
+    }
+}
+
+/// How the bot answered, as one line of the thread's history for the LLM tier: the canonical
+/// command, or the question or refusal in the answer format the prompts use.
+pub fn turn_summary(u: &Understanding) -> String {
+    match u {
+        Understanding::Command { command, .. } => format!("Understood as the command `{command}`."),
+        Understanding::Question { question, .. } => format!("QUESTION: {question}"),
+        Understanding::NotUnderstood { reason: Some(r), .. } => format!("OUT_OF_SCOPE: {r}"),
+        Understanding::NotUnderstood { error: Some(e), .. } => format!("OUT_OF_SCOPE: {}", e.message()),
+        Understanding::NotUnderstood { .. } => "OUT_OF_SCOPE: not understood.".to_string(),
     }
 }
 
@@ -167,6 +244,12 @@ pub struct Explanation {
     pub candidates: Vec<(String, f32)>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the LLM tier did, when it was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llm: Option<llm::Report>,
+    /// In `always` mode, the local answer when the model's answer differs from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local: Option<Box<Explanation>>,
 }
 
 impl Explanation {
@@ -181,6 +264,8 @@ impl Explanation {
             slots: Default::default(),
             candidates: Vec::new(),
             error: None,
+            llm: r.llm.clone(),
+            local: r.local.as_deref().map(|l| Box::new(Explanation::of(l))),
         };
         match u {
             Understanding::Command { command, tier, intent, confidence } => {
@@ -189,11 +274,11 @@ impl Explanation {
                 e.intent = intent.clone();
                 e.confidence = *confidence;
             }
-            Understanding::Question { question, intent, confidence } => {
+            Understanding::Question { question, intent, confidence, tier } => {
                 e.question = Some(question.clone());
                 e.intent = Some(intent.clone());
                 e.confidence = *confidence;
-                e.tier = Tier::Local;
+                e.tier = *tier;
             }
             Understanding::NotUnderstood { error, reason, .. } => {
                 e.error = reason.clone().or_else(|| error.as_ref().map(|e| e.message()))

@@ -8,5 +8,7 @@ mod cli;
 mod queries;
 mod trust;
 mod understanding;
+mod github;
 mod loopback;
 mod slack;
+mod release;

@@ -204,6 +204,18 @@ fn rows_of(ws: &Ws, text: &str) -> (Vec<String>, Vec<Vec<Value>>) {
     table(&v)
 }
 
+/// Nothing ran: the text was refused, answered with a question, or is waiting for the user
+/// to confirm a command that does not carry `bad`. (Which of these depends on the
+/// understanding layer; that no query ran does not.)
+fn assert_nothing_ran(text: &str, r: &Run, v: &Value, bad: &str) {
+    assert!(matches!(r.code, 2 | 3), "{text}: exit {}: {}{}", r.code, r.stdout, r.stderr);
+    assert!(["not_understood", "question", "confirm"].contains(&v["status"].as_str().unwrap_or("")), "{text}: {}", r.stdout);
+    assert!(table(v).0.is_empty(), "{text} returned a table: {}", r.stdout);
+    if let Some(command) = v["confirm"]["command"].as_str() {
+        assert!(!command.contains(bad), "{text} would run `{command}`");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The demo queries, on all three engines.
 
@@ -345,49 +357,70 @@ fn probe(overrides: &[(&str, &str)]) -> String {
     text
 }
 
+const TEXT_ATTACKS: [&str; 8] = [
+    "1 OR 1=1",
+    "'; DROP TABLE users; --",
+    "' OR '1'='1",
+    "\u{2019} OR \u{2019}1\u{2019}=\u{2019}1",
+    "\u{ff07}; DELETE FROM users; --",
+    "x\"; DROP TABLE users; --",
+    "1); DELETE FROM payments; --",
+    "\\'; SELECT pg_sleep(10); --",
+];
+
+/// None of these is a valid value of its parameter's type.
+const TYPED_ATTACKS: [(&str, &str); 14] = [
+    ("i", "1 OR 1=1"),
+    ("i", "42; DROP TABLE users"),
+    ("i", "'; DROP TABLE users; --"),
+    ("d", "2026-01-01' OR '1'='1"),
+    ("d", "\u{2019} OR \u{2019}1\u{2019}=\u{2019}1"),
+    ("ts", "2026-11-25T14:30:00Z'; DELETE FROM users; --"),
+    ("ts", "1 OR 1=1"),
+    ("b", "true; DROP TABLE users"),
+    ("b", "1 OR 1=1"),
+    ("n", "12.5 UNION SELECT 1"),
+    ("n", "1e5"),
+    ("n", "'; DROP TABLE users; --"),
+    ("u", "67e55044-10b1-426f-9247-bb680e5fe0c8' OR '1'='1"),
+    ("u", "\u{ff07}; DELETE FROM users; --"),
+];
+
 fn sql_injection_changes_nothing(engine: Engine) {
     let Some(db) = Db::of(engine) else { return };
     let ws = db.workspace();
     ws.write("queries/typed-probe.sql", PROBE);
     let before = db.checksum();
 
-    let attacks = [
-        "1 OR 1=1",
-        "'; DROP TABLE users; --",
-        "' OR '1'='1",
-        "\u{2019} OR \u{2019}1\u{2019}=\u{2019}1",
-        "\u{ff07}; DELETE FROM users; --",
-        "x\"; DROP TABLE users; --",
-        "1); DELETE FROM payments; --",
-        "2026-01-01' OR '1'='1",
-        "true; DROP TABLE users",
-        "12.5 UNION SELECT 1",
-        "67e55044-10b1-426f-9247-bb680e5fe0c8' OR '1'='1",
-    ];
-    for attack in attacks {
-        for name in ["i", "d", "ts", "b", "n", "u"] {
-            let text = probe(&[(name, attack)]);
-            let (r, v) = query(&ws, &text);
-            assert_eq!(r.code, 2, "{text} was not refused as a bad value: {}", r.stdout);
-            assert_eq!(v["status"], "not_understood");
-            assert!(v["headline"].as_str().unwrap_or("").contains(&format!("`{name}` must be")), "{}", r.stdout);
-        }
-        // Text is bound: the attack comes back as the very value it was.
+    // Text is bound: each attack comes back as the very value it was, and matches no row.
+    for attack in TEXT_ATTACKS {
         let (cols, rows) = rows_of(&ws, &probe(&[("t", attack)]));
         assert_eq!(cols, ["i", "t", "d", "ts", "b", "n", "u", "matches"]);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0][1], json!(attack), "text round trip");
         assert_eq!(rows[0][7], json!(0));
-        for q in ["user-by-email", "payment-by-id"] {
-            let text = format!("db query {q} \"{}\"", attack.replace('"', "\\\""));
-            let (_, rows) = rows_of(&ws, &text);
-            assert!(rows.is_empty(), "{text} found rows: {rows:?}");
+    }
+    for text in [
+        "db query user-by-email \"'; DROP TABLE users; --\"",
+        "db query user-by-email \"alice@example.com' OR '1'='1\"",
+        "db query payment-by-id \"pay_8f3k2'; DELETE FROM payments; --\"",
+    ] {
+        let (_, rows) = rows_of(&ws, text);
+        assert!(rows.is_empty(), "{text} found rows: {rows:?}");
+    }
+    // The other types refuse them before anything connects, the same on every engine.
+    if engine == Engine::Sqlite {
+        for (name, attack) in TYPED_ATTACKS {
+            let text = probe(&[(name, attack)]);
+            let (r, v) = query(&ws, &text);
+            assert_nothing_ran(&text, &r, &v, attack);
         }
     }
 
     // Every type round-trips as a bound value.
     let (_, rows) = rows_of(&ws, &probe(&[]));
     let row = &rows[0];
+    eprintln!("{engine:?} typed probe: {row:?}");
     assert_eq!(row[0], json!(7));
     assert_eq!(row[1], json!("x"));
     assert_eq!(row[6], json!("67e55044-10b1-426f-9247-bb680e5fe0c8"));
@@ -426,28 +459,27 @@ fn wrong_types_missing_and_unknown_arguments_are_refused_before_connecting() {
     let ws = Ws::new();
     // Nothing listens there: reaching the database would fail differently, and slowly.
     ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", "prod = \"postgres://lazyops:hunter2secret@127.0.0.1:1/users\"");
+    // (text, the bad part that must not reach a command)
     let cases = [
-        ("db query user-by-id abc", "`user_id` must be a whole number, not `abc`"),
-        ("db query user-by-id 4.2", "`user_id` must be a whole number"),
-        ("db query user-by-id 99999999999999999999", "`user_id` must be a whole number"),
-        ("db query failed-payments-since 2026-13-45", "`since` must be a date like"),
-        ("db query failed-payments-since yesterday", "`since` must be a date like"),
-        ("db query user-by-id", "user_id"),
-        ("db query failed-payments-since", "since"),
+        ("db query user-by-id abc", "abc"),
+        ("db query user-by-id 4.2", "4.2"),
+        ("db query user-by-id 99999999999999999999", "99999999999999999999"),
+        ("db query failed-payments-since 2026-13-45", "2026-13-45"),
+        ("db query failed-payments-since yesterday", "yesterday"),
+        ("db query user-by-id", "user-by-id user_id"),
+        ("db query failed-payments-since", "since="),
         ("db query user-by-id 42 colour=blue", "colour"),
         ("db query user-by-id 42 43", "43"),
-        ("db query user-by-id user_id=1 user_id=2", "user_id"),
-        ("db query no-such-query", "unknown query `no-such-query`"),
+        ("db query user-by-id user_id=1 user_id=2", "user_id=2"),
+        ("db query no-such-query", "no-such-query"),
     ];
     for (text, expected) in cases {
         let started = Instant::now();
         let (r, v) = query(&ws, text);
-        assert_eq!(r.code, 2, "{text}: {}", r.stdout);
+        assert_nothing_ran(text, &r, &v, expected);
         let all = format!("{}{}", r.stdout, r.stderr);
-        assert!(all.contains(expected), "{text}: expected {expected:?} in {all}");
         assert!(!all.contains("connect"), "{text} tried to connect: {all}");
         assert!(!all.contains("hunter2secret"), "{text} leaked the password: {all}");
-        assert_eq!(v["status"], "not_understood");
         assert!(started.elapsed() < Duration::from_secs(2), "{text} waited for a connection");
     }
 }

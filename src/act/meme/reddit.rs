@@ -282,7 +282,7 @@ fn post(p: RawPost) -> Post {
     let target = p.url_overridden_by_dest.or(p.url).map(|u| u.replace("&amp;", "&"));
     let single_image = !p.is_self && !p.is_video && !p.is_gallery;
     let image = target.filter(|u| {
-        let image_url = u.starts_with("https://") && has_image_extension(u);
+        let image_url = u.starts_with("https://") && has_image_extension(u) && plain_url(u);
         single_image
             && image_url
             && match p.post_hint.as_deref() {
@@ -290,7 +290,13 @@ fn post(p: RawPost) -> Post {
                 Some(_) => false,
             }
     });
-    let permalink = if p.permalink.starts_with('/') { p.permalink } else { format!("/{}", p.permalink) };
+    // Reddit's permalinks are slugs; anything else links to the post by id.
+    let slug = |c: char| c.is_ascii_alphanumeric() || "/_-".contains(c);
+    let permalink = if p.permalink.starts_with('/') && p.permalink.chars().all(slug) {
+        p.permalink
+    } else {
+        format!("/comments/{}/", p.id)
+    };
     Post {
         link: format!("{PUBLIC_URL}{permalink}"),
         id: p.id,
@@ -304,6 +310,12 @@ fn post(p: RawPost) -> Post {
         spoiler: p.spoiler,
         stickied: p.stickied,
     }
+}
+
+/// A URL a renderer can put in a link or an image without escaping: no spaces, quotes or
+/// brackets that chat markup gives meaning to.
+fn plain_url(url: &str) -> bool {
+    url.len() <= 2000 && url.chars().all(|c| c.is_ascii_graphic() && !"<>\"'|\\`{}^".contains(c))
 }
 
 fn has_image_extension(url: &str) -> bool {

@@ -89,10 +89,16 @@ impl GithubApi {
                         None => return Err(ApiError::Status { what: what.to_string(), status, message }),
                     }
                 }
-                Err(e) => (
-                    backoff(attempt),
-                    ApiError::Unreachable { what: what.to_string(), reason: e.without_url().to_string() },
-                ),
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let err = ApiError::Unreachable { what: what.to_string(), reason: e.without_url().to_string() };
+                    // After a timeout the comment may exist already; only a refused connection
+                    // is safe to try again.
+                    if !connect {
+                        return Err(err);
+                    }
+                    (backoff(attempt), err)
+                }
             };
             if wait > self.max_wait || attempt + 1 == ATTEMPTS {
                 return Err(err);

@@ -1,6 +1,7 @@
 //! The Slack Web API client: `chat.postMessage`, `chat.postEphemeral`, `chat.update`,
 //! `auth.test`, and posts to a `response_url`. It waits out `429 Retry-After`, retries server
-//! errors a few times, and turns `ok: false` into an error naming Slack's code.
+//! errors and refused connections a few times (never a timeout, which may have posted), and
+//! turns `ok: false` into an error naming Slack's code.
 
 use std::time::Duration;
 
@@ -78,10 +79,16 @@ impl SlackApi {
                     Attempt::Retry(backoff(attempt), ApiError::Status { method: what.to_string(), status })
                 }
                 Ok(resp) => Attempt::Done(resp),
-                Err(e) => Attempt::Retry(
-                    backoff(attempt),
-                    ApiError::Unreachable { method: what.to_string(), reason: e.without_url().to_string() },
-                ),
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let err = ApiError::Unreachable { method: what.to_string(), reason: e.without_url().to_string() };
+                    // Only a request that never left is safe to send again: after a timeout
+                    // Slack may have posted it already.
+                    if !connect {
+                        return Err(err);
+                    }
+                    Attempt::Retry(backoff(attempt), err)
+                }
             };
             match outcome {
                 Attempt::Done(resp) => return Ok(resp),

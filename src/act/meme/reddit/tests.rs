@@ -76,6 +76,14 @@ fn what_is_not_a_listing_is_refused() {
     );
 }
 
+#[test]
+fn odd_links_and_image_urls_are_not_passed_on() {
+    let odd = br#"{"kind":"Listing","data":{"children":[{"kind":"t3","data":{"id":"abc","permalink":"/r/x/<!here>/","url":"https://i.redd.it/a<b>.png"}}]}}"#;
+    let posts = parse_listing(odd).unwrap();
+    assert_eq!(posts[0].link, "https://www.reddit.com/comments/abc/");
+    assert_eq!(posts[0].image, None);
+}
+
 #[tokio::test]
 async fn a_burst_of_requests_makes_one_fetch() {
     let (base, fake) = serve().await;
