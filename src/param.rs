@@ -78,7 +78,7 @@ impl ParamSpec {
 
     /// Checks a user's text against this parameter's type and allowed values.
     pub fn check(&self, raw: &str) -> Result<ParamValue, ParamError> {
-        let value = ParamValue::parse(self.ty, raw).map_err(|()| ParamError::Type {
+        let value = ParamValue::parse(self.ty, raw).map_err(|Invalid| ParamError::Type {
             name: self.name.clone(),
             given: raw.to_string(),
             expected: self.ty.expected(),
@@ -125,31 +125,35 @@ mod iso_date {
 const DATE: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]");
 
+/// A value that is not of its type; `ParamSpec::check` turns it into a message.
+#[derive(Debug, PartialEq)]
+pub struct Invalid;
+
 impl ParamValue {
-    pub fn parse(ty: ParamType, raw: &str) -> Result<ParamValue, ()> {
+    pub fn parse(ty: ParamType, raw: &str) -> Result<ParamValue, Invalid> {
         let raw = raw.trim();
         Ok(match ty {
-            ParamType::Int => ParamValue::Int(raw.parse().map_err(|_| ())?),
+            ParamType::Int => ParamValue::Int(raw.parse().map_err(|_| Invalid)?),
             ParamType::Text => {
                 if raw.contains('\0') {
-                    return Err(());
+                    return Err(Invalid);
                 }
                 ParamValue::Text(raw.to_string())
             }
-            ParamType::Date => ParamValue::Date(time::Date::parse(raw, DATE).map_err(|_| ())?),
+            ParamType::Date => ParamValue::Date(time::Date::parse(raw, DATE).map_err(|_| Invalid)?),
             ParamType::Timestamp => ParamValue::Timestamp(parse_timestamp(raw)?),
             ParamType::Bool => ParamValue::Bool(match raw.to_ascii_lowercase().as_str() {
                 "true" | "yes" | "on" | "1" => true,
                 "false" | "no" | "off" | "0" => false,
-                _ => return Err(()),
+                _ => return Err(Invalid),
             }),
             ParamType::Decimal => ParamValue::Decimal(parse_decimal(raw)?),
-            ParamType::Uuid => ParamValue::Uuid(uuid::Uuid::parse_str(raw).map_err(|_| ())?),
+            ParamType::Uuid => ParamValue::Uuid(uuid::Uuid::parse_str(raw).map_err(|_| Invalid)?),
         })
     }
 }
 
-fn parse_timestamp(raw: &str) -> Result<time::OffsetDateTime, ()> {
+fn parse_timestamp(raw: &str) -> Result<time::OffsetDateTime, Invalid> {
     use time::format_description::well_known::Rfc3339;
     if let Ok(t) = time::OffsetDateTime::parse(raw, &Rfc3339) {
         return Ok(t.to_offset(time::UtcOffset::UTC));
@@ -157,11 +161,11 @@ fn parse_timestamp(raw: &str) -> Result<time::OffsetDateTime, ()> {
     // A date-time without an offset is taken as UTC, the bot's one clock.
     let fmt =
         time::macros::format_description!("[year]-[month]-[day][first [T][ ]][hour]:[minute][optional [:[second]]]");
-    time::PrimitiveDateTime::parse(raw, fmt).map(|p| p.assume_utc()).map_err(|_| ())
+    time::PrimitiveDateTime::parse(raw, fmt).map(|p| p.assume_utc()).map_err(|_| Invalid)
 }
 
 /// Accepts `-12.50`, `3`, `.5`; normalises to a leading digit and no `+`.
-fn parse_decimal(raw: &str) -> Result<String, ()> {
+fn parse_decimal(raw: &str) -> Result<String, Invalid> {
     let (sign, digits) = match raw.strip_prefix('-') {
         Some(rest) => ("-", rest),
         None => ("", raw.strip_prefix('+').unwrap_or(raw)),
@@ -169,7 +173,7 @@ fn parse_decimal(raw: &str) -> Result<String, ()> {
     let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
     let all_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
     if (int.is_empty() && frac.is_empty()) || !all_digits(int) || !all_digits(frac) || digits.len() > 40 {
-        return Err(());
+        return Err(Invalid);
     }
     let int = if int.is_empty() { "0" } else { int };
     Ok(if frac.is_empty() { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") })

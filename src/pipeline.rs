@@ -495,7 +495,7 @@ fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: 
     match error {
         Some(e) => {
             let mut r = Reply::new(Status::NotUnderstood, e.message())
-                .with(Block::Code { lang: None, text: format!("{}", e.caret()) });
+                .with(Block::Code { lang: None, text: e.caret() });
             if let Some(u) = &e.usage {
                 r = r.text(format!("usage: {u}"));
             }

@@ -100,6 +100,19 @@ fn fields(j: &Job) -> Vec<(String, String)> {
 
 /// The last lines of the output: what a person reads first after a failure.
 const OUTPUT_LINES: usize = 40;
+/// ... and never more than this, so one endless line cannot flood a chat.
+const OUTPUT_CHARS: usize = 4000;
+
+/// The end of the output: at most `OUTPUT_LINES` lines and `OUTPUT_CHARS` bytes.
+fn tail(out: &str) -> &str {
+    let out = out.trim_end();
+    let by_lines = out.char_indices().filter(|(_, c)| *c == '\n').map(|(i, _)| i + 1).rev().nth(OUTPUT_LINES - 1).unwrap_or(0);
+    let mut by_size = out.len().saturating_sub(OUTPUT_CHARS);
+    while !out.is_char_boundary(by_size) {
+        by_size += 1;
+    }
+    &out[by_lines.max(by_size)..]
+}
 
 async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
     let id = job_id(id)?;
@@ -114,11 +127,10 @@ async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
     let mut reply = Reply::done(format!("test run #{id}: {} on {} {}", job.name, job.env, job.state.words()))
         .with(Block::Fields { fields: fields(&job) });
     if let Some(out) = job.output.as_deref().filter(|o| !o.trim().is_empty()) {
-        let lines: Vec<&str> = out.lines().collect();
-        let from = lines.len().saturating_sub(OUTPUT_LINES);
-        reply = reply.with(Block::Code { lang: None, text: lines[from..].join("\n") });
+        let shown = tail(out);
+        reply = reply.with(Block::Code { lang: None, text: shown.to_string() });
         if let Some(total) = job.output_bytes {
-            reply = reply.text(format!("output: {total} bytes; the last {} lines shown", lines.len() - from));
+            reply = reply.text(format!("output: {total} bytes; the last {} shown", crate::schema::plural(shown.len(), "byte")));
         }
     }
     Ok(reply)

@@ -281,10 +281,19 @@ async fn mysql(c: &mut MySqlConnection) -> Result<Schema, sqlx::Error> {
     let mut b = Builder::default();
     for (table, name, ty, nullable, default, extra) in columns {
         let ty = if extra.trim().is_empty() { ty } else { format!("{ty} {}", extra.trim().to_lowercase()) };
+        // MariaDB spells "no default" of a nullable column as the text NULL.
+        let default = default.filter(|d| d != "NULL");
         b.column(&table, &name, ty, nullable == "YES", default);
     }
+    // InnoDB creates an index for a foreign key that has none; it comes and goes with the key,
+    // which is reported already.
+    let fk_names: std::collections::BTreeSet<(String, String)> =
+        fks.iter().map(|(table, name, ..)| (table.clone(), name.clone())).collect();
     for (table, name, non_unique, column, kind) in indexes {
         let Some(t) = b.tables.get_mut(&table) else { continue };
+        if fk_names.contains(&(table.clone(), name.clone())) {
+            continue;
+        }
         if name == "PRIMARY" {
             t.primary_key.push(column);
         } else if non_unique == 0 && kind == "BTREE" {

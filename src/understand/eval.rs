@@ -219,7 +219,7 @@ pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option
         *confusion.entry((e, g)).or_default() += 1;
     }
     let mut confusion: Vec<(String, String, usize)> = confusion.into_iter().map(|((e, g), n)| (e, g, n)).collect();
-    confusion.sort_by(|a, b| b.2.cmp(&a.2));
+    confusion.sort_by_key(|c| std::cmp::Reverse(c.2));
     report.confusion = confusion;
     Ok(report)
 }

@@ -136,6 +136,7 @@ pub fn looks_like_command(text: &str) -> bool {
 }
 
 /// Parses command text against the workspace catalog.
+#[allow(clippy::result_large_err)] // the error carries what the caret display needs; it is off the hot path
 pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {
     let err = |kind, start: usize, end: usize, usage: Option<String>| ParseError {
         kind,
@@ -607,7 +608,7 @@ impl<'a> Binder<'a> {
                     let next = spec.args.iter().enumerate().position(|(i, s)| {
                         bound.slots[i].is_none()
                             && s.kind != ArgKind::Params
-                            && !(has_params && !matches!(s.kind, ArgKind::Query | ArgKind::Template))
+                            && (!has_params || matches!(s.kind, ArgKind::Query | ArgKind::Template))
                     });
                     match next {
                         Some(i) => bound.slots[i] = Some(a),

@@ -378,51 +378,6 @@ pub fn extract(slot: &SlotType, name: &str, text: &str, catalog: &Catalog, today
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::workspace::demo_catalog;
-
-    fn check(slot: SlotType, text: &str, expected: Option<&str>) {
-        let today = time::macros::date!(2026 - 11 - 25); // a Wednesday
-        let got = extract(&slot, "x", text, &demo_catalog(), today, &mut Vec::new());
-        assert_eq!(got.as_deref(), expected, "{slot:?} in {text:?}");
-    }
-
-    #[test]
-    fn names_resolve_through_aliases_and_typos() {
-        check(SlotType::Service, "which version of paymnets is live", Some("payments"));
-        check(SlotType::Service, "whats deployed for the user svc", Some("users"));
-        check(SlotType::Service, "version of billing", None);
-        check(SlotType::Env, "is it on stg yet", Some("staging"));
-        check(SlotType::Env, "what runs in production", Some("prod"));
-        check(SlotType::Env, "stagign please", Some("staging"));
-        check(SlotType::Query, "run the recent signups query", Some("recent-signups"));
-        check(SlotType::Suite, "kick off the smoke tests", Some("smoke"));
-    }
-
-    #[test]
-    fn values_come_from_the_words() {
-        check(SlotType::Int, "look up user #42 please", Some("42"));
-        check(SlotType::Email, "find alice@example.com.", Some("alice@example.com"));
-        check(SlotType::Date, "failed payments since yesterday", Some("2026-11-24"));
-        check(SlotType::Date, "since Monday", Some("2026-11-23"));
-        check(SlotType::Date, "in the last 3 days", Some("2026-11-22"));
-        check(SlotType::Date, "since 2026-11-01", Some("2026-11-01"));
-        check(SlotType::Text, "remind the team to rotate the staging db password please", Some("rotate the staging db password"));
-        check(SlotType::Text, "todo: update the runbook", Some("update the runbook"));
-        check(SlotType::Text, "add \"buy cake\" to the list", Some("buy cake"));
-        check(SlotType::Subreddit, "a meme from r/rustjerk", Some("rustjerk"));
-        check(SlotType::Command, "how do i use deployments?", Some("deploy"));
-    }
-
-    #[test]
-    fn text_params_pick_ids_not_words() {
-        let p = crate::queries::file::parse_param("payment_id text").unwrap();
-        check(SlotType::Param(p), "what happened to payment pay_8f3k2?", Some("pay_8f3k2"));
-    }
-}
-
 /// The sentence with its values replaced by their kind (`SERVICE`, `ENV`, `EMAIL`, `ID`,
 /// `DATE`, `NUM`), so the classifier learns "version of SERVICE on ENV" once instead of once
 /// per service; used the same way for training and for classifying.
@@ -470,4 +425,50 @@ pub fn delexicalize(text: &str, catalog: &Catalog) -> String {
         out.push(token.to_string());
     }
     out.join(" ")
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::demo_catalog;
+
+    fn check(slot: SlotType, text: &str, expected: Option<&str>) {
+        let today = time::macros::date!(2026 - 11 - 25); // a Wednesday
+        let got = extract(&slot, "x", text, &demo_catalog(), today, &mut Vec::new());
+        assert_eq!(got.as_deref(), expected, "{slot:?} in {text:?}");
+    }
+
+    #[test]
+    fn names_resolve_through_aliases_and_typos() {
+        check(SlotType::Service, "which version of paymnets is live", Some("payments"));
+        check(SlotType::Service, "whats deployed for the user svc", Some("users"));
+        check(SlotType::Service, "version of billing", None);
+        check(SlotType::Env, "is it on stg yet", Some("staging"));
+        check(SlotType::Env, "what runs in production", Some("prod"));
+        check(SlotType::Env, "stagign please", Some("staging"));
+        check(SlotType::Query, "run the recent signups query", Some("recent-signups"));
+        check(SlotType::Suite, "kick off the smoke tests", Some("smoke"));
+    }
+
+    #[test]
+    fn values_come_from_the_words() {
+        check(SlotType::Int, "look up user #42 please", Some("42"));
+        check(SlotType::Email, "find alice@example.com.", Some("alice@example.com"));
+        check(SlotType::Date, "failed payments since yesterday", Some("2026-11-24"));
+        check(SlotType::Date, "since Monday", Some("2026-11-23"));
+        check(SlotType::Date, "in the last 3 days", Some("2026-11-22"));
+        check(SlotType::Date, "since 2026-11-01", Some("2026-11-01"));
+        check(SlotType::Text, "remind the team to rotate the staging db password please", Some("rotate the staging db password"));
+        check(SlotType::Text, "todo: update the runbook", Some("update the runbook"));
+        check(SlotType::Text, "add \"buy cake\" to the list", Some("buy cake"));
+        check(SlotType::Subreddit, "a meme from r/rustjerk", Some("rustjerk"));
+        check(SlotType::Command, "how do i use deployments?", Some("deploy"));
+    }
+
+    #[test]
+    fn text_params_pick_ids_not_words() {
+        let p = crate::queries::file::parse_param("payment_id text").unwrap();
+        check(SlotType::Param(p), "what happened to payment pay_8f3k2?", Some("pay_8f3k2"));
+    }
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod chores;
 mod cli;
+mod llm;
 mod queries;
 mod trust;
 mod understanding;

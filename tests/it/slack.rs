@@ -248,13 +248,13 @@ async fn a_slow_command_says_working_on_it_and_posts_the_result_to_the_response_
 #[tokio::test]
 async fn errors_are_ephemeral_and_an_unknown_command_is_explained() {
     let (server, slack) = start(&[]).await;
-    let v: Value = command(&server, &slash("U0123ABC", "deploy version paymnts", &format!("{}/r", slack.url)))
+    let v: Value = command(&server, &slash("U0123ABC", "help nosuchtopic", &format!("{}/r", slack.url)))
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(v["response_type"], "ephemeral");
-    assert!(all_text(&v).contains("unknown service `paymnts`"), "{v}");
+    assert!(all_text(&v).contains("unknown help topic `nosuchtopic`"), "{v}");
 }
 
 #[tokio::test]
