@@ -96,6 +96,18 @@ async fn explain(ctx: &Ctx<'_>, text: &str) -> Reply {
     for (k, v) in &e.slots {
         fields.push((format!("slot {k}"), v.clone()));
     }
+    if let Some(l) = &e.llm {
+        let cached = if l.cached { ", cached" } else { "" };
+        let cost = format!("{} ms{cached}, {} + {} tokens", l.latency_ms, l.prompt_tokens, l.completion_tokens);
+        fields.push(("model".into(), format!("{}: {} ({cost})", l.model, l.outcome)));
+        if let Some(d) = &l.detail {
+            fields.push(("model detail".into(), d.clone()));
+        }
+    }
+    if let Some(local) = &e.local {
+        let answer = local.command.clone().or_else(|| local.question.clone()).unwrap_or_else(|| "not understood".into());
+        fields.push(("local answer".into(), answer));
+    }
     let headline = match (&e.command, &e.question) {
         (Some(c), _) => format!("understood as `{c}`"),
         (None, Some(q)) => format!("would ask: {q}"),

@@ -122,8 +122,7 @@ pub fn addressed(body: &str, prefix: &str, login: &str) -> Option<String> {
             let head = line.get(..p.len())?;
             let rest = &line[p.len()..];
             let boundary = rest.is_empty() || rest.starts_with(char::is_whitespace) || rest.starts_with([':', ',']);
-            (head.eq_ignore_ascii_case(p) && boundary)
-                .then(|| rest.trim_start_matches([':', ',']).trim().to_string())
+            (head.eq_ignore_ascii_case(p) && boundary).then(|| rest.trim_start_matches([':', ',']).trim().to_string())
         })
     })
 }
@@ -195,7 +194,14 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
     let text = if text.is_empty() { "help".to_string() } else { text };
     let review = event == "pull_request_review_comment";
     let thread = review.then(|| ev.comment.in_reply_to_id.unwrap_or(ev.comment.id));
-    let job = Job { repo: ev.repository.full_name, number, thread, login: ev.comment.user.login, association: ev.comment.author_association, text };
+    let job = Job {
+        repo: ev.repository.full_name,
+        number,
+        thread,
+        login: ev.comment.user.login,
+        association: ev.comment.author_association,
+        text,
+    };
     let work = state.clone();
     state.tasks.spawn(async move { answer(&work, job).await });
     (StatusCode::ACCEPTED, "accepted\n").into_response()
@@ -313,8 +319,14 @@ mod tests {
     fn a_comment_addresses_the_bot_by_prefix_or_mention_on_any_line() {
         let check = |body: &str| addressed(body, "/lazyops", "lazyops-bot");
         assert_eq!(check("/lazyops db list").as_deref(), Some("db list"));
-        assert_eq!(check("LGTM\n\n/LazyOps deploy version payments\nthanks").as_deref(), Some("deploy version payments"));
-        assert_eq!(check("@lazyops-bot: which version of payments is live?").as_deref(), Some("which version of payments is live?"));
+        assert_eq!(
+            check("LGTM\n\n/LazyOps deploy version payments\nthanks").as_deref(),
+            Some("deploy version payments")
+        );
+        assert_eq!(
+            check("@lazyops-bot: which version of payments is live?").as_deref(),
+            Some("which version of payments is live?")
+        );
         assert_eq!(check("/lazyops").as_deref(), Some(""));
         assert_eq!(check("/lazyopsx db list"), None);
         assert_eq!(check("> /lazyops db list"), None, "a quote is not a command");

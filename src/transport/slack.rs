@@ -26,17 +26,14 @@ use crate::store::confirm::Answer;
 use crate::store::now_ms;
 use crate::understand::grammar;
 
-/// Checks the signature; a refusal is logged with its reason, never with the secret or body.
-fn verified(state: &AppState, route: &'static str, headers: &HeaderMap, body: &[u8]) -> Result<(), Response> {
+/// Checks the signature: `Some(401)` when it fails. The refusal is logged with its reason,
+/// never with the secret or the body.
+fn refused(state: &AppState, route: &'static str, headers: &HeaderMap, body: &[u8]) -> Option<Response> {
     let now = state.settings.clock.now_secs();
-    match verify::verify(state.settings.slack_signing_secret.as_deref(), headers, body, now) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            state.metrics.error("signature");
-            tracing::warn!(route, reason = %e, "slack request refused");
-            Err((StatusCode::UNAUTHORIZED, "invalid slack request signature\n").into_response())
-        }
-    }
+    let e = verify::verify(state.settings.slack_signing_secret.as_deref(), headers, body, now).err()?;
+    state.metrics.error("signature");
+    tracing::warn!(route, reason = %e, "slack request refused");
+    Some((StatusCode::UNAUTHORIZED, "invalid slack request signature\n").into_response())
 }
 
 fn identity(user: &str) -> Identity {
@@ -90,10 +87,8 @@ fn answers_later(state: &AppState, msg: &Message) -> Option<String> {
             | CommandKind::TestRun
             | CommandKind::Meme
     );
-    let runs_now = matches!(
-        policy::decide(&ws.config, &msg.who, &msg.place, &cmd),
-        Decision::Allowed { confirm: false, .. }
-    );
+    let runs_now =
+        matches!(policy::decide(&ws.config, &msg.who, &msg.place, &cmd), Decision::Allowed { confirm: false, .. });
     (slow && runs_now).then(|| cmd.to_string())
 }
 
@@ -103,8 +98,8 @@ fn working_on(canonical: &str) -> Response {
 }
 
 pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = verified(&state, "/slack/commands", &headers, &body) {
-        return refused;
+    if let Some(refusal) = refused(&state, "/slack/commands", &headers, &body) {
+        return refusal;
     }
     let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
@@ -201,8 +196,8 @@ fn addressed_to_us(ev: &ChatEvent) -> bool {
 }
 
 pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = verified(&state, "/slack/events", &headers, &body) {
-        return refused;
+    if let Some(refusal) = refused(&state, "/slack/events", &headers, &body) {
+        return refusal;
     }
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
@@ -376,8 +371,8 @@ struct BlockActions {
 }
 
 pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = verified(&state, "/slack/interactions", &headers, &body) {
-        return refused;
+    if let Some(refusal) = refused(&state, "/slack/interactions", &headers, &body) {
+        return refusal;
     }
     let form: InteractionForm = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,

@@ -135,6 +135,19 @@ pub fn looks_like_command(text: &str) -> bool {
     SPECS.iter().any(|s| s.words[0] == first)
 }
 
+/// Whether the text was typed as this exact command: it starts with all of a command's
+/// words and that command is not one a sentence often starts with ("help me…", "meme about…").
+/// Such text gets the grammar's error rather than a guess.
+pub fn typed_as_command(text: &str) -> bool {
+    let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
+    SPECS.iter().any(|s| {
+        s.words.len() <= words.len()
+            && s.words.iter().zip(&words).all(|(a, b)| a == b)
+            && (s.words.len() >= 2
+                || matches!(s.kind, CommandKind::Manifest | CommandKind::Confirm | CommandKind::Cancel | CommandKind::Audit | CommandKind::Whoami))
+    })
+}
+
 /// Parses command text against the workspace catalog.
 #[allow(clippy::result_large_err)] // the error carries what the caret display needs; it is off the hot path
 pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {

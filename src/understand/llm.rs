@@ -645,15 +645,22 @@ struct Quirks {
 
 impl Quirks {
     /// Adjusts to a refusal that names a feature; false when there is nothing left to drop.
+    /// Without a status (an unreadable body) only an event stream or an explicit "not
+    /// supported" counts, so a garbled answer does not switch features off.
     fn adjust(&mut self, status: Option<u16>, text: &str) -> bool {
         let text = text.to_ascii_lowercase();
-        let client_error = status.is_none_or(|s| matches!(s, 400 | 404 | 405 | 415 | 422 | 501));
-        if !client_error {
-            return false;
-        }
+        let refusal = match status {
+            Some(s) => matches!(s, 400 | 404 | 405 | 415 | 422 | 501),
+            None => text.contains("support"),
+        };
         if text.trim_start().starts_with("data:") && !self.stream_only {
             self.stream_only = true;
-        } else if text.contains("tool_choice") && !self.no_tool_choice && !self.no_tools {
+            return true;
+        }
+        if !refusal {
+            return false;
+        }
+        if (text.contains("tool_choice") || text.contains("tool choice")) && !self.no_tool_choice && !self.no_tools {
             self.no_tool_choice = true;
         } else if (text.contains("tool") || text.contains("function")) && !self.no_tools {
             self.no_tools = true;
@@ -1010,6 +1017,7 @@ impl Asking<'_> {
     }
 
     fn request(&self, model: &str, catalog: &Catalog, offer: &Offer, text: &str, turns: &[Turn]) -> Request {
+        let turns = if leans_on_thread(text, turns) { turns } else { &[] };
         let keep = turns.len().saturating_sub(self.config.history_turns);
         let mut history = Vec::new();
         for t in &turns[keep..] {
@@ -1024,6 +1032,23 @@ impl Asking<'_> {
             tools: offer.chat_tools(),
             tools_json: offer.json.clone(),
             temperature: self.config.temperature,
+        }
+    }
+
+    /// Everything the tier does for a message except the network call: the tools, the prompt,
+    /// the request body as sent, the cache key, reading `completion` (a chat-completion body as
+    /// a server would send it) and the grammar. What the overhead benchmark measures.
+    pub fn rehearse(&self, catalog: &Catalog, text: &str, turns: &[Turn], completion: &str) -> Result<Command, Refusal> {
+        let offer = Offer::new(catalog, &self.allowed);
+        let model = self.config.model.clone().unwrap_or_default();
+        let request = self.request(&model, catalog, &offer, text, turns);
+        let body = serde_json::to_vec(&request.body(Quirks::default())).unwrap_or_default();
+        std::hint::black_box((body, request.cache_key()));
+        let answer = serde_json::from_str::<Completion>(completion).unwrap_or_default().answer();
+        match answer {
+            Answer::Call { tool, arguments } => to_command(&offer, catalog, &tool, &arguments),
+            Answer::Several(n) => Err(Refusal::SeveralCalls(n)),
+            other => Err(Refusal::UnknownTool(format!("{other:?}"))),
         }
     }
 
@@ -1141,6 +1166,22 @@ impl Asking<'_> {
         }
         Ok(answer)
     }
+}
+
+/// Whether a message needs the thread to be understood: an answer to the bot's question, or a
+/// follow-up ("same for staging", "and users?", "ok, prod then"). A message that stands alone is
+/// sent alone: fewer tokens, the same answer every time, and the cache can serve it.
+fn leans_on_thread(text: &str, turns: &[Turn]) -> bool {
+    let Some(last) = turns.last() else { return false };
+    if last.bot.starts_with("QUESTION:") {
+        return true;
+    }
+    let lower = text.trim().to_lowercase();
+    let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| !w.is_empty()).collect();
+    let cues = ["and", "same", "also", "again", "now", "then", "ok", "okay", "what", "how", "too", "instead", "that", "it"];
+    let opens_with_cue = words.first().is_some_and(|w| cues.contains(w)) && words.len() <= 8;
+    let refers_back = words.iter().any(|w| matches!(*w, "same" | "again" | "instead" | "too" | "previous" | "last"));
+    opens_with_cue || refers_back || words.len() <= 3
 }
 
 /// The tool call's arguments as `explain` shows slots (parameters flattened).

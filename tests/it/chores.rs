@@ -200,11 +200,7 @@ fn reddit_failures_get_a_friendly_answer() {
 #[test]
 fn a_bad_subreddit_in_config_is_a_check_problem() {
     let ws = Ws::new();
-    ws.edit(
-        "lazyops.toml",
-        "subreddits = [\"ProgrammerHumor\"]",
-        "subreddits = [\"r/bad name\"]",
-    );
+    ws.edit("lazyops.toml", "subreddits = [\"ProgrammerHumor\"]", "subreddits = [\"r/bad name\"]");
     let r = ws.run("alice", &["check"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stdout.contains("subreddit `r/bad name` must be 2 to 21 letters, digits or _"), "{}", r.stdout);

@@ -157,8 +157,10 @@ async fn deliveries_without_a_valid_sha256_signature_are_refused_with_401() {
         ("empty", vec![("x-hub-signature-256", String::new())]),
     ];
     for (what, extra) in cases {
-        let mut headers =
-            vec![("x-github-event".to_string(), "issue_comment".to_string()), ("x-github-delivery".to_string(), what.to_string())];
+        let mut headers = vec![
+            ("x-github-event".to_string(), "issue_comment".to_string()),
+            ("x-github-delivery".to_string(), what.to_string()),
+        ];
         headers.extend(extra.into_iter().map(|(k, v)| (k.to_string(), v)));
         let resp = server.post("/github/webhook", &headers, body.clone()).await;
         assert_eq!(resp.status(), 401, "{what}");
@@ -246,7 +248,10 @@ async fn a_redelivered_delivery_is_answered_once() {
 #[tokio::test]
 async fn a_comment_on_a_locked_issue_lands_in_the_audit_log() {
     let (server, github) = start_with(workspace(), |_call, _n| {
-        json_response(403, json!({"message": "Unable to create comment because issue is locked.", "documentation_url": "x"}))
+        json_response(
+            403,
+            json!({"message": "Unable to create comment because issue is locked.", "documentation_url": "x"}),
+        )
     })
     .await;
     deliver_json(&server, "issue_comment", &issue_comment("/lazyops whoami")).await;
@@ -341,13 +346,15 @@ async fn markdown_injection_in_query_results_is_escaped() {
     let (server, github) = start().await;
     let db = format!("sqlite://{}/demo/users.db", server.ws.path().display());
     let pool = sqlx::sqlite::SqlitePool::connect(&db).await.unwrap();
-    sqlx::query("INSERT INTO users (id, email, name, status, created_at) VALUES (9001, $1, $2, $3, '2026-01-01 00:00:00')")
-        .bind("evil|pipe@example.com")
-        .bind("`tick` <details><summary>open</summary> @octocat [x](https://evil.example)")
-        .bind("@github/security")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO users (id, email, name, status, created_at) VALUES (9001, $1, $2, $3, '2026-01-01 00:00:00')",
+    )
+    .bind("evil|pipe@example.com")
+    .bind("`tick` <details><summary>open</summary> @octocat [x](https://evil.example)")
+    .bind("@github/security")
+    .execute(&pool)
+    .await
+    .unwrap();
     pool.close().await;
     deliver_json(&server, "issue_comment", &issue_comment("/lazyops db query user-by-id 9001")).await;
     let body = comment_body(&github.wait(ISSUE_COMMENTS, 1).await[0]);

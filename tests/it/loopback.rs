@@ -55,7 +55,12 @@ impl Server {
         reqwest::Client::builder().timeout(Duration::from_secs(20)).build().expect("client")
     }
 
-    pub async fn post(&self, path: &str, headers: &[(String, String)], body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(String, String)],
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         let mut req = Server::client().post(format!("{}{path}", self.url)).body(body);
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
@@ -154,7 +159,11 @@ impl Fake {
     pub async fn none(&self, suffix: &str) {
         tokio::time::sleep(Duration::from_millis(400)).await;
         let got = self.to(suffix);
-        assert!(got.is_empty(), "unexpected calls to {suffix}: {:#?}", got.iter().map(|c| String::from_utf8_lossy(&c.body).into_owned()).collect::<Vec<_>>());
+        assert!(
+            got.is_empty(),
+            "unexpected calls to {suffix}: {:#?}",
+            got.iter().map(|c| String::from_utf8_lossy(&c.body).into_owned()).collect::<Vec<_>>()
+        );
     }
 }
 

@@ -789,3 +789,51 @@ fn the_demo_database_file_is_never_written() {
     assert_eq!(std::fs::read(&path).expect("read demo db"), before);
     assert!(!ws.path().join("demo/users.db-wal").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Read-only by the database too: a write that got past the parser is refused by the engine.
+
+fn the_database_refuses_a_write_that_slipped_past_the_parser(engine: Engine) {
+    use lazyops::queries::file::QueryFile;
+    let Some(db) = Db::of(engine) else { return };
+    let ws = db.workspace();
+    let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("workspace loads");
+    let before = db.checksum();
+    // Never loaded from a file, so the static check never saw them.
+    let writes = [
+        "DELETE FROM users WHERE id = :id",
+        "UPDATE users SET email = 'x' WHERE id = :id",
+        "INSERT INTO ledger_entries (id, payment_id, account, direction, amount_cents, created_at) SELECT id + 100000, payment_id, account, direction, amount_cents, created_at FROM ledger_entries WHERE id = :id",
+    ];
+    for sql in writes {
+        let text = format!("-- name: sneaky\n-- database: users\n-- param: id int\n{sql}\n");
+        let q = QueryFile::parse(&text, std::path::Path::new("sneaky.sql")).expect("parses");
+        let params = vec![("id".to_string(), lazyops::param::ParamValue::Int(1))];
+        let pools = lazyops::queries::pools::Pools::new();
+        let result = block_on(async {
+            let r = lazyops::queries::run::run(&pools, &workspace, &q, &params, "prod").await;
+            pools.close().await;
+            r
+        });
+        let err = result.expect_err("the database let a write through").to_string();
+        assert!(err.starts_with("database `users` (prod) could not run query `sneaky`: "), "{err}");
+        let lower = err.to_lowercase();
+        assert!(lower.contains("read-only") || lower.contains("readonly") || lower.contains("read only"), "{err}");
+    }
+    assert_eq!(db.checksum(), before);
+}
+
+#[test]
+fn the_database_refuses_a_write_that_slipped_past_the_parser_on_sqlite() {
+    the_database_refuses_a_write_that_slipped_past_the_parser(Engine::Sqlite);
+}
+
+#[test]
+fn the_database_refuses_a_write_that_slipped_past_the_parser_on_postgres() {
+    the_database_refuses_a_write_that_slipped_past_the_parser(Engine::Postgres);
+}
+
+#[test]
+fn the_database_refuses_a_write_that_slipped_past_the_parser_on_mariadb() {
+    the_database_refuses_a_write_that_slipped_past_the_parser(Engine::Mysql);
+}

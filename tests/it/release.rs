@@ -329,7 +329,7 @@ async fn mariadb_schema_check_finds_drift_and_accepts_column_order() {
             "unique constraint (email) missing",
             "column `cents` type: expected bigint(20), live int(11)",
             "index `invoices_by_cents` (cents) missing",
-            "foreign key (account_id) → accounts(id) on delete cascade missing",
+            "foreign key (account_id) → accounts(id) on delete cascade on update restrict missing",
             "the last migration failed half-way (dirty)",
         ],
     );

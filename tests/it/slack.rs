@@ -45,7 +45,11 @@ fn workspace(extra_confirm: &[&str]) -> Ws {
     ws.edit("lazyops.toml", "\"slack:U0123ABC\"", MEMBERS);
     if !extra_confirm.is_empty() {
         let list: Vec<String> = extra_confirm.iter().map(|p| format!("\"{p}\"")).collect();
-        ws.edit("lazyops.toml", "confirm = [\"todo done *\"]", &format!("confirm = [\"todo done *\", {}]", list.join(", ")));
+        ws.edit(
+            "lazyops.toml",
+            "confirm = [\"todo done *\"]",
+            &format!("confirm = [\"todo done *\", {}]", list.join(", ")),
+        );
     }
     ws
 }
@@ -57,10 +61,7 @@ async fn start(extra_confirm: &[&str]) -> (Server, Fake) {
 }
 
 fn signed(body: &[u8], ts: i64) -> Vec<(String, String)> {
-    vec![
-        ("x-slack-request-timestamp".into(), ts.to_string()),
-        ("x-slack-signature".into(), sign(SECRET, ts, body)),
-    ]
+    vec![("x-slack-request-timestamp".into(), ts.to_string()), ("x-slack-signature".into(), sign(SECRET, ts, body))]
 }
 
 fn form_headers(body: &[u8], ts: i64) -> Vec<(String, String)> {
@@ -157,22 +158,34 @@ async fn requests_without_a_valid_signature_are_refused_with_401() {
         ("no headers", vec![]),
         ("no signature", vec![("x-slack-request-timestamp".into(), NOW.to_string())]),
         ("no timestamp", vec![("x-slack-signature".into(), good.clone())]),
-        ("timestamp not a number", vec![
-            ("x-slack-request-timestamp".into(), "yesterday".into()),
-            ("x-slack-signature".into(), good.clone()),
-        ]),
-        ("signature without v0=", vec![
-            ("x-slack-request-timestamp".into(), NOW.to_string()),
-            ("x-slack-signature".into(), good[3..].to_string()),
-        ]),
-        ("signature too short", vec![
-            ("x-slack-request-timestamp".into(), NOW.to_string()),
-            ("x-slack-signature".into(), good[..40].to_string()),
-        ]),
-        ("wrong secret", vec![
-            ("x-slack-request-timestamp".into(), NOW.to_string()),
-            ("x-slack-signature".into(), lazyops::transport::slack::verify::sign("not-the-secret", NOW, body.as_bytes())),
-        ]),
+        (
+            "timestamp not a number",
+            vec![("x-slack-request-timestamp".into(), "yesterday".into()), ("x-slack-signature".into(), good.clone())],
+        ),
+        (
+            "signature without v0=",
+            vec![
+                ("x-slack-request-timestamp".into(), NOW.to_string()),
+                ("x-slack-signature".into(), good[3..].to_string()),
+            ],
+        ),
+        (
+            "signature too short",
+            vec![
+                ("x-slack-request-timestamp".into(), NOW.to_string()),
+                ("x-slack-signature".into(), good[..40].to_string()),
+            ],
+        ),
+        (
+            "wrong secret",
+            vec![
+                ("x-slack-request-timestamp".into(), NOW.to_string()),
+                (
+                    "x-slack-signature".into(),
+                    lazyops::transport::slack::verify::sign("not-the-secret", NOW, body.as_bytes()),
+                ),
+            ],
+        ),
         ("six minutes old", signed(body.as_bytes(), NOW - 360)),
         ("six minutes in the future", signed(body.as_bytes(), NOW + 360)),
     ];
@@ -232,7 +245,8 @@ async fn help_is_answered_in_the_http_response_as_ephemeral_block_kit_with_an_au
 async fn a_slow_command_says_working_on_it_and_posts_the_result_to_the_response_url() {
     let (server, slack) = start(&[]).await;
     let started = std::time::Instant::now();
-    let resp = command(&server, &slash("U0123ABC", "db query user-by-id 42", &format!("{}/respond/1", slack.url))).await;
+    let resp =
+        command(&server, &slash("U0123ABC", "db query user-by-id 42", &format!("{}/respond/1", slack.url))).await;
     assert!(started.elapsed() < Duration::from_millis(1500), "acknowledged at once");
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["response_type"], "ephemeral");
@@ -657,8 +671,7 @@ async fn healthz_and_metrics_answer() {
 async fn shutdown_finishes_work_already_acknowledged() {
     let (mut server, slack) = start(&[]).await;
     let url = format!("{}/slow/respond", slack.url);
-    let v: Value =
-        command(&server, &slash("U0123ABC", "db query user-by-id 42", &url)).await.json().await.unwrap();
+    let v: Value = command(&server, &slash("U0123ABC", "db query user-by-id 42", &url)).await.json().await.unwrap();
     assert!(v["text"].as_str().unwrap().starts_with("working on"));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let done = server.shutdown();

@@ -11,9 +11,9 @@ fn check(reply: &Reply) -> String {
 }
 
 fn table(rows: Vec<Vec<Value>>) -> Reply {
-    Reply::done(format!("{} rows from users (prod)", rows.len())).command("db query recent-signups").with(
-        Block::Table { columns: vec!["id".into(), "email".into(), "note".into()], rows, note: None },
-    )
+    Reply::done(format!("{} rows from users (prod)", rows.len()))
+        .command("db query recent-signups")
+        .with(Block::Table { columns: vec!["id".into(), "email".into(), "note".into()], rows, note: None })
 }
 
 #[test]
@@ -54,7 +54,8 @@ fn a_long_table_folds_into_details() {
 
 #[test]
 fn a_huge_result_stays_under_65536_characters_and_says_so() {
-    let rows = (0..5000).map(|i| vec![Value::from(i), Value::from("x".repeat(50)), Value::from("y".repeat(50))]).collect();
+    let rows =
+        (0..5000).map(|i| vec![Value::from(i), Value::from("x".repeat(50)), Value::from("y".repeat(50))]).collect();
     let text = check(&table(rows));
     assert!(text.chars().count() > 60_000);
     assert!(text.contains("more rows not shown"));
@@ -63,7 +64,8 @@ fn a_huge_result_stays_under_65536_characters_and_says_so() {
 
 #[test]
 fn code_with_backticks_gets_a_longer_fence() {
-    let reply = Reply::failed("boom").with(Block::Code { lang: Some("sql".into()), text: "select '```' -- @octocat".into() });
+    let reply =
+        Reply::failed("boom").with(Block::Code { lang: Some("sql".into()), text: "select '```' -- @octocat".into() });
     let text = check(&reply);
     assert!(text.contains("````sql\nselect '```' -- @octocat\n````"), "{text}");
 }

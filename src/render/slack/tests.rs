@@ -76,7 +76,8 @@ fn long_text_is_split_into_sections_of_at_most_3000_characters() {
 #[test]
 fn a_long_table_is_split_and_every_piece_repeats_the_header() {
     let rows = (0..400).map(|i| vec![Value::from(i), Value::from(format!("user{i}@example.com"))]).collect();
-    let reply = Reply::done("400 rows").with(Block::Table { columns: vec!["id".into(), "email".into()], rows, note: None });
+    let reply =
+        Reply::done("400 rows").with(Block::Table { columns: vec!["id".into(), "email".into()], rows, note: None });
     let msg = check(&reply);
     assert!(msg.blocks.len() > 3);
     for b in &msg.blocks[1..] {

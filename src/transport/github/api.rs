@@ -50,7 +50,12 @@ fn rate_limit_wait(resp: &reqwest::Response) -> Option<Duration> {
 
 impl GithubApi {
     pub fn new(http: reqwest::Client, base: &str, token: Option<String>, max_wait: Duration) -> GithubApi {
-        GithubApi { http, base: base.trim_end_matches('/').to_string(), token: token.filter(|t| !t.is_empty()), max_wait }
+        GithubApi {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.filter(|t| !t.is_empty()),
+            max_wait,
+        }
     }
 
     async fn post(&self, what: &str, path: &str, body: &Value) -> Result<Value, ApiError> {

@@ -110,10 +110,7 @@ impl SlackApi {
         let url = format!("{}/{method}", self.base);
         let resp = self.send(method, || self.http.post(&url).bearer_auth(token).json(body)).await?;
         let status = resp.status().as_u16();
-        let value: Value = resp
-            .json()
-            .await
-            .map_err(|_| ApiError::Status { method: method.to_string(), status })?;
+        let value: Value = resp.json().await.map_err(|_| ApiError::Status { method: method.to_string(), status })?;
         if value["ok"].as_bool() == Some(true) {
             if let Some(w) = value["warning"].as_str() {
                 tracing::warn!(method, warning = w, "slack api warning");
@@ -125,7 +122,12 @@ impl SlackApi {
     }
 
     /// Posts a message, in a thread when `thread_ts` is set; returns the new message's `ts`.
-    pub async fn post_message(&self, channel: &str, thread_ts: Option<&str>, msg: &SlackMessage) -> Result<String, ApiError> {
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        msg: &SlackMessage,
+    ) -> Result<String, ApiError> {
         let mut body = json!({"channel": channel, "text": msg.text, "blocks": msg.blocks, "unfurl_links": false});
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts);

@@ -108,7 +108,10 @@ mod tests {
 
     #[test]
     fn missing_or_malformed_headers_are_refused() {
-        assert_eq!(check(SECRET, &HeaderMap::new(), BODY, TS), Err(VerifyError::MissingHeader("x-slack-request-timestamp")));
+        assert_eq!(
+            check(SECRET, &HeaderMap::new(), BODY, TS),
+            Err(VerifyError::MissingHeader("x-slack-request-timestamp"))
+        );
         let mut h = HeaderMap::new();
         h.insert("x-slack-request-timestamp", HeaderValue::from_static("1531420618"));
         assert_eq!(check(SECRET, &h, BODY, TS), Err(VerifyError::MissingHeader("x-slack-signature")));

@@ -128,6 +128,8 @@ fn servers_are_asked_again_without_what_they_refuse() {
     let mut s = Quirks::default();
     assert!(s.adjust(None, "data: {\"choices\": []}\n\n"));
     assert!(s.stream_only);
+    assert!(!s.adjust(None, "<html>a function of tools</html>"), "a garbled body switches nothing off");
+    assert!(s.adjust(None, "tools are not supported"), "a plain-text refusal does");
 }
 
 #[test]
@@ -178,4 +180,34 @@ fn streamed_tool_calls_are_put_back_together() {
         a.add(serde_json::from_str(chunk).unwrap());
     }
     assert_eq!(a.answer(), Answer::Call { tool: "deploy_version".into(), arguments: r#"{"service": "ledger"}"#.into() });
+}
+
+#[test]
+fn only_messages_that_lean_on_the_thread_carry_it() {
+    let asked = [Turn { user: "what is deployed?".into(), bot: "QUESTION: Which service?".into() }];
+    let done = [Turn { user: "x".into(), bot: "Understood as the command `deploy version payments prod`.".into() }];
+    assert!(leans_on_thread("the ledger one", &asked));
+    assert!(leans_on_thread("could you check which version of payments is live?", &asked));
+    assert!(leans_on_thread("same for staging", &done));
+    assert!(leans_on_thread("and what about users on dev?", &done));
+    assert!(!leans_on_thread("could you check which version of payments is live?", &done));
+    assert!(!leans_on_thread("same for staging", &[]), "no thread, nothing to lean on");
+}
+
+#[test]
+fn prompt_problems_count_only_when_the_tier_is_on() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("system.md"), "You are {bot_name}.\nServices: {servics}\n").unwrap();
+    let on = LlmConfig { mode: LlmMode::Fallback, model: None, ..LlmConfig::default() };
+    let mut problems = Vec::new();
+    let p = Prompts::load(dir.path(), &on, &mut problems);
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert_eq!(text.len(), 3, "{text:#?}");
+    assert!(text[0].ends_with("system.md:2: unknown placeholder `{servics}`; the placeholders are bot_name, user, commands, services, envs, default_env, queries"));
+    assert!(text[1].contains("clarification.md: missing"));
+    assert!(text[2].contains("names no `model`"));
+    assert_eq!(p.version.len(), 12);
+    let mut none = Vec::new();
+    Prompts::load(dir.path(), &LlmConfig::default(), &mut none);
+    assert!(none.is_empty(), "off: nothing to check");
 }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Load test of `lazyops serve`: a signed `/lazyops help` slash command answered in the HTTP
+# response (audit row written), under wrk from loopback; cold start from exec to the first
+# 200 on /healthz; idle RSS. Prints the figures. Targets (issue 7): >= 15,000 requests/s,
+# p99 <= 5 ms (2 threads, 32 connections), cold start <= 20 ms, idle RSS <= 15 MB.
+#
+# usage: bench/slack.sh [seconds, default 10]
+# The request is signed once with the current time, so a run must stay inside Slack's
+# five-minute replay window: the duration is capped at 240 s.
+set -euo pipefail
+
+DURATION="${1:-10}"
+if [ "$DURATION" -gt 240 ]; then DURATION=240; fi
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+BIN="$ROOT/target/release/lazyops"
+SECRET="bench-signing-secret"
+
+command -v python3 >/dev/null || { echo "bench/slack.sh needs python3" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+    echo "installing wrk…" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get install -y wrk >/dev/null; else sudo apt-get install -y wrk >/dev/null; fi
+fi
+
+(cd "$ROOT" && cargo build --release --quiet)
+
+WORK="$(mktemp -d)"
+SERVER_PID=""
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$BIN" init "$WORK" >/dev/null
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+export SLACK_SIGNING_SECRET="$SECRET" LAZYOPS_STATE_URL="sqlite://$WORK/state.db" LAZYOPS_LOG=warn
+
+# Cold start: exec to the first 200 on /healthz, median of 7 starts (the first also creates
+# the state database).
+COLD_MS="$(python3 - "$BIN" "$WORK/lazyops.toml" "$PORT" <<'PY'
+import socket, subprocess, sys, time
+bin_, config, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+times = []
+for _ in range(7):
+    t0 = time.perf_counter()
+    p = subprocess.Popen([bin_, "--config", config, "serve", "--host", "127.0.0.1", "--port", str(port)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(req)
+                if s.recv(64).startswith(b"HTTP/1.1 200"):
+                    break
+        except OSError:
+            time.sleep(0.0002)
+        if time.perf_counter() - t0 > 10:
+            sys.exit("server did not answer /healthz within 10 s")
+    times.append((time.perf_counter() - t0) * 1000)
+    p.terminate()
+    p.wait()
+times.sort()
+print(f"{times[len(times) // 2]:.1f}")
+PY
+)"
+
+"$BIN" --config "$WORK/lazyops.toml" serve --host 127.0.0.1 --port "$PORT" >/dev/null 2>"$WORK/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 200); do
+    if python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/healthz', timeout=1)" 2>/dev/null; then break; fi
+    sleep 0.05
+done
+sleep 0.5
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+IDLE_RSS="$(rss_mb)"
+
+BODY="token=x&team_id=T1&team_domain=bench&channel_id=C1&channel_name=bench&user_id=U0123ABC&user_name=bench&command=%2Flazyops&text=help&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1%2Fx&trigger_id=1.2.3"
+TS="$(date +%s)"
+SIG="v0=$(printf '%s' "v0:$TS:$BODY" | openssl dgst -sha256 -hmac "$SECRET" | awk '{print $NF}')"
+cat >"$WORK/help.lua" <<LUA
+wrk.method = "POST"
+wrk.body = "$BODY"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["X-Slack-Request-Timestamp"] = "$TS"
+wrk.headers["X-Slack-Signature"] = "$SIG"
+LUA
+
+# One request first: it must be a verified 200 with the help text, or the numbers mean nothing.
+CHECK="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/slack/commands" \
+    -H "Content-Type: application/x-www-form-urlencoded" -H "X-Slack-Request-Timestamp: $TS" \
+    -H "X-Slack-Signature: $SIG" --data "$BODY")"
+if [ "$CHECK" != 200 ]; then echo "the signed request was answered $CHECK, not 200" >&2; exit 1; fi
+
+wrk -t2 -c32 -d"${DURATION}s" --latency -s "$WORK/help.lua" "http://127.0.0.1:$PORT/slack/commands" >"$WORK/wrk.txt"
+LOADED_RSS="$(rss_mb)"
+
+RPS="$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.txt")"
+P99="$(awk '$1 == "99%" {print $2}' "$WORK/wrk.txt")"
+P50="$(awk '$1 == "50%" {print $2}' "$WORK/wrk.txt")"
+NON2XX="$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk.txt")"
+AUDIT="$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/state.db').execute(\"select count(*) from audit where command = 'help'\").fetchone()[0])")"
+
+cat "$WORK/wrk.txt"
+echo
+echo "lazyops serve, signed /lazyops help, wrk -t2 -c32 -d${DURATION}s on $(nproc) cores ($(uname -m))"
+printf '  requests/s      %s   (target >= 15000)\n' "$RPS"
+printf '  latency p50     %s\n' "$P50"
+printf '  latency p99     %s   (target <= 5ms)\n' "$P99"
+printf '  non-2xx         %s\n' "${NON2XX:-0}"
+printf '  audit rows      %s   (one per answered request)\n' "$AUDIT"
+printf '  cold start      %s ms   (exec to first 200 on /healthz, median of 7; target <= 20)\n' "$COLD_MS"
+printf '  RSS idle        %s MB   (target <= 15)\n' "$IDLE_RSS"
+printf '  RSS after load  %s MB\n' "$LOADED_RSS"
