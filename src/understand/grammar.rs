@@ -138,13 +138,14 @@ pub fn looks_like_command(text: &str) -> bool {
 /// Whether the text was typed as this exact command: it starts with all of a command's
 /// words and that command is not one a sentence often starts with ("help me…", "meme about…").
 /// Such text gets the grammar's error rather than a guess.
-pub fn typed_as_command(text: &str) -> bool {
+pub fn typed_as_command(text: &str, catalog: &Catalog) -> bool {
     let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
     SPECS.iter().any(|s| {
         s.words.len() <= words.len()
             && s.words.iter().zip(&words).all(|(a, b)| a == b)
             && (s.words.len() >= 2
-                || matches!(s.kind, CommandKind::Manifest | CommandKind::Confirm | CommandKind::Cancel | CommandKind::Audit | CommandKind::Whoami))
+                || matches!(s.kind, CommandKind::Confirm | CommandKind::Cancel | CommandKind::Audit | CommandKind::Whoami)
+                || (s.kind == CommandKind::Manifest && words.get(1).is_some_and(|t| catalog.templates.contains_key(t))))
     })
 }
 

@@ -158,9 +158,8 @@ fn placeholders(template: &str) -> Vec<String> {
 }
 
 /// The intent generated for a query file: its examples, its params as slots.
-fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
-    let mut slots: Vec<Slot> = q
-        .params
+fn param_slots(params: &[crate::param::ParamSpec]) -> Vec<Slot> {
+    params
         .iter()
         .map(|p| Slot {
             name: p.name.clone(),
@@ -168,7 +167,21 @@ fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
             required: p.required(),
             question: Some(format!("Which {}? ({}{})", p.name, p.ty.name(), if p.help.is_empty() { String::new() } else { format!(": {}", p.help) })),
         })
-        .collect();
+        .collect()
+}
+
+/// The intent a manifest template's sentences are handed over to: its params as slots.
+fn template_intent(t: &crate::catalog::TemplateSig) -> Intent {
+    let slots = param_slots(&t.params);
+    let mut command = format!("manifest {}", t.name);
+    for s in &slots {
+        command.push_str(&format!(" {{{}}}", s.name));
+    }
+    Intent { name: format!("template:{}", t.name), command, description: t.description.clone(), examples: Vec::new(), negatives: Vec::new(), slots }
+}
+
+fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
+    let mut slots = param_slots(&q.params);
     slots.push(Slot { name: "env".into(), ty: SlotType::Env, required: false, question: None });
     let mut command = format!("db query {}", q.name);
     for s in &slots {
@@ -200,6 +213,8 @@ fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
 pub struct Model {
     classifier: Classifier,
     intents: Vec<Intent>,
+    /// Intents reached only by hand-over from a generic one (manifest templates).
+    handovers: Vec<Intent>,
     /// The names the model was trained with, to delexicalize what it classifies the same way.
     catalog_names: Catalog,
 }
@@ -329,11 +344,12 @@ impl Model {
             .collect();
         let examples: Vec<(&str, usize)> = texts.iter().map(|(t, l)| (t.as_str(), *l)).collect();
         let opts = Options { min_df: 1, ..Options::default() };
-        Model { classifier: Classifier::train(&examples, &labels, &opts), intents: all, catalog_names: catalog.clone() }
+        let handovers = catalog.templates.values().map(template_intent).collect();
+        Model { classifier: Classifier::train(&examples, &labels, &opts), intents: all, handovers, catalog_names: catalog.clone() }
     }
 
     pub fn intent(&self, name: &str) -> Option<&Intent> {
-        self.intents.iter().find(|i| i.name == name)
+        self.intents.iter().chain(&self.handovers).find(|i| i.name == name)
     }
 
     /// The top intents with scores, out-of-scope included.
@@ -438,12 +454,16 @@ impl Model {
     #[allow(clippy::too_many_arguments)] // one sentence's whole context; split would hide the flow
     fn complete(&self, intent: &Intent, mut slots: BTreeMap<String, String>, confidence: f32, s: &Sentence<'_>, convo: &Conversation, candidates: Vec<(String, f32)>) -> Interpreted {
         let catalog = s.catalog;
-        // "run the recent-signups query": hand over to that query's own intent and slots.
-        if intent.command.starts_with("db query {query}")
-            && let Some(q) = slots.get("query").cloned()
-            && let Some(qi) = self.intent(&format!("query:{q}"))
-        {
-            slots.remove("query");
+        // "run the recent-signups query": hand over to that query's own intent and slots;
+        // the same for a manifest template.
+        let handover = if intent.command.starts_with("db query {query}") {
+            slots.remove("query").map(|q| format!("query:{q}"))
+        } else if intent.command.starts_with("manifest {template}") {
+            slots.remove("template").map(|t| format!("template:{t}"))
+        } else {
+            None
+        };
+        if let Some(qi) = handover.as_deref().and_then(|h| self.intent(h)) {
             let mut used = Vec::new();
             for slot in &qi.slots {
                 if !slots.contains_key(&slot.name)

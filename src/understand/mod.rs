@@ -122,7 +122,7 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
         }
     }
     let meant = grammar::looks_like_command(text);
-    if grammar::typed_as_command(text) {
+    if grammar::typed_as_command(text, ctx.catalog) {
         return plain(Understanding::NotUnderstood { error: Some(Box::new(parse_error)), suggestions: Vec::new(), reason: None });
     }
     let not_understood = |suggestions: Vec<String>, reason: Option<String>| {

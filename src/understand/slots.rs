@@ -126,6 +126,22 @@ fn find_name<'a>(names: impl Iterator<Item = &'a str>, text: &str, ws: &[Word<'_
     if let Some(n) = found.first() {
         return Some(n.to_string());
     }
+    // "update a user's email" names `update-user-email` by most of its words.
+    let stem = |w: &str| w.trim_end_matches('s').to_string();
+    let said: Vec<String> = ws.iter().map(|w| stem(&w.lower)).collect();
+    let by_words = names
+        .iter()
+        .filter(|n| n.contains('-'))
+        .map(|n| {
+            let parts: Vec<String> = n.split('-').map(stem).collect();
+            let hits = parts.iter().filter(|p| said.contains(p)).count();
+            (hits * 3 >= parts.len() * 2 && hits >= 2, hits, n)
+        })
+        .filter(|(ok, _, _)| *ok)
+        .max_by_key(|(_, hits, _)| *hits);
+    if let Some((_, _, n)) = by_words {
+        return Some(n.to_string());
+    }
     let mut best: Option<(f64, &str)> = None;
     for w in ws.iter().filter(|w| w.lower.chars().count() >= 4) {
         for n in &names {
@@ -412,6 +428,8 @@ pub fn delexicalize(text: &str, catalog: &Catalog) -> String {
             "QUERYNAME"
         } else if catalog.suites.iter().any(|s| s == l) {
             "SUITE"
+        } else if catalog.templates.contains_key(l) {
+            "TEMPLATE"
         } else if is_id_like(l) {
             "ID"
         } else if near(&catalog.envs, l) {

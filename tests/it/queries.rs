@@ -554,6 +554,7 @@ fn a_query_past_its_timeout_is_stopped(engine: Engine) {
     assert_eq!(v["status"], "failed");
     let headline = v["headline"].as_str().unwrap_or("");
     assert!(headline.contains("query `slow` was stopped at its 400 ms time limit"), "{headline}");
+    eprintln!("{engine:?}: slow query stopped after {took:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert_eq!(db.checksum(), before);
 }
@@ -599,6 +600,7 @@ fn ten_million_rows_are_capped_quickly(engine: Engine) {
     assert!(headline.starts_with("first 100 rows from users (prod) in"), "{headline}");
     let note = v["blocks"][0]["note"].as_str().unwrap_or("");
     assert_eq!(note, "first 100 of more rows: the query stops at max_rows = 100");
+    eprintln!("{engine:?}: ten million rows capped after {took:?}: {headline}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
 
