@@ -74,10 +74,7 @@ fn sqlite_bare_sqlx(b: Bencher) {
     let path = s.ws.root.join("demo/users.db");
     let pool = s.rt.block_on(bare_sqlite(&path));
     let run = || {
-        let rows: Vec<UserRow> = s
-            .rt
-            .block_on(sqlx::query_as(SQL).bind(42i64).fetch_all(&pool))
-            .expect("query runs");
+        let rows: Vec<UserRow> = s.rt.block_on(sqlx::query_as(SQL).bind(42i64).fetch_all(&pool)).expect("query runs");
         assert_eq!(rows.len(), 1);
         rows.len()
     };
@@ -150,8 +147,7 @@ fn postgres_bare_sqlx(b: Bencher) {
     };
     let pool = rt.block_on(sqlx::pool::PoolOptions::new().max_connections(4).connect(&db.url)).expect("pool");
     let run = || {
-        let rows: Vec<UserRow> =
-            rt.block_on(sqlx::query_as(PG_SQL).bind(42i64).fetch_all(&pool)).expect("query runs");
+        let rows: Vec<UserRow> = rt.block_on(sqlx::query_as(PG_SQL).bind(42i64).fetch_all(&pool)).expect("query runs");
         assert_eq!(rows.len(), 1);
         rows.len()
     };

@@ -135,12 +135,8 @@ fn query_reply(out: Outcome, max_rows: usize) -> Reply {
     let n = out.rows.len();
     let rows = if n == 1 { "1 row".to_string() } else { format!("{n} rows") };
     let first = if out.more.is_some() { "first " } else { "" };
-    let headline = format!(
-        "{first}{rows} from {} ({}) in {}",
-        out.target.database,
-        out.target.env,
-        duration(out.elapsed)
-    );
+    let headline =
+        format!("{first}{rows} from {} ({}) in {}", out.target.database, out.target.env, duration(out.elapsed));
     let note = out.more.map(|m| match m {
         More::Exactly(total) => format!("first {n} of {total} rows: the query stops at max_rows = {max_rows}"),
         More::Unknown => format!("first {n} of more rows: the query stops at max_rows = {max_rows}"),

@@ -125,6 +125,6 @@ mod tests {
         assert_eq!(image_tag("registry:5000/team/payments:v1.4.0"), "v1.4.0");
         assert_eq!(image_tag("payments"), "latest");
         assert_eq!(image_tag("registry:5000/payments"), "latest");
-        assert_eq!(image_tag("payments@sha256:0123456789abcdef0123"), "sha256:0123456789a");
+        assert_eq!(image_tag("payments@sha256:0123456789abcdef0123"), "sha256:0123456789ab");
     }
 }

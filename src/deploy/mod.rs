@@ -210,7 +210,7 @@ mod tests {
     #[test]
     fn times_read_as_dates_and_ages() {
         let now = OffsetDateTime::from_unix_timestamp(1_764_000_000).unwrap();
-        assert_eq!(when(now - time::Duration::days(3), now), "2025-11-21 15:00 UTC (3 days ago)");
-        assert_eq!(when(now - time::Duration::minutes(5), now), "2025-11-24 16:35 UTC (5 minutes ago)");
+        assert_eq!(when(now - time::Duration::days(3), now), "2025-11-21 16:00 UTC (3 days ago)");
+        assert_eq!(when(now - time::Duration::minutes(5), now), "2025-11-24 15:55 UTC (5 minutes ago)");
     }
 }

@@ -149,8 +149,7 @@ fn pg_cell(row: &PgRow, i: usize) -> Value {
         "TIMESTAMPTZ" => get!(OffsetDateTime).map(datetime_tz),
         "INTERVAL" => get!(PgInterval).map(|v| {
             let t = time::Duration::microseconds(v.microseconds);
-            let clock =
-                format!("{:02}:{:02}:{:02}", t.whole_hours(), t.whole_minutes() % 60, t.whole_seconds() % 60);
+            let clock = format!("{:02}:{:02}:{:02}", t.whole_hours(), t.whole_minutes() % 60, t.whole_seconds() % 60);
             Value::String(format!("{} mons {} days {clock}", v.months, v.days))
         }),
         "JSON" | "JSONB" => get!(serde_json::Value).map(json),

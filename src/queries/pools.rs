@@ -11,9 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool};
+use sqlx::pool::PoolOptions;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
-use sqlx::pool::PoolOptions;
 use sqlx::{Connection, Database};
 
 use super::file::Dialect;
@@ -94,9 +94,11 @@ impl Pools {
 
     /// The pool for `target`, made on first use; no connection is opened here.
     pub(crate) fn get(&self, ws: &Workspace, target: &Target) -> Result<Pool, QueryError> {
-        let urls = ws.config.databases.get(&target.database).ok_or_else(|| QueryError::UnknownDatabase {
-            database: target.database.clone(),
-        })?;
+        let urls = ws
+            .config
+            .databases
+            .get(&target.database)
+            .ok_or_else(|| QueryError::UnknownDatabase { database: target.database.clone() })?;
         let configured = urls.get(&target.env).ok_or_else(|| QueryError::NoUrl {
             target: target.clone(),
             available: urls.keys().cloned().collect::<Vec<_>>().join(", "),

@@ -84,7 +84,13 @@ impl QueryError {
 }
 
 /// Runs `q` with checked `params` in `env`.
-pub async fn run(pools: &Pools, ws: &Workspace, q: &QueryFile, params: &Params, env: &str) -> Result<Outcome, QueryError> {
+pub async fn run(
+    pools: &Pools,
+    ws: &Workspace,
+    q: &QueryFile,
+    params: &Params,
+    env: &str,
+) -> Result<Outcome, QueryError> {
     let started = Instant::now();
     let target = Target { database: q.database.clone(), env: env.to_string() };
     let pool = pools.get(ws, &target)?;

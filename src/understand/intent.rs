@@ -534,3 +534,73 @@ fn fill(intent: &Intent, slots: &BTreeMap<String, String>) -> String {
     }
     out.join(" ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workspace::demo_catalog;
+
+    fn intent(command: &str, slots: &[(&str, SlotType, bool)]) -> Intent {
+        Intent {
+            name: "t".into(),
+            command: command.into(),
+            description: String::new(),
+            examples: vec!["x".into()],
+            negatives: Vec::new(),
+            slots: slots.iter().map(|(n, ty, required)| Slot { name: n.to_string(), ty: ty.clone(), required: *required, question: None }).collect(),
+        }
+    }
+
+    fn check_fill(command: &str, slots: &[(&str, SlotType, bool)], values: &[(&str, &str)], expected: &str) {
+        let values = values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(fill(&intent(command, slots), &values), expected);
+    }
+
+    #[test]
+    fn templates_fill_to_canonical_text() {
+        let p = crate::queries::file::parse_param("user_id int").unwrap();
+        check_fill(
+            "db query user-by-id {user_id} {env}",
+            &[("user_id", SlotType::Param(p.clone()), true), ("env", SlotType::Env, false)],
+            &[("user_id", "42"), ("env", "staging")],
+            "db query user-by-id user_id=42 --env staging",
+        );
+        check_fill("deploy version {service} {env}", &[("service", SlotType::Service, true), ("env", SlotType::Env, false)], &[("service", "users")], "deploy version users");
+        check_fill("todo add {text}", &[("text", SlotType::Text, true)], &[("text", "say \"hi\"")], "todo add \"say \\\"hi\\\"\"");
+    }
+
+    #[test]
+    fn destructive_requests_are_refused_but_questions_about_them_are_not() {
+        for t in ["drop the users table", "please restart the payments pods", "DELETE FROM users", "migrate the ledger schema", "deploy payments to prod", "ignore previous instructions"] {
+            assert!(refused_request(t).is_some(), "{t}");
+        }
+        for t in ["did the users migrations run on dev?", "which version of payments is deployed to prod?", "drop a meme", "what changed in the users table schema"] {
+            assert!(refused_request(t).is_none(), "{t}");
+        }
+    }
+
+    #[test]
+    fn intent_files_with_problems_are_reported() {
+        let (_, problems) = parse_file("[[intent]]\nname = \"x\"\ncommand = \"frobnicate {a}\"\nexamples = []\n", Path::new("i.toml"));
+        let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        assert!(text.iter().any(|t| t.contains("refers to `{a}`")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("does not start with a command")), "{text:?}");
+        assert!(text.iter().any(|t| t.contains("has no examples")), "{text:?}");
+    }
+
+    #[test]
+    fn an_answer_fills_the_pending_question() {
+        let catalog = demo_catalog();
+        let (intents, problems) = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/intents")));
+        assert!(problems.is_empty(), "{problems:?}");
+        let model = Model::train(&intents, &catalog);
+        let today = time::macros::date!(2026 - 11 - 25);
+        let asked = model.interpret("which version is deployed?", &catalog, &Conversation::default(), today);
+        let Outcome::Question { question, .. } = &asked.outcome else { panic!("{:?}", asked.outcome) };
+        assert_eq!(question, "Which service: payments, users or ledger?");
+        let convo = asked.conversation.expect("remembers the question");
+        let answered = model.interpret("ledger pls", &catalog, &convo, today);
+        let Outcome::Text { text, .. } = answered.outcome else { panic!("{:?}", answered.outcome) };
+        assert_eq!(text, "deploy version ledger");
+    }
+}

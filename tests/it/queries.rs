@@ -209,7 +209,11 @@ fn rows_of(ws: &Ws, text: &str) -> (Vec<String>, Vec<Vec<Value>>) {
 /// understanding layer; that no query ran does not.)
 fn assert_nothing_ran(text: &str, r: &Run, v: &Value, bad: &str) {
     assert!(matches!(r.code, 2 | 3), "{text}: exit {}: {}{}", r.code, r.stdout, r.stderr);
-    assert!(["not_understood", "question", "confirm"].contains(&v["status"].as_str().unwrap_or("")), "{text}: {}", r.stdout);
+    assert!(
+        ["not_understood", "question", "confirm"].contains(&v["status"].as_str().unwrap_or("")),
+        "{text}: {}",
+        r.stdout
+    );
     assert!(table(v).0.is_empty(), "{text} returned a table: {}", r.stdout);
     if let Some(command) = v["confirm"]["command"].as_str() {
         assert!(!command.contains(bad), "{text} would run `{command}`");
@@ -244,7 +248,16 @@ fn demo_queries_give_the_expected_rows(engine: Engine) {
     orders.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
     let expected: Vec<Vec<Value>> = orders
         .iter()
-        .map(|o| vec![json!(o.id), json!(o.user_id), json!(o.total_cents), json!(o.currency), json!(o.status), ts(&o.created_at)])
+        .map(|o| {
+            vec![
+                json!(o.id),
+                json!(o.user_id),
+                json!(o.total_cents),
+                json!(o.currency),
+                json!(o.status),
+                ts(&o.created_at),
+            ]
+        })
         .collect();
     assert!(!expected.is_empty());
     assert_eq!(rows, expected);
@@ -458,7 +471,11 @@ fn sql_injection_in_every_param_type_changes_nothing_on_mariadb() {
 fn wrong_types_missing_and_unknown_arguments_are_refused_before_connecting() {
     let ws = Ws::new();
     // Nothing listens there: reaching the database would fail differently, and slowly.
-    ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", "prod = \"postgres://lazyops:hunter2secret@127.0.0.1:1/users\"");
+    ws.edit(
+        "lazyops.toml",
+        "prod = \"sqlite://demo/users.db\"",
+        "prod = \"postgres://lazyops:hunter2secret@127.0.0.1:1/users\"",
+    );
     // (text, the bad part that must not reach a command)
     let cases = [
         ("db query user-by-id abc", "abc"),
@@ -491,7 +508,11 @@ fn wrong_types_missing_and_unknown_arguments_are_refused_before_connecting() {
 fn query_files_that_write_are_refused_at_load_with_file_and_line() {
     let ws = Ws::new();
     // Only `env:` URLs: the files are checked in all three dialects.
-    ws.edit("lazyops.toml", "[databases.users]", "[databases.all]\nprod = \"env:LAZYOPS_TEST_NEVER_SET\"\n\n[databases.users]");
+    ws.edit(
+        "lazyops.toml",
+        "[databases.users]",
+        "[databases.all]\nprod = \"env:LAZYOPS_TEST_NEVER_SET\"\n\n[databases.users]",
+    );
     let writes = [
         ("delete", "DELETE FROM users"),
         ("update", "UPDATE users SET email = 'x'"),
@@ -647,10 +668,8 @@ fn failure(ws: &Ws) -> String {
 
 #[test]
 fn a_database_that_is_down_gives_a_clear_error_without_secrets() {
-    for url in [
-        "postgres://lazyops:hunter2secret@127.0.0.1:1/users",
-        "mysql://lazyops:hunter2secret@127.0.0.1:1/users",
-    ] {
+    for url in ["postgres://lazyops:hunter2secret@127.0.0.1:1/users", "mysql://lazyops:hunter2secret@127.0.0.1:1/users"]
+    {
         let ws = Ws::new();
         ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", &format!("prod = \"{url}\""));
         let headline = failure(&ws);
@@ -761,7 +780,11 @@ fn a_team_sees_and_runs_only_the_queries_its_config_allows() {
         assert_eq!(r.code, 1, "{text}: {}", r.stdout);
         let v = r.json();
         assert_eq!(v["status"], "refused");
-        assert!(v["headline"].as_str().unwrap_or("").contains("your team (support) may not run the query"), "{}", r.stdout);
+        assert!(
+            v["headline"].as_str().unwrap_or("").contains("your team (support) may not run the query"),
+            "{}",
+            r.stdout
+        );
     }
 
     // Alice's team allows every query.
@@ -784,7 +807,9 @@ fn the_demo_database_file_is_never_written() {
     let ws = Ws::new();
     let path: PathBuf = ws.path().join("demo/users.db");
     let before = std::fs::read(&path).expect("read demo db");
-    for text in ["db query user-by-id 42", "db query recent-signups", "db query user-by-email \"'; DROP TABLE users; --\""] {
+    for text in
+        ["db query user-by-id 42", "db query recent-signups", "db query user-by-email \"'; DROP TABLE users; --\""]
+    {
         let (r, _) = query(&ws, text);
         assert_eq!(r.code, 0, "{text}: {}{}", r.stdout, r.stderr);
     }
