@@ -157,7 +157,7 @@ impl Bot {
     }
 
     fn context<'a>(&self, ws: &'a Workspace, conversation: &'a Conversation) -> Context<'a> {
-        Context { catalog: &ws.catalog, model: Some(ws.model()), conversation, today: time::OffsetDateTime::now_utc().date() }
+        Context { catalog: &ws.catalog, model: Some(ws.lazy_model()), conversation, today: time::OffsetDateTime::now_utc().date() }
     }
 
     async fn conversation(&self, who: &Identity, place: &Place) -> Conversation {

@@ -155,7 +155,12 @@ impl Workspace {
 
     /// The local intent model, trained from the intents and the queries' examples on first use.
     pub fn model(&self) -> &Model {
-        self.model.get_or_init(|| Model::train(&self.intents, &self.catalog))
+        self.lazy_model().get()
+    }
+
+    /// The model without training it yet: trained by the first message that needs it.
+    pub fn lazy_model(&self) -> intent::LazyModel<'_> {
+        intent::LazyModel { cell: &self.model, intents: &self.intents, catalog: &self.catalog }
     }
 
     /// A path from config, relative to the config file.

@@ -125,7 +125,14 @@ impl Input {
                 Err(ReadlineError::Eof) => Ok(None),
                 Err(e) => Err(e),
             },
-            Input::Plain(lines) => lines.next().transpose().map_err(ReadlineError::Io),
+            Input::Plain(lines) => {
+                let line = lines.next().transpose().map_err(ReadlineError::Io)?;
+                // Echo what was read, so a piped session reads like a transcript.
+                if let Some(l) = &line {
+                    show(&format!("{prompt}{l}\n"));
+                }
+                Ok(line)
+            }
         }
     }
 

@@ -119,7 +119,7 @@ fn label(canonical: &str) -> String {
 
 /// Scores the cases; with `with_llm`, through the LLM tier as well, against the local layer alone.
 pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option<EvalLlm<'_>>) -> Result<Report, EvalError> {
-    let model = ws.model();
+    ws.model(); // trained once up front, so per-case timings do not include it
     let mut report = Report {
         total: 0,
         correct: 0,
@@ -159,7 +159,7 @@ pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option
             None => time::OffsetDateTime::now_utc().date(),
         };
         let convo = Conversation::default();
-        let ctx = Context { catalog: &ws.catalog, model: Some(model), conversation: &convo, today };
+        let ctx = Context { catalog: &ws.catalog, model: Some(ws.lazy_model()), conversation: &convo, today };
         let expected = match (&case.expect, case.expect_question) {
             (_, true) => "(question)".to_string(),
             (Some(c), false) => c.clone(),

@@ -219,6 +219,20 @@ pub struct Model {
     catalog_names: Catalog,
 }
 
+/// The model, trained on first use: a typed command never waits for training.
+#[derive(Clone, Copy)]
+pub struct LazyModel<'a> {
+    pub cell: &'a std::sync::OnceLock<Model>,
+    pub intents: &'a [Intent],
+    pub catalog: &'a Catalog,
+}
+
+impl<'a> LazyModel<'a> {
+    pub fn get(&self) -> &'a Model {
+        self.cell.get_or_init(|| Model::train(self.intents, self.catalog))
+    }
+}
+
 /// A conversation in one thread with one person: a question waiting for its answer, and the
 /// last command, for follow-ups like "same for staging".
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]

@@ -67,7 +67,7 @@ pub enum Understanding {
 pub struct Context<'a> {
     pub catalog: &'a Catalog,
     /// The local intent layer; `None` understands typed commands only.
-    pub model: Option<&'a intent::Model>,
+    pub model: Option<intent::LazyModel<'a>>,
     pub conversation: &'a intent::Conversation,
     pub today: time::Date,
 }
@@ -133,7 +133,7 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
             Understanding::NotUnderstood { error: None, suggestions, reason }
         }
     };
-    let Some(model) = ctx.model else {
+    let Some(model) = ctx.model.map(|m| m.get()) else {
         return plain(not_understood(Vec::new(), None));
     };
     let i = model.interpret(text, ctx.catalog, ctx.conversation, ctx.today);
