@@ -15,7 +15,11 @@ const TABLES: usize = 50;
 fn migrations() -> Vec<String> {
     let mut files = vec![String::new(); 5];
     for i in 0..TABLES {
-        let fk = if i == 0 { String::new() } else { format!(", parent_id BIGINT REFERENCES t{:02}(id) ON DELETE CASCADE", i - 1) };
+        let fk = if i == 0 {
+            String::new()
+        } else {
+            format!(", parent_id BIGINT REFERENCES t{:02}(id) ON DELETE CASCADE", i - 1)
+        };
         let _ = write!(
             files[i / 10],
             "CREATE TABLE t{i:02} (id BIGSERIAL PRIMARY KEY, email VARCHAR(200) NOT NULL UNIQUE, name TEXT NOT NULL, \
@@ -57,7 +61,10 @@ fn setup() -> Option<&'static Setup> {
                     .execute(&mut c)
                     .await
                     .expect("drop");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {live_name}"))).execute(&mut c).await.expect("create");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {live_name}")))
+                    .execute(&mut c)
+                    .await
+                    .expect("create");
                 let mut l = sqlx::PgConnection::connect(&live).await.expect("connect live");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(files.concat())).execute(&mut l).await.expect("live schema");
             });

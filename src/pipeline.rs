@@ -147,7 +147,7 @@ impl Bot {
             llm: &self.llm,
             mode: cfg.mode,
             config: cfg,
-            prompts: &ws.prompts,
+            setup: &ws.llm,
             allowed: allowed_here(&ws.config, &ws.catalog, who, place),
             bot_name: &ws.config.bot.name,
             who: who.as_str(),

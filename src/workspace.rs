@@ -31,8 +31,8 @@ pub struct Workspace {
     /// Manifest templates by name; their signatures are also in `catalog.templates`.
     pub manifests: BTreeMap<String, Template>,
     pub intents: Vec<Intent>,
-    /// The LLM tier's prompt templates (`prompts/`), reloaded with everything else.
-    pub prompts: crate::understand::llm::Prompts,
+    /// The LLM tier's prompts (`prompts/`) and tools, reloaded with everything else.
+    pub llm: crate::understand::llm::Setup,
     /// Trained on first use: typed commands never wait for it.
     model: OnceLock<Model>,
 }
@@ -145,12 +145,11 @@ impl Workspace {
         };
         let (intents, intent_problems) = intent::load_dir(&root.join(&config.bot.intents_dir));
         problems.extend(intent_problems);
-        let prompts =
-            crate::understand::llm::Prompts::load(&root.join(&config.bot.prompts_dir), &config.llm, &mut problems);
+        let llm = crate::understand::llm::Setup::load(&root.join(&config.bot.prompts_dir), &config.llm, &mut problems);
         if !problems.is_empty() {
             return Err(WorkspaceError::Problems(problems));
         }
-        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog, manifests, intents, prompts, model: OnceLock::new() })
+        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog, manifests, intents, llm, model: OnceLock::new() })
     }
 
     /// The local intent model, trained from the intents and the queries' examples on first use.

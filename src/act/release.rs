@@ -86,7 +86,8 @@ pub async fn run_items(
             let res = tokio::time::timeout(Duration::from_secs(secs), run_item(&ws, &store, &service, &env, &item))
                 .await
                 .unwrap_or_else(|_| (Mark::Fail, format!("no answer within {secs} s")));
-            let res = if item.optional && res.0 == Mark::Fail { (Mark::Warn, format!("{} (optional)", res.1)) } else { res };
+            let res =
+                if item.optional && res.0 == Mark::Fail { (Mark::Warn, format!("{} (optional)", res.1)) } else { res };
             (i, res)
         });
     }
@@ -210,7 +211,10 @@ pub fn ci_verdict(git_ref: &str, status: &Value, runs: &Value) -> (Mark, String)
         return (Mark::Fail, format!("{} of {total} checks failed on {git_ref}: {}", failed.len(), failed.join(", ")));
     }
     if !pending.is_empty() {
-        return (Mark::Warn, format!("{} of {total} checks still running on {git_ref}: {}", pending.len(), pending.join(", ")));
+        return (
+            Mark::Warn,
+            format!("{} of {total} checks still running on {git_ref}: {}", pending.len(), pending.join(", ")),
+        );
     }
     if total == 0 {
         return (Mark::Warn, format!("no CI status or check run on {git_ref}"));
@@ -269,9 +273,8 @@ pub fn reply(service: &str, env: &str, items: &[ChecklistItem], results: &[(Mark
         }
     }
     if !reply.actions.is_empty() {
-        reply = reply.text(format!(
-            "Tick the manual items with their buttons, then run `release check {service} {env}` again."
-        ));
+        reply = reply
+            .text(format!("Tick the manual items with their buttons, then run `release check {service} {env}` again."));
     }
     reply
 }
@@ -322,6 +325,10 @@ mod tests {
         check(ok.clone(), run("completed", json!("success")), (Mark::Pass, "2 checks passed on abc123"));
         check(ok.clone(), run("completed", json!("failure")), (Mark::Fail, "1 of 2 checks failed on abc123: lint"));
         check(ok.clone(), run("in_progress", Value::Null), (Mark::Warn, "1 of 2 checks still running on abc123: lint"));
-        check(json!({"state": "pending", "statuses": []}), json!({"check_runs": []}), (Mark::Warn, "no CI status or check run on abc123"));
+        check(
+            json!({"state": "pending", "statuses": []}),
+            json!({"check_runs": []}),
+            (Mark::Warn, "no CI status or check run on abc123"),
+        );
     }
 }

@@ -106,7 +106,8 @@ const OUTPUT_CHARS: usize = 4000;
 /// The end of the output: at most `OUTPUT_LINES` lines and `OUTPUT_CHARS` bytes.
 fn tail(out: &str) -> &str {
     let out = out.trim_end();
-    let by_lines = out.char_indices().filter(|(_, c)| *c == '\n').map(|(i, _)| i + 1).rev().nth(OUTPUT_LINES - 1).unwrap_or(0);
+    let by_lines =
+        out.char_indices().filter(|(_, c)| *c == '\n').map(|(i, _)| i + 1).rev().nth(OUTPUT_LINES - 1).unwrap_or(0);
     let mut by_size = out.len().saturating_sub(OUTPUT_CHARS);
     while !out.is_char_boundary(by_size) {
         by_size += 1;
@@ -130,7 +131,8 @@ async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
         let shown = tail(out);
         reply = reply.with(Block::Code { lang: None, text: shown.to_string() });
         if let Some(total) = job.output_bytes {
-            reply = reply.text(format!("output: {total} bytes; the last {} shown", crate::schema::plural(shown.len(), "byte")));
+            reply = reply
+                .text(format!("output: {total} bytes; the last {} shown", crate::schema::plural(shown.len(), "byte")));
         }
     }
     Ok(reply)
@@ -158,11 +160,12 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
         })
         .collect();
     let runs = ctx.bot.store().job_recent(TEST_KIND, 15).await.map_err(store_err)?;
-    let mut reply = Reply::done(format!("{} suites, {} recent runs", ws.config.suites.len(), runs.len())).with(Block::Table {
-        columns: ["suite", "description", "runs", "timeout", "at once"].map(String::from).to_vec(),
-        rows: suites,
-        note: None,
-    });
+    let mut reply =
+        Reply::done(format!("{} suites, {} recent runs", ws.config.suites.len(), runs.len())).with(Block::Table {
+            columns: ["suite", "description", "runs", "timeout", "at once"].map(String::from).to_vec(),
+            rows: suites,
+            note: None,
+        });
     if !runs.is_empty() {
         let rows = runs
             .iter()
@@ -200,6 +203,8 @@ async fn cancel(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
         Cancel::Requested => Ok(Reply::done(format!("stopping test run #{id}"))
             .text(format!("Its processes get SIGTERM, then SIGKILL; `test status {id}` shows when it has stopped."))),
         Cancel::AlreadyFinished(s) => Err(ActError::User(format!("test run #{id} already ended: {}", s.words()))),
-        Cancel::NotFound => Err(ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs"))),
+        Cancel::NotFound => {
+            Err(ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs")))
+        }
     }
 }

@@ -77,7 +77,12 @@ pub async fn read(s: &HttpSource<'_>) -> Result<Deployed, VersionError> {
     if let Some(re) = s.regex {
         let re = regex_lite::Regex::new(re).map_err(|e| VersionError::Http(format!("regex `{re}` is invalid: {e}")))?;
         let caps = re.captures(&body).ok_or_else(|| {
-            VersionError::Http(format!("{} does not match `{}` (the answer starts with \"{}\")", s.url, re, peek(&body)))
+            VersionError::Http(format!(
+                "{} does not match `{}` (the answer starts with \"{}\")",
+                s.url,
+                re,
+                peek(&body)
+            ))
         })?;
         let m = caps.get(1).or_else(|| caps.get(0)).map(|m| m.as_str().to_string()).unwrap_or_default();
         return Ok(Deployed { version: m, source, ..Deployed::default() });
@@ -88,9 +93,10 @@ pub async fn read(s: &HttpSource<'_>) -> Result<Deployed, VersionError> {
         starts: peek(&body),
     })?;
     let pointer = s.pointer.unwrap_or("/version");
-    let version = json.pointer(pointer).and_then(as_text).ok_or_else(|| {
-        VersionError::Http(format!("the JSON from {} has no text at `{pointer}`", s.url))
-    })?;
+    let version = json
+        .pointer(pointer)
+        .and_then(as_text)
+        .ok_or_else(|| VersionError::Http(format!("the JSON from {} has no text at `{pointer}`", s.url)))?;
     Ok(Deployed {
         version,
         source,
@@ -114,10 +120,8 @@ pub fn github_api() -> String {
 /// One GET on the GitHub API, with the headers GitHub asks for; 404s and refusals explained.
 pub async fn github_get(client: &reqwest::Client, path: &str, secs: u64) -> Result<Value, VersionError> {
     let url = format!("{}{path}", github_api());
-    let mut req = client
-        .get(&url)
-        .header("Accept", "application/vnd.github+json")
-        .header("X-GitHub-Api-Version", "2022-11-28");
+    let mut req =
+        client.get(&url).header("Accept", "application/vnd.github+json").header("X-GitHub-Api-Version", "2022-11-28");
     if let Ok(token) = std::env::var("GITHUB_TOKEN")
         && !token.is_empty()
     {

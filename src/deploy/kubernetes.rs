@@ -22,7 +22,8 @@ pub struct Target<'a> {
 /// Reads `env:NAME`, `file:PATH` (relative to the config) or a literal token.
 pub fn secret(value: &str, root: &Path) -> Result<String, VersionError> {
     if let Some(var) = value.strip_prefix("env:") {
-        return std::env::var(var).map_err(|_| VersionError::Kubernetes(format!("environment variable `{var}` (the token) is not set")));
+        return std::env::var(var)
+            .map_err(|_| VersionError::Kubernetes(format!("environment variable `{var}` (the token) is not set")));
     }
     if let Some(path) = value.strip_prefix("file:") {
         let p = root.join(path);
@@ -87,10 +88,14 @@ pub async fn read(t: &Target<'_>) -> Result<Deployed, VersionError> {
         .and_then(Value::as_array)
         .ok_or_else(|| VersionError::Kubernetes("the deployment has no containers".into()))?;
     let container = match t.container {
-        Some(name) => containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(name)).ok_or_else(|| {
-            VersionError::Kubernetes(format!("deployment `{}` has no container `{name}`", t.deployment))
-        })?,
-        None => containers.first().ok_or_else(|| VersionError::Kubernetes("the deployment has no containers".into()))?,
+        Some(name) => {
+            containers.iter().find(|c| c.get("name").and_then(Value::as_str) == Some(name)).ok_or_else(|| {
+                VersionError::Kubernetes(format!("deployment `{}` has no container `{name}`", t.deployment))
+            })?
+        }
+        None => {
+            containers.first().ok_or_else(|| VersionError::Kubernetes("the deployment has no containers".into()))?
+        }
     };
     let image = container.get("image").and_then(Value::as_str).unwrap_or_default();
     let conditions = json.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();

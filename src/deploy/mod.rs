@@ -99,9 +99,10 @@ pub async fn read(ws: &Workspace, service: &str, env: &str) -> Result<Deployed, 
         }
         VersionSource::Kubernetes { api_url, token, ca_file, namespace, deployment, container, timeout_secs } => {
             let ca_pem = match ca_file {
-                Some(f) => Some(std::fs::read(ws.path(f)).map_err(|e| {
-                    VersionError::Kubernetes(format!("cannot read the cluster CA file `{f}`: {e}"))
-                })?),
+                Some(f) => Some(
+                    std::fs::read(ws.path(f))
+                        .map_err(|e| VersionError::Kubernetes(format!("cannot read the cluster CA file `{f}`: {e}")))?,
+                ),
                 None => None,
             };
             kubernetes::read(&kubernetes::Target {
@@ -192,7 +193,11 @@ mod tests {
     use super::*;
 
     fn d(version: &str, history: &[&str]) -> Deployed {
-        Deployed { version: version.into(), history: history.iter().map(|h| h.to_string()).collect(), ..Deployed::default() }
+        Deployed {
+            version: version.into(),
+            history: history.iter().map(|h| h.to_string()).collect(),
+            ..Deployed::default()
+        }
     }
 
     #[test]

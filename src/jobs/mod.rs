@@ -101,7 +101,9 @@ pub fn notification(o: &JobOutcome) -> Reply {
 pub enum StartError {
     #[error("suite `{0}` has neither a `command` nor an `http` trigger in [suites.{0}]")]
     NotRunnable(String),
-    #[error("suite `{suite}`: the program `{program}` was not found (on PATH or in the workspace); nothing was started")]
+    #[error(
+        "suite `{suite}`: the program `{program}` was not found (on PATH or in the workspace); nothing was started"
+    )]
     NoProgram { suite: String, program: String },
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -225,8 +227,7 @@ impl Jobs {
             (_, Some(_)) => {}
             (None, None) => return Err(StartError::NotRunnable(suite.to_string())),
         }
-        let new =
-            NewJob { kind: TEST_KIND, name: suite, env, requester: by.who, place: by.place, owner: &self.owner };
+        let new = NewJob { kind: TEST_KIND, name: suite, env, requester: by.who, place: by.place, owner: &self.owner };
         let id = store.job_create(&new, now_ms()).await?;
         let (tx, rx) = watch::channel(false);
         self.cancels.lock().unwrap_or_else(|p| p.into_inner()).insert(id, tx);

@@ -36,7 +36,13 @@ pub struct Outcome {
 
 impl Outcome {
     fn failed(detail: impl Into<String>) -> Outcome {
-        Outcome { state: JobState::Failed, exit_code: None, detail: detail.into(), output: String::new(), output_bytes: 0 }
+        Outcome {
+            state: JobState::Failed,
+            exit_code: None,
+            detail: detail.into(),
+            output: String::new(),
+            output_bytes: 0,
+        }
     }
 }
 
@@ -74,7 +80,9 @@ fn variables(cfg: &SuiteConfig, run: &Run<'_>) -> Result<Vec<(String, String)>, 
     vars.push(("LAZYOPS_RUN".into(), run.id.to_string()));
     for (k, v) in &cfg.env {
         let value = match v.strip_prefix("env:") {
-            Some(var) => std::env::var(var).map_err(|_| format!("environment variable `{var}` (for {k}) is not set"))?,
+            Some(var) => {
+                std::env::var(var).map_err(|_| format!("environment variable `{var}` (for {k}) is not set"))?
+            }
             None => run.fill(v),
         };
         vars.push((k.clone(), value));
@@ -239,7 +247,12 @@ fn text_at(v: &Value, pointer: &str) -> Option<String> {
     }
 }
 
-pub async fn run_http(cfg: &SuiteConfig, http: &HttpSuiteConfig, run: &Run<'_>, mut cancel: watch::Receiver<bool>) -> Outcome {
+pub async fn run_http(
+    cfg: &SuiteConfig,
+    http: &HttpSuiteConfig,
+    run: &Run<'_>,
+    mut cancel: watch::Receiver<bool>,
+) -> Outcome {
     let timeout = Duration::from_secs(cfg.timeout_secs.unwrap_or(DEFAULT_TIMEOUT_SECS));
     let work = poll_http(http, run);
     tokio::select! {
@@ -297,7 +310,11 @@ async fn poll_http(http: &HttpSuiteConfig, run: &Run<'_>) -> Outcome {
     };
     let poll = run.fill(&http.poll).replace("{id}", &remote);
     let state_pointer = http.state_pointer.as_deref().unwrap_or("/status");
-    let passed = if http.passed.is_empty() { vec!["passed".into(), "success".into(), "succeeded".into()] } else { http.passed.clone() };
+    let passed = if http.passed.is_empty() {
+        vec!["passed".into(), "success".into(), "succeeded".into()]
+    } else {
+        http.passed.clone()
+    };
     let failed = if http.failed.is_empty() {
         vec!["failed".into(), "failure".into(), "error".into(), "cancelled".into()]
     } else {

@@ -43,7 +43,10 @@ pub async fn live(url: &str) -> Result<Conn, String> {
         Some(Dialect::Mysql) => {
             let opts = MySqlConnectOptions::from_str(url).map_err(|e| redact(&e.to_string()))?;
             let mut c = within(opts.connect()).await?;
-            sqlx::query("SET SESSION TRANSACTION READ ONLY").execute(&mut c).await.map_err(|e| redact(&e.to_string()))?;
+            sqlx::query("SET SESSION TRANSACTION READ ONLY")
+                .execute(&mut c)
+                .await
+                .map_err(|e| redact(&e.to_string()))?;
             Ok(Conn::Mysql(c))
         }
         None => Err("the URL must start with sqlite:, postgres: or mysql:".into()),

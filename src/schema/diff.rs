@@ -45,12 +45,9 @@ impl std::fmt::Display for Difference {
             D::Default { column, expected, live } => {
                 write!(f, "column `{column}` default: expected {}, live {}", opt(expected), opt(live))
             }
-            D::PrimaryKey { expected, live } => write!(
-                f,
-                "primary key: expected ({}), live ({})",
-                expected.join(", "),
-                live.join(", ")
-            ),
+            D::PrimaryKey { expected, live } => {
+                write!(f, "primary key: expected ({}), live ({})", expected.join(", "), live.join(", "))
+            }
             D::MissingIndex(i) => write!(f, "{i} missing"),
             D::ExtraIndex(i) => write!(f, "{i} is not in the migrations"),
             D::MissingUnique(c) => write!(f, "unique constraint ({}) missing", c.join(", ")),
@@ -125,7 +122,8 @@ fn unmatched<'a, T: PartialEq>(
     let mut missing = Vec::new();
     for (name, w) in want {
         // Prefer the entry of the same name, so a renamed-and-changed index reads naturally.
-        let at = left.iter().position(|(n, h)| *n == name && *h == w).or_else(|| left.iter().position(|(_, h)| *h == w));
+        let at =
+            left.iter().position(|(n, h)| *n == name && *h == w).or_else(|| left.iter().position(|(_, h)| *h == w));
         match at {
             Some(i) => {
                 left.remove(i);
@@ -168,8 +166,10 @@ mod tests {
     }
 
     fn check(want: Schema, have: Schema, expected: &[&str]) {
-        let got: Vec<String> =
-            diff(&want, &have).into_iter().flat_map(|(t, ds)| ds.into_iter().map(move |d| format!("{t}: {d}"))).collect();
+        let got: Vec<String> = diff(&want, &have)
+            .into_iter()
+            .flat_map(|(t, ds)| ds.into_iter().map(move |d| format!("{t}: {d}")))
+            .collect();
         assert_eq!(got, expected);
     }
 

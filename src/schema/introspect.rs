@@ -77,7 +77,12 @@ impl Conn {
 
     /// The migration versions recorded in `table` (an identifier checked by the caller).
     /// `single_row` is golang-migrate's table: one row holding the current version.
-    pub async fn recorded_versions(&mut self, table: &str, column: &str, success: bool) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn recorded_versions(
+        &mut self,
+        table: &str,
+        column: &str,
+        success: bool,
+    ) -> Result<Vec<String>, sqlx::Error> {
         let filter = if success { " WHERE success" } else { "" };
         let sql = match self {
             Conn::Sqlite(_) => format!("SELECT CAST(\"{column}\" AS TEXT) FROM \"{table}\"{filter}"),
@@ -140,7 +145,8 @@ async fn sqlite(c: &mut SqliteConnection) -> Result<Schema, sqlx::Error> {
             "u" => t.uniques.entry(name).or_default().push(column),
             _ => {
                 let detail = if partial != 0 { where_clause(&sql) } else { String::new() };
-                let ix = t.indexes.entry(name).or_insert_with(|| Index { unique: unique != 0, columns: Vec::new(), detail });
+                let ix =
+                    t.indexes.entry(name).or_insert_with(|| Index { unique: unique != 0, columns: Vec::new(), detail });
                 ix.columns.push(column);
             }
         }
@@ -300,7 +306,8 @@ async fn mysql(c: &mut MySqlConnection) -> Result<Schema, sqlx::Error> {
             t.uniques.entry(name).or_default().push(column);
         } else {
             let detail = if kind == "BTREE" { String::new() } else { format!("using {}", kind.to_lowercase()) };
-            let ix = t.indexes.entry(name).or_insert_with(|| Index { unique: non_unique == 0, columns: Vec::new(), detail });
+            let ix =
+                t.indexes.entry(name).or_insert_with(|| Index { unique: non_unique == 0, columns: Vec::new(), detail });
             ix.columns.push(column);
         }
     }

@@ -94,12 +94,20 @@ mod tests {
 
     #[test]
     fn sqlx_files_run_in_version_order() {
-        check(&["0002_b.sql", "0001_a.sql", "10_c.sql", "README.md"], MigrationFiles::Auto, Ok(vec!["0001_a.sql", "0002_b.sql", "10_c.sql"]));
+        check(
+            &["0002_b.sql", "0001_a.sql", "10_c.sql", "README.md"],
+            MigrationFiles::Auto,
+            Ok(vec!["0001_a.sql", "0002_b.sql", "10_c.sql"]),
+        );
     }
 
     #[test]
     fn up_files_are_picked_and_down_files_skipped() {
-        check(&["1_a.up.sql", "1_a.down.sql", "2_b.up.sql"], MigrationFiles::Auto, Ok(vec!["1_a.up.sql", "2_b.up.sql"]));
+        check(
+            &["1_a.up.sql", "1_a.down.sql", "2_b.up.sql"],
+            MigrationFiles::Auto,
+            Ok(vec!["1_a.up.sql", "2_b.up.sql"]),
+        );
     }
 
     #[test]

@@ -172,26 +172,13 @@ async fn check_inner(ws: &Workspace, service: &str, svc: &ServiceConfig, env: &s
         (Some(u), _) => Some(ws.resolve_url(u)?),
         (None, e) => return Err(SchemaError::NoScratch { service: service.to_string(), engine: engine_name(e) }),
     };
-    // The live side first: when it is down there is no point building the scratch one.
-    let mut live = connect::live(&url)
-        .await
-        .map_err(|reason| SchemaError::LiveDown { db: db.clone(), env: env.to_string(), reason })?;
-    let live_schema = live.introspect().await.map_err(|e| SchemaError::LiveDown {
-        db: db.clone(),
-        env: env.to_string(),
-        reason: crate::store::redact(&e.to_string()),
-    });
-    let live_schema = match live_schema {
-        Ok(s) => s,
-        Err(e) => {
-            live.close().await;
-            return Err(e);
-        }
-    };
-    let versions = recorded(&mut live, &live_schema, svc, &files).await;
-    live.close().await;
-    let versions = versions?;
-    let expected = build_expected(engine, scratch_url.as_deref(), &files).await?;
+    // Both sides at once: the scratch database costs most of the time, the live side is a few
+    // catalog queries. A live database that is down is the error reported first.
+    let (live, expected) =
+        tokio::join!(read_live(&url, &db, env, svc, &files), build_expected(engine, scratch_url.as_deref(), &files));
+    let (live_schema, versions) = live?;
+    let expected = expected?;
+    tracing::debug!(service, env, ms = started.elapsed().as_millis() as u64, "schema check compared");
     let keep = |name: &str| in_scope(svc, name);
     let expected = scoped(expected, keep);
     let live_schema = scoped(live_schema, keep);
@@ -208,6 +195,28 @@ async fn check_inner(ws: &Workspace, service: &str, svc: &ServiceConfig, env: &s
         versions,
         elapsed: started.elapsed(),
     })
+}
+
+/// The live schema and its recorded migration versions, over a read-only connection.
+async fn read_live(
+    url: &str,
+    db: &str,
+    env: &str,
+    svc: &ServiceConfig,
+    files: &[migrations::Migration],
+) -> Result<(Schema, Versions), SchemaError> {
+    let down = |reason: String| SchemaError::LiveDown { db: db.to_string(), env: env.to_string(), reason };
+    let mut live = connect::live(url).await.map_err(down)?;
+    let schema = match live.introspect().await {
+        Ok(s) => s,
+        Err(e) => {
+            live.close().await;
+            return Err(down(crate::store::redact(&e.to_string())));
+        }
+    };
+    let versions = recorded(&mut live, &schema, svc, files).await;
+    live.close().await;
+    Ok((schema, versions?))
 }
 
 fn engine_name(d: Dialect) -> &'static str {
@@ -238,7 +247,9 @@ async fn build_expected(
     server: Option<&str>,
     files: &[migrations::Migration],
 ) -> Result<Schema, SchemaError> {
+    let started = Instant::now();
     let (scratch, mut conn) = connect::scratch(engine, server).await.map_err(SchemaError::Scratch)?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scratch database created");
     let mut result = Ok(());
     for m in files {
         if let Err(e) = conn.execute_script(&m.sql).await {
@@ -247,14 +258,15 @@ async fn build_expected(
         }
     }
     let schema = match result {
-        Ok(()) => conn
-            .introspect()
-            .await
-            .map_err(|e| SchemaError::Introspect { side: "scratch", error: e.to_string() }),
+        Ok(()) => {
+            conn.introspect().await.map_err(|e| SchemaError::Introspect { side: "scratch", error: e.to_string() })
+        }
         Err(e) => Err(e),
     };
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scratch schema built and read");
     conn.close().await;
     scratch.drop_now().await;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "scratch database dropped");
     schema
 }
 
@@ -280,7 +292,8 @@ async fn recorded(
     };
     let Some(t) = schema.tables.get(&table) else { return Ok(Versions::NotRecorded) };
     let read_err = |e: sqlx::Error| SchemaError::Introspect { side: "live", error: e.to_string() };
-    let applied = live.recorded_versions(&table, "version", t.columns.contains_key("success")).await.map_err(read_err)?;
+    let applied =
+        live.recorded_versions(&table, "version", t.columns.contains_key("success")).await.map_err(read_err)?;
     let on_disk: BTreeSet<i64> = files.iter().map(|m| m.version).collect();
     let (applied_set, dirty): (BTreeSet<String>, bool) = if t.columns.contains_key("dirty") {
         // golang-migrate keeps one row: the version the database is at.
@@ -305,7 +318,10 @@ async fn recorded(
 pub fn reply(r: &Report) -> Reply {
     let mut fields = vec![
         ("database".to_string(), format!("{} ({}, {})", r.database, r.env, engine_name(r.engine))),
-        ("migrations".to_string(), format!("{} in {} (latest {})", plural(r.migrations, "file"), r.migrations_dir, r.latest)),
+        (
+            "migrations".to_string(),
+            format!("{} in {} (latest {})", plural(r.migrations, "file"), r.migrations_dir, r.latest),
+        ),
     ];
     let versions = match &r.versions {
         Versions::Off => "not compared (versions_table = \"none\")".to_string(),

@@ -189,7 +189,7 @@ impl Store {
     pub async fn job_recent(&self, kind: &str, limit: i64) -> Result<Vec<Job>, StoreError> {
         let sql = format!(
             "SELECT {} FROM jobs WHERE kind = $1 ORDER BY id DESC LIMIT $2",
-            COLUMNS.replace("output, output_bytes", "NULL, output_bytes")
+            COLUMNS.replace("output, output_bytes", "CAST(NULL AS TEXT), output_bytes")
         );
         let rows: Vec<Row> =
             sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind).bind(limit).fetch_all(self.pool()).await?;
@@ -199,7 +199,15 @@ impl Store {
     /// Moves a queued job to running when fewer than `limit` jobs of its name run; false when
     /// it must keep waiting. On PostgreSQL a transaction-scoped advisory lock per job name makes
     /// the count and the update one step across instances; SQLite has a single writer anyway.
-    pub async fn job_claim(&self, id: i64, kind: &str, name: &str, limit: i64, owner: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn job_claim(
+        &self,
+        id: i64,
+        kind: &str,
+        name: &str,
+        limit: i64,
+        owner: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool().begin().await?;
         if self.is_postgres() {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -332,7 +340,14 @@ impl Store {
     }
 
     /// Ticks a manual checklist item for a service and environment.
-    pub async fn checklist_tick(&self, service: &str, env: &str, item: &str, who: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn checklist_tick(
+        &self,
+        service: &str,
+        env: &str,
+        item: &str,
+        who: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO checklist_ticks (service, env, item, ticked_by, ticked_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (service, env, item) DO UPDATE SET ticked_by = excluded.ticked_by, ticked_at = excluded.ticked_at",

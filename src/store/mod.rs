@@ -121,6 +121,9 @@ impl Store {
                         // Concurrent writers wait instead of failing with SQLITE_BUSY.
                         sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
                         sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        // With WAL, NORMAL syncs at checkpoints, not on every commit: a crash
+                        // keeps the database whole and the reply path skips two fsyncs.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })

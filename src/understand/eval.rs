@@ -133,7 +133,7 @@ pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option
         llm: e.llm,
         mode: e.mode,
         config: &ws.config.llm,
-        prompts: &ws.prompts,
+        setup: &ws.llm,
         allowed: Allowed::everything(&ws.catalog),
         bot_name: &ws.config.bot.name,
         who: "local:eval",

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_openai::Client;
@@ -133,11 +133,43 @@ fn unknown_placeholders(text: &str) -> Vec<(usize, String)> {
     out
 }
 
+/// The tier's part of a workspace: the prompts, and the tools (with the prompts filled in)
+/// already built for each set of permissions. A workspace's catalog never changes (a reload
+/// builds a new workspace), so what is built here stays right for as long as it lives.
+#[derive(Debug, Default)]
+pub struct Setup {
+    pub prompts: Prompts,
+    offers: Mutex<HashMap<Allowed, Arc<Offer>>>,
+}
+
+/// Distinct permission sets remembered; teams have few, so this only bounds the unexpected.
+const OFFERS_KEPT: usize = 256;
+
+impl Setup {
+    pub fn load(dir: &Path, config: &LlmConfig, problems: &mut Vec<Problem>) -> Setup {
+        Setup { prompts: Prompts::load(dir, config, problems), offers: Mutex::default() }
+    }
+
+    /// The tools for these permissions, built on first use; `catalog` is this workspace's.
+    pub fn offer(&self, catalog: &Catalog, allowed: &Allowed, bot_name: &str) -> Arc<Offer> {
+        if let Some(o) = lock(&self.offers).get(allowed) {
+            return o.clone();
+        }
+        let offer = Arc::new(Offer::new(catalog, allowed).with_prompts(&self.prompts, catalog, bot_name));
+        let mut offers = lock(&self.offers);
+        if offers.len() >= OFFERS_KEPT {
+            offers.clear();
+        }
+        offers.insert(allowed.clone(), offer.clone());
+        offer
+    }
+}
+
 // ── what is offered ─────────────────────────────────────────────────────────
 
 /// What the requester may ask for in this place, as far as the tools go. The pipeline fills
 /// it from `decide::policy`; `decide` still checks the command the grammar makes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Allowed {
     pub commands: Vec<CommandKind>,
     pub queries: Vec<String>,
@@ -172,8 +204,12 @@ struct Tool {
 pub struct Offer {
     tools: Vec<Tool>,
     queries: Vec<String>,
-    /// The tools as JSON, for the JSON-only answer format and the cache key.
+    /// The tools as JSON, for the JSON-only answer format.
     json: String,
+    /// The system and clarification prompts filled in for these tools, all but `{user}`.
+    templates: [String; 2],
+    /// A digest of the tools and the filled prompts, for the cache key.
+    digest: [u8; 32],
 }
 
 /// `deploy version` → `deploy_version`
@@ -193,7 +229,53 @@ impl Offer {
             }
         }
         let json = serde_json::to_string(&tools).unwrap_or_default();
-        Offer { tools, queries, json }
+        let digest = Sha256::digest(json.as_bytes()).into();
+        Offer { tools, queries, json, templates: Default::default(), digest }
+    }
+
+    /// Fills the prompts' placeholders for these tools, except `{user}`, which is per message.
+    fn with_prompts(mut self, prompts: &Prompts, catalog: &Catalog, bot_name: &str) -> Offer {
+        let named = |list: &[crate::catalog::Named]| {
+            list.iter()
+                .map(|n| {
+                    if n.aliases.is_empty() {
+                        n.name.clone()
+                    } else {
+                        format!("{} (also: {})", n.name, n.aliases.join(", "))
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let queries = self
+            .queries
+            .iter()
+            .filter_map(|q| catalog.queries.get(q))
+            .map(|q| {
+                let params: Vec<String> = q.params.iter().map(|p| format!("{} {}", p.name, p.ty.name())).collect();
+                format!("- `{}` ({}): {}", q.name, params.join(", "), q.description)
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let queries = if queries.is_empty() { "(none)".to_string() } else { queries };
+        let (commands, services, envs) = (self.command_lines(), named(&catalog.services), named(&catalog.envs));
+        let fill = |template: &str| {
+            template
+                .replace("{bot_name}", bot_name)
+                .replace("{commands}", &commands)
+                .replace("{services}", &services)
+                .replace("{envs}", &envs)
+                .replace("{default_env}", &catalog.default_env)
+                .replace("{queries}", &queries)
+        };
+        self.templates = [fill(&prompts.system), fill(&prompts.clarification)];
+        let mut h = Sha256::new();
+        for part in [&self.json, &self.templates[0], &self.templates[1]] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        self.digest = h.finalize().into();
+        self
     }
 
     pub fn tool_names(&self) -> Vec<&str> {
@@ -863,8 +945,7 @@ struct Request {
     system: String,
     history: Vec<ChatCompletionRequestMessage>,
     user: String,
-    tools: Vec<ChatCompletionTools>,
-    tools_json: String,
+    offer: Arc<Offer>,
     temperature: f32,
 }
 
@@ -887,16 +968,16 @@ impl Request {
         let mut system = self.system.clone();
         if q.no_tools {
             system.push_str(JSON_MODE);
-            system.push_str(&self.tools_json);
+            system.push_str(&self.offer.json);
         }
         let mut messages = vec![ChatCompletionRequestMessage::System(system.into())];
         messages.extend(self.history.iter().cloned());
         messages.push(user_message(self.user.clone()));
-        let with_tools = !q.no_tools && !self.tools.is_empty();
+        let with_tools = !q.no_tools && !self.offer.tools.is_empty();
         CreateChatCompletionRequest {
             model: self.model.clone(),
             messages,
-            tools: with_tools.then(|| self.tools.clone()),
+            tools: with_tools.then(|| self.offer.chat_tools()),
             tool_choice: (with_tools && !q.no_tool_choice)
                 .then_some(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Auto)),
             response_format: (q.no_tools && !q.no_response_format).then_some(ResponseFormat::JsonObject),
@@ -908,7 +989,8 @@ impl Request {
     /// (model, prompt as sent, tools offered, thread, text): everything the answer depends on.
     fn cache_key(&self) -> [u8; 32] {
         let mut h = Sha256::new();
-        for part in [&self.model, &self.system, &self.tools_json, &self.user] {
+        h.update(self.offer.digest);
+        for part in [&self.model, &self.system, &self.user] {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -950,7 +1032,7 @@ pub struct Asking<'a> {
     /// Usually `config.mode`; `intents eval --llm` picks its own.
     pub mode: LlmMode,
     pub config: &'a LlmConfig,
-    pub prompts: &'a Prompts,
+    pub setup: &'a Setup,
     pub allowed: Allowed,
     pub bot_name: &'a str,
     pub who: &'a str,
@@ -974,49 +1056,15 @@ impl Asking<'_> {
         }
     }
 
-    /// The system prompt with its placeholders filled; the clarification prompt when the bot's
-    /// last turn in this thread was a question.
-    fn system_prompt(&self, catalog: &Catalog, offer: &Offer, turns: &[Turn]) -> String {
+    /// The system prompt for this requester; the clarification prompt when the bot's last turn
+    /// in this thread was a question.
+    fn system_prompt(&self, offer: &Offer, turns: &[Turn]) -> String {
         let asked = turns.last().is_some_and(|t| t.bot.starts_with("QUESTION:"));
-        let template = if asked && !self.prompts.clarification.is_empty() {
-            &self.prompts.clarification
-        } else {
-            &self.prompts.system
-        };
-        let named = |list: &[crate::catalog::Named]| {
-            list.iter()
-                .map(|n| {
-                    if n.aliases.is_empty() {
-                        n.name.clone()
-                    } else {
-                        format!("{} (also: {})", n.name, n.aliases.join(", "))
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let queries = offer
-            .queries
-            .iter()
-            .filter_map(|q| catalog.queries.get(q))
-            .map(|q| {
-                let params: Vec<String> = q.params.iter().map(|p| format!("{} {}", p.name, p.ty.name())).collect();
-                format!("- `{}` ({}): {}", q.name, params.join(", "), q.description)
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        let queries = if queries.is_empty() { "(none)".to_string() } else { queries };
-        template
-            .replace("{bot_name}", self.bot_name)
-            .replace("{user}", self.who)
-            .replace("{commands}", &offer.command_lines())
-            .replace("{services}", &named(&catalog.services))
-            .replace("{envs}", &named(&catalog.envs))
-            .replace("{default_env}", &catalog.default_env)
-            .replace("{queries}", &queries)
+        let template = if asked && !offer.templates[1].is_empty() { &offer.templates[1] } else { &offer.templates[0] };
+        template.replace("{user}", self.who)
     }
 
-    fn request(&self, model: &str, catalog: &Catalog, offer: &Offer, text: &str, turns: &[Turn]) -> Request {
+    fn request(&self, model: &str, offer: &Arc<Offer>, text: &str, turns: &[Turn]) -> Request {
         let turns = if leans_on_thread(text, turns) { turns } else { &[] };
         let keep = turns.len().saturating_sub(self.config.history_turns);
         let mut history = Vec::new();
@@ -1026,11 +1074,10 @@ impl Asking<'_> {
         }
         Request {
             model: model.to_string(),
-            system: self.system_prompt(catalog, offer, turns),
+            system: self.system_prompt(offer, turns),
             history,
             user: wrap_user(text),
-            tools: offer.chat_tools(),
-            tools_json: offer.json.clone(),
+            offer: offer.clone(),
             temperature: self.config.temperature,
         }
     }
@@ -1039,9 +1086,9 @@ impl Asking<'_> {
     /// the request body as sent, the cache key, reading `completion` (a chat-completion body as
     /// a server would send it) and the grammar. What the overhead benchmark measures.
     pub fn rehearse(&self, catalog: &Catalog, text: &str, turns: &[Turn], completion: &str) -> Result<Command, Refusal> {
-        let offer = Offer::new(catalog, &self.allowed);
+        let offer = self.setup.offer(catalog, &self.allowed, self.bot_name);
         let model = self.config.model.clone().unwrap_or_default();
-        let request = self.request(&model, catalog, &offer, text, turns);
+        let request = self.request(&model, &offer, text, turns);
         let body = serde_json::to_vec(&request.body(Quirks::default())).unwrap_or_default();
         std::hint::black_box((body, request.cache_key()));
         let answer = serde_json::from_str::<Completion>(completion).unwrap_or_default().answer();
@@ -1059,7 +1106,7 @@ impl Asking<'_> {
         let model = self.config.model.clone().unwrap_or_default();
         let mut report = Report {
             model: model.clone(),
-            prompt_version: self.prompts.version.clone(),
+            prompt_version: self.setup.prompts.version.clone(),
             outcome: "failed",
             command: None,
             detail: None,
@@ -1069,8 +1116,8 @@ impl Asking<'_> {
             latency_ms: 0,
             cached: false,
         };
-        let offer = Offer::new(catalog, &self.allowed);
-        let answer = self.answer(&model, catalog, &offer, text, turns, &mut report).await;
+        let offer = self.setup.offer(catalog, &self.allowed, self.bot_name);
+        let answer = self.answer(&model, &offer, text, turns, &mut report).await;
         report.latency_ms = started.elapsed().as_millis() as u64;
         let answer = match answer {
             Ok(a) => a,
@@ -1141,11 +1188,18 @@ impl Asking<'_> {
 
     /// The model's answer: from the cache, else (within the rate limits and the timeout) from
     /// the server.
-    async fn answer(&self, model: &str, catalog: &Catalog, offer: &Offer, text: &str, turns: &[Turn], report: &mut Report) -> Result<Answer, Failure> {
+    async fn answer(
+        &self,
+        model: &str,
+        offer: &Arc<Offer>,
+        text: &str,
+        turns: &[Turn],
+        report: &mut Report,
+    ) -> Result<Answer, Failure> {
         if model.trim().is_empty() {
             return Err(Failure::NoModel);
         }
-        let request = self.request(model, catalog, offer, text, turns);
+        let request = self.request(model, offer, text, turns);
         let key = request.cache_key();
         let ttl = Duration::from_secs(self.config.cache_ttl_secs);
         if let Some(hit) = lock(&self.llm.cache).get(&key, ttl) {

@@ -166,12 +166,18 @@ impl ServerDb {
         let url = format!("{base}/{name}");
         if mysql {
             let mut c = sqlx::MySqlConnection::connect(admin_url).await.expect("connect mariadb");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`"))).execute(&mut c).await.expect("create db");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`")))
+                .execute(&mut c)
+                .await
+                .expect("create db");
             let mut d = sqlx::MySqlConnection::connect(&url).await.expect("connect new db");
             sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.to_string())).execute(&mut d).await.expect("live ddl");
         } else {
             let mut c = sqlx::PgConnection::connect(admin_url).await.expect("connect postgres");
-            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""))).execute(&mut c).await.expect("create db");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut c)
+                .await
+                .expect("create db");
             let mut d = sqlx::PgConnection::connect(&url).await.expect("connect new db");
             sqlx::raw_sql(sqlx::AssertSqlSafe(ddl.to_string())).execute(&mut d).await.expect("live ddl");
         }
@@ -182,7 +188,9 @@ impl ServerDb {
         use sqlx::Connection;
         if self.mysql {
             let mut c = sqlx::MySqlConnection::connect(&self.admin_url).await.expect("connect");
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{}`", self.name))).execute(&mut c).await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{}`", self.name)))
+                .execute(&mut c)
+                .await;
         } else {
             let mut c = sqlx::PgConnection::connect(&self.admin_url).await.expect("connect");
             let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
@@ -273,28 +281,31 @@ async fn postgres_schema_check_never_writes_to_the_live_database() {
     let Some(admin) = postgres_url() else { return };
     // A live database whose only difference needs a write to "fix": the check must not try.
     let live = ServerDb::create(&admin, false, "CREATE TABLE audit_events (id BIGINT PRIMARY KEY);").await;
-    let ws = billing_ws(&live.url, &admin, &[("0001_a.sql", "CREATE TABLE audit_events (id BIGINT PRIMARY KEY, what TEXT);")]);
+    let ws = billing_ws(
+        &live.url,
+        &admin,
+        &[("0001_a.sql", "CREATE TABLE audit_events (id BIGINT PRIMARY KEY, what TEXT);")],
+    );
     let r = run(&ws, &["run", "db schema check billing"]).await;
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&live.url).await.expect("connect");
-    let cols: Vec<(String,)> = sqlx::query_as("SELECT column_name::text FROM information_schema.columns WHERE table_name = 'audit_events'")
-        .fetch_all(&mut c)
-        .await
-        .expect("columns");
+    let cols: Vec<(String,)> =
+        sqlx::query_as("SELECT column_name::text FROM information_schema.columns WHERE table_name = 'audit_events'")
+            .fetch_all(&mut c)
+            .await
+            .expect("columns");
     drop(c);
     live.drop_db().await;
     assert!(r.stdout.contains("column `what` missing"), "{}", r.stdout);
     assert_eq!(cols.len(), 1, "the live database was changed");
 }
 
-const MY_MIGRATIONS: &[(&str, &str)] = &[
-    (
-        "0001_accounts.sql",
-        "CREATE TABLE accounts (id BIGINT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(200) NOT NULL, plan VARCHAR(20) NOT NULL DEFAULT 'free', UNIQUE KEY accounts_email (email)) ENGINE=InnoDB;\n\
+const MY_MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_accounts.sql",
+    "CREATE TABLE accounts (id BIGINT AUTO_INCREMENT PRIMARY KEY, email VARCHAR(200) NOT NULL, plan VARCHAR(20) NOT NULL DEFAULT 'free', UNIQUE KEY accounts_email (email)) ENGINE=InnoDB;\n\
          CREATE TABLE invoices (id BIGINT PRIMARY KEY, account_id BIGINT NOT NULL, cents BIGINT NOT NULL, CONSTRAINT invoices_account FOREIGN KEY (account_id) REFERENCES accounts(id) ON DELETE CASCADE) ENGINE=InnoDB;\n\
          CREATE INDEX invoices_by_cents ON invoices (cents);",
-    ),
-];
+)];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_schema_check_finds_drift_and_accepts_column_order() {
@@ -378,7 +389,9 @@ fn a_git_repository_with_no_matching_tags_says_which_pattern_found_nothing() {
 #[test]
 fn a_missing_git_program_is_named_as_the_problem() {
     let ws = Ws::new();
-    let r = Run::from(ws.cmd("alice", &["run", "deploy version payments prod"]).env("PATH", "/nonexistent").output().expect("run"));
+    let r = Run::from(
+        ws.cmd("alice", &["run", "deploy version payments prod"]).env("PATH", "/nonexistent").output().expect("run"),
+    );
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("the `git` program is not installed or not on PATH"), "{}", r.stdout);
 }
@@ -386,39 +399,66 @@ fn a_missing_git_program_is_named_as_the_problem() {
 use crate::support::Run;
 
 fn version_source(ws: &Ws, service: &str, env: &str, toml: &str) {
-    let marker = format!("[services.{service}.version.{env}]\nsource = \"git\"\nrepo = \"demo/releases\"\npattern = \"{service}/{env}/*\"\n");
+    let marker = format!(
+        "[services.{service}.version.{env}]\nsource = \"git\"\nrepo = \"demo/releases\"\npattern = \"{service}/{env}/*\"\n"
+    );
     ws.edit("lazyops.toml", &marker, &format!("[services.{service}.version.{env}]\n{toml}\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http_version_is_read_by_json_pointer_or_regex_and_bad_answers_are_explained() {
     let app = Router::new()
-        .route("/json", get(|| async { axum::Json(json!({"build": {"version": "v1.3.0", "sha": "abc123", "at": "2026-11-20T10:00:00Z"}})) }))
+        .route(
+            "/json",
+            get(|| async {
+                axum::Json(json!({"build": {"version": "v1.3.0", "sha": "abc123", "at": "2026-11-20T10:00:00Z"}}))
+            }),
+        )
         .route("/text", get(|| async { "service ledger, release 0.9.1-hotfix (built by ci)" }))
         .route("/html", get(|| async { Html("<!DOCTYPE html><html><body>Login</body></html>") }))
-        .route("/slow", get(|| async {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            "late"
-        }));
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                "late"
+            }),
+        );
     let base = serve(app).await;
     let ws = Ws::new();
-    version_source(&ws, "payments", "prod", &format!(
-        "source = \"http\"\nurl = \"{base}/json\"\npointer = \"/build/version\"\ncommit_pointer = \"/build/sha\"\ndeployed_at_pointer = \"/build/at\""
-    ));
-    version_source(&ws, "ledger", "prod", &format!("source = \"http\"\nurl = \"{base}/text\"\nregex = 'release (\\S+)'"));
+    version_source(
+        &ws,
+        "payments",
+        "prod",
+        &format!(
+            "source = \"http\"\nurl = \"{base}/json\"\npointer = \"/build/version\"\ncommit_pointer = \"/build/sha\"\ndeployed_at_pointer = \"/build/at\""
+        ),
+    );
+    version_source(
+        &ws,
+        "ledger",
+        "prod",
+        &format!("source = \"http\"\nurl = \"{base}/text\"\nregex = 'release (\\S+)'"),
+    );
     version_source(&ws, "ledger", "staging", &format!("source = \"http\"\nurl = \"{base}/html\""));
     version_source(&ws, "users", "prod", &format!("source = \"http\"\nurl = \"{base}/slow\"\ntimeout_secs = 1"));
 
     let r = run(&ws, &["run", "deploy version payments prod"]).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert_all(&r.stdout, &["payments (prod): v1.3.0", "abc123", "2026-11-20 10:00 UTC", "staging is 1 version ahead of prod"]);
+    assert_all(
+        &r.stdout,
+        &["payments (prod): v1.3.0", "abc123", "2026-11-20 10:00 UTC", "staging is 1 version ahead of prod"],
+    );
 
     let r = run(&ws, &["run", "deploy version ledger prod"]).await;
     assert!(r.stdout.contains("ledger (prod): 0.9.1-hotfix"), "{}", r.stdout);
 
     let r = run(&ws, &["run", "deploy version ledger staging"]).await;
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("/html did not answer with JSON (text/html; charset=utf-8, starting \"<!DOCTYPE html>"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("/html did not answer with JSON (text/html; charset=utf-8, starting \"<!DOCTYPE html>"),
+        "{}",
+        r.stdout
+    );
 
     let started = Instant::now();
     let r = run(&ws, &["run", "deploy version users prod"]).await;
@@ -478,7 +518,12 @@ async fn github_releases_and_deployments_are_read_through_the_rest_api() {
     let base = serve(github_fake()).await;
     let ws = Ws::new();
     version_source(&ws, "payments", "staging", "source = \"github\"\nrepo = \"acme/payments\"");
-    version_source(&ws, "payments", "prod", "source = \"github\"\nrepo = \"acme/payments\"\nenvironment = \"production\"");
+    version_source(
+        &ws,
+        "payments",
+        "prod",
+        "source = \"github\"\nrepo = \"acme/payments\"\nenvironment = \"production\"",
+    );
     let env = [("LAZYOPS_GITHUB_API_URL", base.as_str())];
     let r = run_env(&ws, &["run", "deploy version payments staging"], &env).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -486,7 +531,15 @@ async fn github_releases_and_deployments_are_read_through_the_rest_api() {
     let r = run_env(&ws, &["run", "deploy version payments prod"], &env).await;
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     // Deployment 3 failed, so 2 (v1.8.0) is live; staging's releases say it is one ahead.
-    assert_all(&r.stdout, &["payments (prod): v1.8.0", "GitHub deployment 2 of acme/payments to production", "bbbbbbbbbbbb", "staging is 1 version ahead of prod"]);
+    assert_all(
+        &r.stdout,
+        &[
+            "payments (prod): v1.8.0",
+            "GitHub deployment 2 of acme/payments to production",
+            "bbbbbbbbbbbb",
+            "staging is 1 version ahead of prod",
+        ],
+    );
 }
 
 mod tls {
@@ -511,7 +564,8 @@ mod tls {
         ca.distinguished_name.push(rcgen::DnType::CommonName, "test cluster CA");
         let ca = rcgen::CertifiedIssuer::self_signed(ca, ca_key).expect("ca cert");
         let key = rcgen::KeyPair::generate().expect("server key");
-        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("params");
+        let params =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("params");
         let cert = params.signed_by(&key, &ca).expect("server cert");
         Pki { ca_pem: ca.pem(), cert_der: cert.der().to_vec(), key_der: key.serialize_der() }
     }
@@ -614,7 +668,12 @@ async fn kubernetes_image_tag_is_read_over_https_trusting_only_the_cluster_ca() 
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_all(
         &r.stdout,
-        &["payments (prod): v1.4.2", "deployment shop/payments", "2026-11-22 08:30 UTC", "3/3 replicas ready, revision 7"],
+        &[
+            "payments (prod): v1.4.2",
+            "deployment shop/payments",
+            "2026-11-22 08:30 UTC",
+            "3/3 replicas ready, revision 7",
+        ],
     );
     assert!(r.stdout.contains("staging: cannot read its version (deployment `shop/gone` not found"), "{}", r.stdout);
 
@@ -637,18 +696,24 @@ async fn release_check_runs_items_at_once_with_their_own_timeouts() {
     let hits = Arc::new(AtomicUsize::new(0));
     let h = hits.clone();
     let app = Router::new()
-        .route("/health", get(move || {
-            let h = h.clone();
-            async move {
-                h.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                "ok: all good"
-            }
-        }))
-        .route("/hang", get(|| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            "late"
-        }))
+        .route(
+            "/health",
+            get(move || {
+                let h = h.clone();
+                async move {
+                    h.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(1500)).await;
+                    "ok: all good"
+                }
+            }),
+        )
+        .route(
+            "/hang",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
         .merge(github_fake());
     let base = serve(app).await;
     let ws = Ws::new();
@@ -747,7 +812,15 @@ fn a_test_run_is_confirmed_runs_in_the_background_and_reports_its_end() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_all(&r.stdout, &["started test run #1: smoke on staging", "✅ test run #1 (smoke on staging) passed after"]);
     let s = status_of(&ws, 1);
-    assert_all(&s, &["test run #1: smoke on staging passed", "local:alice in local:terminal", "running smoke suite against staging", "3 passed, 0 failed"]);
+    assert_all(
+        &s,
+        &[
+            "test run #1: smoke on staging passed",
+            "local:alice in local:terminal",
+            "running smoke suite against staging",
+            "3 passed, 0 failed",
+        ],
+    );
     let r = ws.run("alice", &["run", "test list"]);
     assert_all(&r.stdout, &["regression", "e2e", "✅ passed"]);
 }
@@ -773,7 +846,8 @@ fn test_status_of_an_unknown_id_says_there_is_no_such_run() {
 
 fn process_alive_with(arg: &str) -> bool {
     std::fs::read_dir("/proc").expect("/proc").flatten().any(|e| {
-        std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(arg))
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).replace('\0', " ").contains(arg))
     })
 }
 
@@ -799,7 +873,14 @@ fn a_suite_that_prints_100_mb_keeps_only_the_end_of_its_output() {
     let r = ws.run("alice", &["run", "--yes", "test run loud"]);
     assert!(r.stdout.contains("✅ test run #1 (loud on prod) passed"), "{}", r.stdout);
     let s = status_of(&ws, 1);
-    assert_all(&s, &["THE-END", "output: 100000009 bytes; the last 4000 bytes shown", "output was 100000009 bytes, the last 65536 kept"]);
+    assert_all(
+        &s,
+        &[
+            "THE-END",
+            "output: 100000009 bytes; the last 4000 bytes shown",
+            "output was 100000009 bytes, the last 65536 kept",
+        ],
+    );
     assert!(s.len() < 20_000, "the status printed too much: {} bytes", s.len());
 }
 
@@ -807,7 +888,8 @@ fn a_suite_that_prints_100_mb_keeps_only_the_end_of_its_output() {
 fn lazyops_killed_while_a_suite_runs_leaves_the_run_interrupted_not_running() {
     let ws = Ws::new();
     suite(&ws, "slow", "echo begin\nsleep 3\necho end\n", "timeout_secs = 60");
-    let mut child = ws.cmd("alice", &["run", "--yes", "test run slow"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
+    let mut child =
+        ws.cmd("alice", &["run", "--yes", "test run slow"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
     let s = wait_for(&ws, 1, "running", Duration::from_secs(10));
     assert!(s.contains("⏳ running"), "{s}");
     child.kill().expect("kill lazyops");
@@ -819,7 +901,8 @@ fn lazyops_killed_while_a_suite_runs_leaves_the_run_interrupted_not_running() {
 /// A bot on the workspace's own state database, for tests that watch a run in the middle.
 async fn bot(ws: &Ws) -> lazyops::pipeline::Bot {
     let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("load");
-    let store = lazyops::store::Store::open(&format!("sqlite://{}/state.db", ws.path().display())).await.expect("store");
+    let store =
+        lazyops::store::Store::open(&format!("sqlite://{}/state.db", ws.path().display())).await.expect("store");
     lazyops::pipeline::Bot::new(workspace, store)
 }
 
@@ -845,7 +928,8 @@ async fn two_runs_of_the_same_suite_run_one_after_the_other_and_cancel_works() {
     assert_eq!(cancelled.headline, "cancelled test run #3 before it started");
     let mut outcomes = Vec::new();
     while outcomes.len() < 3 {
-        let o = tokio::time::timeout(Duration::from_secs(20), finished.recv()).await.expect("a run ends").expect("recv");
+        let o =
+            tokio::time::timeout(Duration::from_secs(20), finished.recv()).await.expect("a run ends").expect("recv");
         outcomes.push(o);
     }
     outcomes.sort_by_key(|o| o.id);
@@ -889,21 +973,27 @@ async fn an_http_suite_is_triggered_and_polled_until_the_ci_says_done() {
     let polls = Arc::new(AtomicUsize::new(0));
     let p = polls.clone();
     let app = Router::new()
-        .route("/ci/runs", post(|headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
-            assert_eq!(headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer ci-secret"));
-            assert_eq!(body["suite"], "remote");
-            assert_eq!(body["env"], "staging");
-            axum::Json(json!({"run": {"id": 991}}))
-        }))
-        .route("/ci/runs/{id}", get(move |axum::extract::Path(id): axum::extract::Path<u64>| {
-            let p = p.clone();
-            async move {
-                assert_eq!(id, 991);
-                let n = p.fetch_add(1, Ordering::SeqCst);
-                let state = if n < 1 { "in_progress" } else { "success" };
-                axum::Json(json!({"state": state, "log_url": "https://ci.example/991"}))
-            }
-        }));
+        .route(
+            "/ci/runs",
+            post(|headers: HeaderMap, axum::Json(body): axum::Json<Value>| async move {
+                assert_eq!(headers.get("authorization").and_then(|v| v.to_str().ok()), Some("Bearer ci-secret"));
+                assert_eq!(body["suite"], "remote");
+                assert_eq!(body["env"], "staging");
+                axum::Json(json!({"run": {"id": 991}}))
+            }),
+        )
+        .route(
+            "/ci/runs/{id}",
+            get(move |axum::extract::Path(id): axum::extract::Path<u64>| {
+                let p = p.clone();
+                async move {
+                    assert_eq!(id, 991);
+                    let n = p.fetch_add(1, Ordering::SeqCst);
+                    let state = if n < 1 { "in_progress" } else { "success" };
+                    axum::Json(json!({"state": state, "log_url": "https://ci.example/991"}))
+                }
+            }),
+        );
     let base = serve(app).await;
     let ws = Ws::new();
     append(
@@ -934,7 +1024,14 @@ async fn job_rows_work_on_postgres_with_two_instances_claiming_slots() {
     let a = lazyops::store::Store::open(&db.url).await.expect("store a");
     let b = lazyops::store::Store::open(&db.url).await.expect("store b");
     use lazyops::store::jobs::{Cancel, NewJob};
-    let new = |owner: &'static str| NewJob { kind: "test", name: "smoke", env: "prod", requester: "local:a", place: "local:terminal", owner };
+    let new = |owner: &'static str| NewJob {
+        kind: "test",
+        name: "smoke",
+        env: "prod",
+        requester: "local:a",
+        place: "local:terminal",
+        owner,
+    };
     let (na, nb) = (new("host:1:a"), new("host:2:b"));
     let (x, y) = tokio::join!(a.job_create(&na, 1000), b.job_create(&nb, 1000));
     let (x, y) = (x.expect("create x"), y.expect("create y"));
@@ -946,7 +1043,10 @@ async fn job_rows_work_on_postgres_with_two_instances_claiming_slots() {
     assert_eq!(u8::from(cx.unwrap()) + u8::from(cy.unwrap()), 1, "exactly one run may start with a limit of 1");
     let gone = a.job_interrupt_gone(100_000, |owner, _| owner == "host:2:b").await.expect("interrupt");
     assert_eq!(gone, vec![y]);
-    assert_eq!(a.job_cancel(y, "local:a", 100_001).await.unwrap(), Cancel::AlreadyFinished(lazyops::store::jobs::JobState::Interrupted));
+    assert_eq!(
+        a.job_cancel(y, "local:a", 100_001).await.unwrap(),
+        Cancel::AlreadyFinished(lazyops::store::jobs::JobState::Interrupted)
+    );
     drop((a, b));
     db.drop_db().await;
 }
