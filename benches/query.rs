@@ -74,7 +74,9 @@ fn sqlite_bare_sqlx(b: Bencher) {
     let path = s.ws.root.join("demo/users.db");
     let pool = s.rt.block_on(bare_sqlite(&path));
     let run = || {
-        let rows: Vec<UserRow> = s.rt.block_on(sqlx::query_as(SQL).bind(42i64).fetch_all(&pool)).expect("query runs");
+        let rows: Vec<UserRow> =
+            s.rt.block_on(sqlx::query_as::<sqlx::Sqlite, UserRow>(SQL).bind(42i64).fetch_all(&pool))
+                .expect("query runs");
         assert_eq!(rows.len(), 1);
         rows.len()
     };
@@ -86,7 +88,12 @@ fn sqlite_bare_sqlx(b: Bencher) {
 
 async fn bare_sqlite(path: &Path) -> sqlx::SqlitePool {
     let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(path).read_only(true);
-    sqlx::pool::PoolOptions::new().max_connections(4).connect_with(opts).await.expect("open sqlite")
+    sqlx::pool::PoolOptions::<sqlx::Sqlite>::new()
+        .max_connections(4)
+        .test_before_acquire(false)
+        .connect_with(opts)
+        .await
+        .expect("open sqlite")
 }
 
 #[divan::bench]
@@ -145,9 +152,18 @@ fn postgres_bare_sqlx(b: Bencher) {
         eprintln!("skipping: LAZYOPS_TEST_POSTGRES_URL is not set");
         return b.bench(|| ());
     };
-    let pool = rt.block_on(sqlx::pool::PoolOptions::new().max_connections(4).connect(&db.url)).expect("pool");
+    let pool = rt
+        .block_on(
+            sqlx::pool::PoolOptions::<sqlx::Postgres>::new()
+                .max_connections(4)
+                .test_before_acquire(false)
+                .connect(&db.url),
+        )
+        .expect("pool");
     let run = || {
-        let rows: Vec<UserRow> = rt.block_on(sqlx::query_as(PG_SQL).bind(42i64).fetch_all(&pool)).expect("query runs");
+        let rows: Vec<UserRow> = rt
+            .block_on(sqlx::query_as::<sqlx::Postgres, UserRow>(PG_SQL).bind(42i64).fetch_all(&pool))
+            .expect("query runs");
         assert_eq!(rows.len(), 1);
         rows.len()
     };

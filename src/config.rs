@@ -129,7 +129,20 @@ pub struct SchemaConfig {
     /// A PostgreSQL or MariaDB server where lazyops may create and drop a temporary database
     /// for the migrations (or `env:NAME`); needed when the live database is not SQLite.
     pub scratch_url: Option<String>,
+    /// On PostgreSQL: a temporary schema inside a transaction that is rolled back (fast, leaves
+    /// nothing behind), or a temporary database (for migrations that cannot run in a
+    /// transaction, such as `CREATE INDEX CONCURRENTLY`).
+    #[serde(default)]
+    pub scratch: ScratchKind,
     pub timeout_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ScratchKind {
+    #[default]
+    Schema,
+    Database,
 }
 
 /// Where a deployed version is read; `source` picks the kind.

@@ -12,6 +12,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, MySqlConnection, PgConnection};
 
 use super::introspect::Conn;
+use crate::config::ScratchKind;
 use crate::queries::file::Dialect;
 use crate::store::redact;
 
@@ -53,18 +54,22 @@ pub async fn live(url: &str) -> Result<Conn, String> {
     }
 }
 
-/// A scratch database to drop after use; [`Scratch::drop_now`] must be called (there is no
-/// async drop), and a leftover SQLite file is removed on drop anyway.
+/// A scratch database to get rid of after use with [`Scratch::finish`] (there is no async
+/// drop; a leftover SQLite file is removed anyway, and a rolled-back schema leaves nothing).
 pub enum Scratch {
     Sqlite(PathBuf),
+    /// A schema created inside a transaction that is rolled back.
+    PostgresSchema,
     Postgres { admin: PgConnection, name: String },
     Mysql { admin: MySqlConnection, name: String },
 }
 
 /// Creates the scratch database next to (never inside) the live one: a temporary file for
-/// SQLite, `lazyops_scratch_<random>` on the server `server_url` names otherwise.
-pub async fn scratch(engine: Dialect, server_url: Option<&str>) -> Result<(Scratch, Conn), String> {
+/// SQLite; on the server `server_url` names otherwise, a rolled-back schema or a database
+/// `lazyops_scratch_<random>`.
+pub async fn scratch(engine: Dialect, server_url: Option<&str>, kind: ScratchKind) -> Result<(Scratch, Conn), String> {
     let name = format!("lazyops_scratch_{}", uuid::Uuid::new_v4().simple());
+    let err = |e: sqlx::Error| redact(&e.to_string());
     match engine {
         Dialect::Sqlite => {
             let path = std::env::temp_dir().join(format!("{name}.db"));
@@ -72,32 +77,44 @@ pub async fn scratch(engine: Dialect, server_url: Option<&str>) -> Result<(Scrat
             let conn = within(opts.connect()).await?;
             Ok((Scratch::Sqlite(path), Conn::Sqlite(conn)))
         }
+        Dialect::Postgres if kind == ScratchKind::Schema => {
+            let url = server_url.ok_or("no scratch server")?;
+            let opts = PgConnectOptions::from_str(url).map_err(err)?;
+            let mut conn = within(opts.connect()).await?;
+            // Unqualified names land in the scratch schema; functions and types of `public`
+            // (extensions) stay reachable.
+            let setup = format!("BEGIN; CREATE SCHEMA \"{name}\"; SET LOCAL search_path TO \"{name}\", public");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(setup)).execute(&mut conn).await.map_err(err)?;
+            Ok((Scratch::PostgresSchema, Conn::Postgres(conn)))
+        }
         Dialect::Postgres => {
             let url = server_url.ok_or("no scratch server")?;
-            let opts = PgConnectOptions::from_str(url).map_err(|e| redact(&e.to_string()))?;
+            let opts = PgConnectOptions::from_str(url).map_err(err)?;
             let mut admin = within(opts.connect()).await?;
             let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\""));
-            sqlx::query(create).execute(&mut admin).await.map_err(|e| redact(&e.to_string()))?;
+            sqlx::query(create).execute(&mut admin).await.map_err(err)?;
             let scratch = Scratch::Postgres { admin, name: name.clone() };
-            match within(opts.database(&name).connect()).await {
+            // A scratch database is thrown away: no commit waits for the disk.
+            let opts = opts.database(&name).options([("synchronous_commit", "off")]);
+            match within(opts.connect()).await {
                 Ok(conn) => Ok((scratch, Conn::Postgres(conn))),
                 Err(e) => {
-                    scratch.drop_now().await;
+                    scratch.drop_database().await;
                     Err(e)
                 }
             }
         }
         Dialect::Mysql => {
             let url = server_url.ok_or("no scratch server")?;
-            let opts = MySqlConnectOptions::from_str(url).map_err(|e| redact(&e.to_string()))?;
+            let opts = MySqlConnectOptions::from_str(url).map_err(err)?;
             let mut admin = within(opts.connect()).await?;
             let create = sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}`"));
-            sqlx::query(create).execute(&mut admin).await.map_err(|e| redact(&e.to_string()))?;
+            sqlx::query(create).execute(&mut admin).await.map_err(err)?;
             let scratch = Scratch::Mysql { admin, name: name.clone() };
             match within(opts.database(&name).connect()).await {
                 Ok(conn) => Ok((scratch, Conn::Mysql(conn))),
                 Err(e) => {
-                    scratch.drop_now().await;
+                    scratch.drop_database().await;
                     Err(e)
                 }
             }
@@ -106,9 +123,22 @@ pub async fn scratch(engine: Dialect, server_url: Option<&str>) -> Result<(Scrat
 }
 
 impl Scratch {
-    pub async fn drop_now(self) {
+    /// Closes the scratch connection and removes what the check created.
+    /// A scratch schema needs no ROLLBACK: the server aborts the open transaction when the
+    /// socket closes, and the check does not wait for that (it takes as long as the
+    /// migrations did).
+    pub async fn finish(self, conn: Conn) {
+        match self {
+            Scratch::PostgresSchema => drop(conn),
+            _ => conn.close().await,
+        }
+        self.drop_database().await;
+    }
+
+    async fn drop_database(self) {
         match self {
             Scratch::Sqlite(path) => remove_sqlite(&path),
+            Scratch::PostgresSchema => {}
             Scratch::Postgres { mut admin, name } => {
                 let sql = sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
                 if let Err(e) = sqlx::query(sql).execute(&mut admin).await {

@@ -175,7 +175,7 @@ async fn check_inner(ws: &Workspace, service: &str, svc: &ServiceConfig, env: &s
     // Both sides at once: the scratch database costs most of the time, the live side is a few
     // catalog queries. A live database that is down is the error reported first.
     let (live, expected) =
-        tokio::join!(read_live(&url, &db, env, svc, &files), build_expected(engine, scratch_url.as_deref(), &files));
+        tokio::join!(read_live(&url, &db, env, svc, &files), build_expected(engine, scratch_url.as_deref(), svc.schema.scratch, &files));
     let (live_schema, versions) = live?;
     let expected = expected?;
     tracing::debug!(service, env, ms = started.elapsed().as_millis() as u64, "schema check compared");
@@ -245,10 +245,11 @@ fn scoped(mut s: Schema, keep: impl Fn(&str) -> bool) -> Schema {
 async fn build_expected(
     engine: Dialect,
     server: Option<&str>,
+    kind: crate::config::ScratchKind,
     files: &[migrations::Migration],
 ) -> Result<Schema, SchemaError> {
     let started = Instant::now();
-    let (scratch, mut conn) = connect::scratch(engine, server).await.map_err(SchemaError::Scratch)?;
+    let (scratch, mut conn) = connect::scratch(engine, server, kind).await.map_err(SchemaError::Scratch)?;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scratch database created");
     let mut result = Ok(());
     for m in files {
@@ -264,8 +265,7 @@ async fn build_expected(
         Err(e) => Err(e),
     };
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scratch schema built and read");
-    conn.close().await;
-    scratch.drop_now().await;
+    scratch.finish(conn).await;
     tracing::debug!(ms = started.elapsed().as_millis() as u64, "scratch database dropped");
     schema
 }

@@ -268,8 +268,10 @@ async fn postgres_identical_schemas_in_another_column_order_match() {
     // The scratch database is gone afterwards.
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&admin).await.expect("connect");
-    let left: Vec<(String,)> =
-        sqlx::query_as("SELECT datname::text FROM pg_database WHERE datname LIKE 'lazyops_scratch_%'")
+    let left: Vec<(String,)> = sqlx::query_as(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'lazyops_scratch_%' \
+         UNION ALL SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lazyops_scratch_%'",
+    )
             .fetch_all(&mut c)
             .await
             .expect("list databases");
@@ -286,6 +288,7 @@ async fn postgres_schema_check_never_writes_to_the_live_database() {
         &admin,
         &[("0001_a.sql", "CREATE TABLE audit_events (id BIGINT PRIMARY KEY, what TEXT);")],
     );
+    ws.edit("lazyops.toml", "[services.billing.schema]\n", "[services.billing.schema]\nscratch = \"database\"\n");
     let r = run(&ws, &["run", "db schema check billing"]).await;
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&live.url).await.expect("connect");
