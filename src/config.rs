@@ -525,8 +525,9 @@ mod release_config_tests {
         let v = &cfg.services["pay"].version;
         assert!(matches!(&v["prod"], VersionSource::Git { pattern, .. } if pattern == "pay/prod/*"));
         assert!(matches!(&v["staging"], VersionSource::Kubernetes { namespace, .. } if namespace == "default"));
-        let err = parse("[services.pay.version.prod]\nsource = \"git\"\nrepo = \"x\"\npattern = \"*\"\npatern = \"y\"\n")
-            .unwrap_err();
+        let err =
+            parse("[services.pay.version.prod]\nsource = \"git\"\nrepo = \"x\"\npattern = \"*\"\npatern = \"y\"\n")
+                .unwrap_err();
         assert!(err.contains("unknown field `patern`"), "{err}");
         let err = parse("[services.pay.version.prod]\nsource = \"svn\"\n").unwrap_err();
         assert!(err.contains("svn"), "{err}");

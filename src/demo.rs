@@ -345,7 +345,9 @@ const DEPLOYS: &[(&str, &str, &str, i64)] = &[
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
-    #[error("the `git` program is not installed or not on PATH, so the demo has no release repository; `deploy version` will say so")]
+    #[error(
+        "the `git` program is not installed or not on PATH, so the demo has no release repository; `deploy version` will say so"
+    )]
     GitMissing,
     #[error("git {args} failed in {dir}: {stderr}")]
     Git { args: String, dir: String, stderr: String },

@@ -349,7 +349,13 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
                 out!("\n{}/{} correct ({:.1}%)", report.correct, report.total, report.accuracy * 100.0);
                 if let Some(l) = &report.llm {
                     for c in &l.changed {
-                        out!("changed: {:?}\n  expected {}\n  local    {}\n  with llm {}", c.text, c.expected, c.local, c.with_llm);
+                        out!(
+                            "changed: {:?}\n  expected {}\n  local    {}\n  with llm {}",
+                            c.text,
+                            c.expected,
+                            c.local,
+                            c.with_llm
+                        );
                     }
                     out!(
                         "local alone: {}/{} ({:.1}%); model asked {} times ({} cached), {} + {} tokens, {:.0} ms mean",

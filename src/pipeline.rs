@@ -142,7 +142,8 @@ impl Bot {
         if cfg.mode == crate::config::LlmMode::Off {
             return None;
         }
-        let budget = if place.transport == crate::message::Transport::Slack { cfg.slack_timeout_ms } else { cfg.timeout_ms };
+        let budget =
+            if place.transport == crate::message::Transport::Slack { cfg.slack_timeout_ms } else { cfg.timeout_ms };
         Some(Asking {
             llm: &self.llm,
             mode: cfg.mode,
@@ -237,7 +238,8 @@ impl Bot {
         let (command, tier, intent, confidence) = match understanding {
             Understanding::Command { command, tier, intent, confidence } => (command, tier, intent, confidence),
             Understanding::Question { question, intent, confidence, tier } => {
-                let req = Request { who: &msg.who, place: &msg.place, text, tier, intent: Some(intent), confidence, llm };
+                let req =
+                    Request { who: &msg.who, place: &msg.place, text, tier, intent: Some(intent), confidence, llm };
                 let _ = self.audit(&req, None, "question", None).await;
                 return Reply::new(Status::Question, question);
             }
@@ -283,7 +285,8 @@ impl Bot {
 
     /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
     pub async fn answer(&self, id: &str, who: &Identity, place: &Place, answer: Answer) -> Reply {
-        let req = Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0, llm: None };
+        let req =
+            Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0, llm: None };
         let resolved = self.store.resolve_id(id, who.as_str(), answer, now_ms()).await;
         self.after_resolve(&req, resolved, answer).await
     }
@@ -327,8 +330,13 @@ impl Bot {
             "llm" => Tier::Llm,
             _ => Tier::Grammar,
         };
-        let req =
-            Request { tier, intent: resolved.intent.clone(), confidence: resolved.confidence as f32, llm: None, ..*req };
+        let req = Request {
+            tier,
+            intent: resolved.intent.clone(),
+            confidence: resolved.confidence as f32,
+            llm: None,
+            ..*req
+        };
         let team = match policy::decide(&ws.config, req.who, req.place, &command) {
             Decision::Refused { reason } => {
                 let _ = self.audit(&req, Some(&command), "refused", Some(&resolved.id)).await;

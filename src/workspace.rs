@@ -149,7 +149,17 @@ impl Workspace {
         if !problems.is_empty() {
             return Err(WorkspaceError::Problems(problems));
         }
-        Ok(Workspace { root, config_path: config_path.to_path_buf(), config, config_text: text, catalog, manifests, intents, llm, model: OnceLock::new() })
+        Ok(Workspace {
+            root,
+            config_path: config_path.to_path_buf(),
+            config,
+            config_text: text,
+            catalog,
+            manifests,
+            intents,
+            llm,
+            model: OnceLock::new(),
+        })
     }
 
     /// The local intent model, trained from the intents and the queries' examples on first use.
@@ -248,13 +258,19 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
                 problem(&at, format!("checklist item `{}` of service `{name}` needs {field}", item.name));
             }
             if let Some(env) = item.env.as_ref().filter(|e| !config.envs.contains_key(*e)) {
-                problem(&at, format!("checklist item `{}` names environment `{env}`, which is not in `[envs]`", item.name));
+                problem(
+                    &at,
+                    format!("checklist item `{}` names environment `{env}`, which is not in `[envs]`", item.name),
+                );
             }
         }
     }
     for (name, suite) in &config.suites {
         if suite.command.is_empty() && suite.http.is_none() {
-            problem(&format!("[suites.{name}]"), format!("suite `{name}` needs a `command` (argv) or an `http` trigger"));
+            problem(
+                &format!("[suites.{name}]"),
+                format!("suite `{name}` needs a `command` (argv) or an `http` trigger"),
+            );
         }
         if suite.max_concurrent == Some(0) {
             problem(&format!("[suites.{name}]"), format!("suite `{name}`: max_concurrent must be at least 1"));

@@ -105,7 +105,8 @@ async fn explain(ctx: &Ctx<'_>, text: &str) -> Reply {
         }
     }
     if let Some(local) = &e.local {
-        let answer = local.command.clone().or_else(|| local.question.clone()).unwrap_or_else(|| "not understood".into());
+        let answer =
+            local.command.clone().or_else(|| local.question.clone()).unwrap_or_else(|| "not understood".into());
         fields.push(("local answer".into(), answer));
     }
     let headline = match (&e.command, &e.question) {

@@ -4,11 +4,11 @@
 pub mod core;
 pub mod db;
 pub mod deploy;
+pub mod manifest;
+pub mod meme;
 pub mod progress;
 pub mod release;
 pub mod test;
-pub mod manifest;
-pub mod meme;
 pub mod todo;
 
 use std::collections::BTreeMap;

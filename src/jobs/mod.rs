@@ -236,7 +236,8 @@ impl Jobs {
         let store = store.clone();
         let (suite, env) = (suite.to_string(), env.to_string());
         tokio::spawn(async move {
-            me.drive(&store, id, &suite, &env, &cfg, &root, rx).await;
+            let run = suite::Run { suite: &suite, env: &env, id, root: &root };
+            me.drive(&store, run, &cfg, rx).await;
             me.cancels.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             me.wake.notify_waiters();
             me.active.fetch_sub(1, Ordering::SeqCst);
@@ -258,16 +259,8 @@ impl Jobs {
         Ok(res)
     }
 
-    async fn drive(
-        &self,
-        store: &Store,
-        id: i64,
-        name: &str,
-        env: &str,
-        cfg: &SuiteConfig,
-        root: &std::path::Path,
-        mut cancel: watch::Receiver<bool>,
-    ) {
+    async fn drive(&self, store: &Store, run: suite::Run<'_>, cfg: &SuiteConfig, mut cancel: watch::Receiver<bool>) {
+        let (id, name, env) = (run.id, run.suite, run.env);
         let limit = i64::from(cfg.max_concurrent.unwrap_or(1).max(1));
         // Queued: wait for a slot, keep the claim fresh, notice a cancel.
         loop {
@@ -277,9 +270,8 @@ impl Jobs {
                 Ok(false) => {}
                 Err(e) => tracing::warn!(job = id, error = %e, "claiming a job slot failed"),
             }
-            match store.job_heartbeat(id, &self.owner, now_ms()).await {
-                Ok(None) => return self.announce(store, id).await,
-                Ok(Some(_)) | Err(_) => {}
+            if let Ok(None) = store.job_heartbeat(id, &self.owner, now_ms()).await {
+                return self.announce(store, id).await;
             }
             tokio::select! {
                 _ = woken => {}
@@ -289,7 +281,6 @@ impl Jobs {
         }
         tracing::info!(job = id, suite = name, env, "test run started");
         let (stop_tx, stop_rx) = watch::channel(false);
-        let run = suite::Run { suite: name, env, id, root };
         let work = async {
             match &cfg.http {
                 Some(http) => suite::run_http(cfg, http, &run, stop_rx).await,
@@ -352,8 +343,8 @@ mod tests {
         let me = std::process::id();
         assert!(jobs.is_gone(&format!("{host}:{me}:0ldinst"), now, now), "our pid under another instance: a restart");
         assert!(jobs.is_gone(&format!("{host}:999999999:x"), now, now), "a dead pid on this host");
-        assert!(!jobs.is_gone(&format!("elsewhere:1:x"), now - 1000, now), "fresh heartbeat elsewhere");
-        assert!(jobs.is_gone(&format!("elsewhere:1:x"), now - STALE_MS - 1, now), "silent elsewhere");
+        assert!(!jobs.is_gone("elsewhere:1:x", now - 1000, now), "fresh heartbeat elsewhere");
+        assert!(jobs.is_gone("elsewhere:1:x", now - STALE_MS - 1, now), "silent elsewhere");
     }
 
     #[test]

@@ -299,6 +299,14 @@ fn settle<DB: Database>(
     }
 }
 
+/// Every transaction here ends in a rollback, but the reply need not wait for it: dropping
+/// the transaction queues its ROLLBACK on the connection, and the pool sends it (sqlx pings
+/// every released connection, flushing what is queued) before anyone else gets that
+/// connection. A connection that is closed instead is rolled back by the server.
+fn rollback_later<DB: Database>(tx: sqlx::Transaction<'_, DB>) {
+    drop(tx);
+}
+
 fn names<C: Column>(columns: &[C]) -> Vec<String> {
     columns.iter().map(|c| c.name().to_string()).collect()
 }
@@ -327,12 +335,10 @@ async fn on_postgres(pool: &PgPool, job: &Job<'_>) -> Result<Table, QueryError> 
             };
         }
         let mut table = collect(query.fetch(&mut *tx), job.max_rows, cell::pg_row).await?;
-        if table.finished {
-            if table.columns.is_empty() {
-                table.columns = names((&mut *tx).prepare(job.sql()).await?.columns());
-            }
-            tx.rollback().await?;
+        if table.finished && table.columns.is_empty() {
+            table.columns = names((&mut *tx).prepare(job.sql()).await?.columns());
         }
+        rollback_later(tx);
         Ok(table)
     };
     let outcome = tokio::time::timeout(job.backstop(), work).await;
@@ -360,14 +366,14 @@ async fn on_mysql(pool: &MySqlPool, job: &Job<'_>) -> Result<Table, QueryError> 
             };
         }
         let mut table = collect(query.fetch(&mut *tx), job.max_rows, cell::mysql_row).await?;
-        if table.finished {
-            if table.columns.is_empty() {
-                table.columns = names((&mut *tx).prepare(job.sql()).await?.columns());
-            }
+        if table.finished && table.columns.is_empty() {
+            table.columns = names((&mut *tx).prepare(job.sql()).await?.columns());
+        }
+        if table.finished && own_limit {
             tx.rollback().await?;
-            if own_limit {
-                mysql_timeout(&mut conn, job.session_ms).await?;
-            }
+            mysql_timeout(&mut conn, job.session_ms).await?;
+        } else {
+            rollback_later(tx);
         }
         Ok(table)
     };
@@ -400,9 +406,9 @@ async fn on_sqlite(pool: &SqlitePool, job: &Job<'_>) -> Result<Table, QueryError
         if table.columns.is_empty() {
             table.columns = names((&mut *tx).prepare(job.sql()).await?.columns());
         }
+        rollback_later(tx);
         // A SQLite statement stops when its reader goes away, so the connection is clean
         // even when the rest of a capped result was not read.
-        tx.rollback().await?;
         table.finished = true;
         Ok(table)
     };

@@ -60,8 +60,14 @@ pub enum Scratch {
     Sqlite(PathBuf),
     /// A schema created inside a transaction that is rolled back.
     PostgresSchema,
-    Postgres { admin: PgConnection, name: String },
-    Mysql { admin: MySqlConnection, name: String },
+    Postgres {
+        admin: PgConnection,
+        name: String,
+    },
+    Mysql {
+        admin: MySqlConnection,
+        name: String,
+    },
 }
 
 /// Creates the scratch database next to (never inside) the live one: a temporary file for

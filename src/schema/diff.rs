@@ -114,10 +114,13 @@ fn diff_table(want: &Table, have: &Table) -> Vec<Difference> {
 
 /// Entries matched by value, not name: an index the engine named differently is the same
 /// index. Each live entry matches at most one expected entry.
+/// Named entries: (name, entry).
+type Named<'a, T> = Vec<(&'a String, &'a T)>;
+
 fn unmatched<'a, T: PartialEq>(
     want: &'a BTreeMap<String, T>,
     have: &'a BTreeMap<String, T>,
-) -> (Vec<(&'a String, &'a T)>, Vec<(&'a String, &'a T)>) {
+) -> (Named<'a, T>, Named<'a, T>) {
     let mut left: Vec<(&String, &T)> = have.iter().collect();
     let mut missing = Vec::new();
     for (name, w) in want {

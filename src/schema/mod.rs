@@ -174,8 +174,10 @@ async fn check_inner(ws: &Workspace, service: &str, svc: &ServiceConfig, env: &s
     };
     // Both sides at once: the scratch database costs most of the time, the live side is a few
     // catalog queries. A live database that is down is the error reported first.
-    let (live, expected) =
-        tokio::join!(read_live(&url, &db, env, svc, &files), build_expected(engine, scratch_url.as_deref(), svc.schema.scratch, &files));
+    let (live, expected) = tokio::join!(
+        read_live(&url, &db, env, svc, &files),
+        build_expected(engine, scratch_url.as_deref(), svc.schema.scratch, &files)
+    );
     let (live_schema, versions) = live?;
     let expected = expected?;
     tracing::debug!(service, env, ms = started.elapsed().as_millis() as u64, "schema check compared");

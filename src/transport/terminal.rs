@@ -45,9 +45,10 @@ pub async fn run(bot: &Bot, who: &Identity, text: &str, opts: Options, json: boo
     if bot.jobs().active() > 0 {
         eprintln!("waiting for the test run to end (Ctrl-C leaves it interrupted)…");
         bot.jobs().wait_idle().await;
-        while let Ok(outcome) = finished.try_recv() {
-            print_reply(&crate::jobs::notification(&outcome), json);
-        }
+    }
+    // A quick run may have ended already while the reply was printed.
+    while let Ok(outcome) = finished.try_recv() {
+        print_reply(&crate::jobs::notification(&outcome), json);
     }
     reply.exit_code()
 }

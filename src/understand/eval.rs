@@ -118,7 +118,12 @@ fn label(canonical: &str) -> String {
 }
 
 /// Scores the cases; with `with_llm`, through the LLM tier as well, against the local layer alone.
-pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option<EvalLlm<'_>>) -> Result<Report, EvalError> {
+pub async fn eval(
+    ws: &Workspace,
+    cases_text: &str,
+    file: &str,
+    with_llm: Option<EvalLlm<'_>>,
+) -> Result<Report, EvalError> {
     ws.model(); // trained once up front, so per-case timings do not include it
     let mut report = Report {
         total: 0,
@@ -185,7 +190,8 @@ pub async fn eval(ws: &Workspace, cases_text: &str, file: &str, with_llm: Option
                 }
                 sum.local_correct += usize::from(local == expected);
                 if local != got {
-                    let change = Change { text: case.text.clone(), expected: expected.clone(), local, with_llm: got.clone() };
+                    let change =
+                        Change { text: case.text.clone(), expected: expected.clone(), local, with_llm: got.clone() };
                     sum.changed.push(change);
                 }
                 got

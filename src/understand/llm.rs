@@ -80,7 +80,10 @@ impl Prompts {
                             problems.push(Problem::new(
                                 &path,
                                 Some(line),
-                                format!("unknown placeholder `{{{bad}}}`; the placeholders are {}", PLACEHOLDERS.join(", ")),
+                                format!(
+                                    "unknown placeholder `{{{bad}}}`; the placeholders are {}",
+                                    PLACEHOLDERS.join(", ")
+                                ),
                             ));
                         }
                     }
@@ -101,7 +104,11 @@ impl Prompts {
         let system = read("system.md");
         let clarification = read("clarification.md");
         if on && config.model.as_deref().is_none_or(|m| m.trim().is_empty()) {
-            problems.push(Problem::new(dir, None, "[llm] is on but names no `model`; add `model = \"...\"` under [llm]"));
+            problems.push(Problem::new(
+                dir,
+                None,
+                "[llm] is on but names no `model`; add `model = \"...\"` under [llm]",
+            ));
         }
         let mut h = Sha256::new();
         h.update(system.as_bytes());
@@ -353,9 +360,13 @@ fn parameters(spec: &CommandSpec, catalog: &Catalog, queries: &[String], allowed
                 choice(topics, a.help)
             }
             ArgKind::Subreddit if !allowed.subreddits.is_empty() => choice(allowed.subreddits.clone(), a.help),
-            ArgKind::Subreddit => Some(json!({"type": "string", "pattern": "^[A-Za-z0-9_]{2,21}$", "description": a.help})),
+            ArgKind::Subreddit => {
+                Some(json!({"type": "string", "pattern": "^[A-Za-z0-9_]{2,21}$", "description": a.help}))
+            }
             ArgKind::Id => Some(json!({"type": "integer", "minimum": 1, "description": a.help})),
-            ArgKind::Date => Some(json!({"type": "string", "format": "date", "description": format!("{} (YYYY-MM-DD)", a.help)})),
+            ArgKind::Date => {
+                Some(json!({"type": "string", "format": "date", "description": format!("{} (YYYY-MM-DD)", a.help)}))
+            }
             ArgKind::Who | ArgKind::Code | ArgKind::Text => Some(json!({"type": "string", "description": a.help})),
             ArgKind::Params => Some(params_schema(spec, catalog, queries)),
         };
@@ -477,7 +488,10 @@ pub fn command_text(offer: &Offer, tool: &str, arguments: &str) -> Result<String
                         && name.starts_with(|c: char| c.is_ascii_alphabetic())
                         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
                     if !plain {
-                        return Err(Refusal::UnknownArgument { tool: t.name.clone(), name: name.chars().take(64).collect() });
+                        return Err(Refusal::UnknownArgument {
+                            tool: t.name.clone(),
+                            name: name.chars().take(64).collect(),
+                        });
                     }
                     out.push_str(&format!(" {name}={}", quote(&scalar(name, pv)?)));
                 }
@@ -532,7 +546,10 @@ pub fn to_command(offer: &Offer, catalog: &Catalog, tool: &str, arguments: &str)
 /// What the model said, before any checking; this is what the cache keeps.
 #[derive(Clone, Debug, PartialEq)]
 enum Answer {
-    Call { tool: String, arguments: String },
+    Call {
+        tool: String,
+        arguments: String,
+    },
     Question(String),
     OutOfScope(String),
     /// Several tool calls in one answer.
@@ -702,13 +719,14 @@ pub enum Failure {
     Timeout(u64),
     #[error("{0} rate limit for the language model is reached")]
     RateLimited(&'static str),
-    #[error("it could not be reached ({0})")]
+    #[error("it could not be reached: {0}")]
     Unreachable(String),
-    #[error("it refused the API key ({0}); check OPENAI_API_KEY")]
-    Unauthorized(String),
-    #[error("it answered with an error ({0})")]
+    /// The server's text is not repeated: it may quote part of the key.
+    #[error("it refused the API key (HTTP {0}); check OPENAI_API_KEY")]
+    Unauthorized(u16),
+    #[error("it answered with an error: {0}")]
     Server(String),
-    #[error("its answer could not be read ({0})")]
+    #[error("its answer could not be read: {0}")]
     Unreadable(String),
     #[error("no model is configured; set `model` under [llm]")]
     NoModel,
@@ -746,7 +764,10 @@ impl Quirks {
             self.no_tool_choice = true;
         } else if (text.contains("tool") || text.contains("function")) && !self.no_tools {
             self.no_tools = true;
-        } else if (text.contains("response_format") || text.contains("json")) && self.no_tools && !self.no_response_format {
+        } else if (text.contains("response_format") || text.contains("json"))
+            && self.no_tools
+            && !self.no_response_format
+        {
             self.no_response_format = true;
         } else if text.contains("stream") && !self.stream_only {
             self.stream_only = true;
@@ -854,14 +875,7 @@ impl Llm {
             .connect_timeout(Duration::from_secs(2))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Llm {
-            http,
-            base_url,
-            api_key,
-            cache: Mutex::default(),
-            limits: Mutex::default(),
-            quirks: Mutex::default(),
-        }
+        Llm { http, base_url, api_key, cache: Mutex::default(), limits: Mutex::default(), quirks: Mutex::default() }
     }
 
     fn base(&self, config: &LlmConfig) -> String {
@@ -871,7 +885,8 @@ impl Llm {
 
     fn client(&self, base: &str, retries: u32) -> Client<OpenAIConfig> {
         let cfg = OpenAIConfig::new().with_api_base(base).with_api_key(self.api_key.clone().unwrap_or_default());
-        let service = tower::Layer::layer(&OpenAIRetryLayer::new(retries as usize), ReqwestService::new(self.http.clone()));
+        let service =
+            tower::Layer::layer(&OpenAIRetryLayer::new(retries as usize), ReqwestService::new(self.http.clone()));
         Client::with_config(cfg).with_http_service(service)
     }
 
@@ -901,12 +916,18 @@ impl Llm {
     }
 }
 
-async fn once(client: &Client<OpenAIConfig>, body: CreateChatCompletionRequest) -> Result<(Answer, Usage), OpenAIError> {
+async fn once(
+    client: &Client<OpenAIConfig>,
+    body: CreateChatCompletionRequest,
+) -> Result<(Answer, Usage), OpenAIError> {
     let c: Completion = client.chat().create_byot(body).await?;
     Ok((c.answer(), c.usage.unwrap_or_default()))
 }
 
-async fn stream(client: &Client<OpenAIConfig>, mut body: CreateChatCompletionRequest) -> Result<(Answer, Usage), OpenAIError> {
+async fn stream(
+    client: &Client<OpenAIConfig>,
+    mut body: CreateChatCompletionRequest,
+) -> Result<(Answer, Usage), OpenAIError> {
     use futures_util::StreamExt;
     body.stream = Some(true);
     let mut chunks = client.chat().create_stream_byot::<_, Completion>(body).await?;
@@ -934,7 +955,7 @@ fn failure(status: Option<u16>, text: &str, e: &OpenAIError) -> Failure {
         OpenAIError::Reqwest(r) if r.is_timeout() => Failure::Unreachable("connection timed out".into()),
         OpenAIError::Reqwest(r) => Failure::Unreachable(clip(&r.to_string(), 200)),
         OpenAIError::JSONDeserialize(..) | OpenAIError::StreamError(_) => Failure::Unreadable(clip(text, 120)),
-        OpenAIError::ApiError(_) if matches!(status, Some(401 | 403)) => Failure::Unauthorized(clip(text, 120)),
+        OpenAIError::ApiError(r) if matches!(status, Some(401 | 403)) => Failure::Unauthorized(r.status_code.as_u16()),
         _ => Failure::Server(clip(&format!("{} {text}", status.map(|s| s.to_string()).unwrap_or_default()), 200)),
     }
 }
@@ -1085,7 +1106,13 @@ impl Asking<'_> {
     /// Everything the tier does for a message except the network call: the tools, the prompt,
     /// the request body as sent, the cache key, reading `completion` (a chat-completion body as
     /// a server would send it) and the grammar. What the overhead benchmark measures.
-    pub fn rehearse(&self, catalog: &Catalog, text: &str, turns: &[Turn], completion: &str) -> Result<Command, Refusal> {
+    pub fn rehearse(
+        &self,
+        catalog: &Catalog,
+        text: &str,
+        turns: &[Turn],
+        completion: &str,
+    ) -> Result<Command, Refusal> {
         let offer = self.setup.offer(catalog, &self.allowed, self.bot_name);
         let model = self.config.model.clone().unwrap_or_default();
         let request = self.request(&model, &offer, text, turns);
@@ -1101,7 +1128,12 @@ impl Asking<'_> {
 
     /// Asks the model about one message. `None` when its answer is not usable; the report
     /// says why either way.
-    pub async fn ask(&self, catalog: &Catalog, text: &str, turns: &[Turn]) -> (Option<(Understanding, BTreeMap<String, String>)>, Report) {
+    pub async fn ask(
+        &self,
+        catalog: &Catalog,
+        text: &str,
+        turns: &[Turn],
+    ) -> (Option<(Understanding, BTreeMap<String, String>)>, Report) {
         let started = Instant::now();
         let model = self.config.model.clone().unwrap_or_default();
         let mut report = Report {
@@ -1179,7 +1211,8 @@ impl Asking<'_> {
             }
             Answer::Unclear(text) => {
                 report.outcome = "failed";
-                report.detail = Some(format!("the answer was neither a tool call, a question nor out of scope: {text}"));
+                report.detail =
+                    Some(format!("the answer was neither a tool call, a question nor out of scope: {text}"));
                 None
             }
         };
@@ -1207,7 +1240,12 @@ impl Asking<'_> {
             return Ok(hit);
         }
         if self.rate_limited {
-            lock(&self.llm.limits).admit(self.who, self.config.per_user_per_minute, self.config.global_per_minute, Instant::now())?;
+            lock(&self.llm.limits).admit(
+                self.who,
+                self.config.per_user_per_minute,
+                self.config.global_per_minute,
+                Instant::now(),
+            )?;
         }
         let exchange = self.llm.exchange(self.config, &request);
         let (answer, usage) = tokio::time::timeout(self.timeout, exchange)
@@ -1232,7 +1270,8 @@ fn leans_on_thread(text: &str, turns: &[Turn]) -> bool {
     }
     let lower = text.trim().to_lowercase();
     let words: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|w| !w.is_empty()).collect();
-    let cues = ["and", "same", "also", "again", "now", "then", "ok", "okay", "what", "how", "too", "instead", "that", "it"];
+    let cues =
+        ["and", "same", "also", "again", "now", "then", "ok", "okay", "what", "how", "too", "instead", "that", "it"];
     let opens_with_cue = words.first().is_some_and(|w| cues.contains(w)) && words.len() <= 8;
     let refers_back = words.iter().any(|w| matches!(*w, "same" | "again" | "instead" | "too" | "previous" | "last"));
     opens_with_cue || refers_back || words.len() <= 3

@@ -103,7 +103,11 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
         Ok(command) => {
             let understanding = Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 };
             // A typed command ends any question that was pending in this thread.
-            let conversation = ctx.conversation.pending.as_ref().map(|_| intent::Conversation { pending: None, last: ctx.conversation.last.clone(), turns: ctx.conversation.turns.clone() });
+            let conversation = ctx.conversation.pending.as_ref().map(|_| intent::Conversation {
+                pending: None,
+                last: ctx.conversation.last.clone(),
+                turns: ctx.conversation.turns.clone(),
+            });
             return Result { conversation, ..plain(understanding) };
         }
         Err(e) => e,
@@ -195,7 +199,8 @@ pub async fn understand_with(text: &str, ctx: &Context<'_>, asking: Option<&llm:
     if matches!(understanding, Understanding::NotUnderstood { .. }) && local_understood {
         return Result { llm: Some(report), ..local };
     }
-    let keep_local = asking.mode == crate::config::LlmMode::Always && gist(&understanding) != gist(&local.understanding);
+    let keep_local =
+        asking.mode == crate::config::LlmMode::Always && gist(&understanding) != gist(&local.understanding);
     // A model's answer ends any question the local layer had pending in this thread.
     let conversation = Some(intent::Conversation {
         pending: None,

@@ -35,7 +35,13 @@ struct Answer {
 
 impl Answer {
     fn json(status: u16, body: Value) -> Answer {
-        Answer { status, headers: Vec::new(), body: body.to_string(), content_type: "application/json", delay: Duration::ZERO }
+        Answer {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+            content_type: "application/json",
+            delay: Duration::ZERO,
+        }
     }
 
     fn after(mut self, delay: Duration) -> Answer {
@@ -75,7 +81,10 @@ fn text(content: &str) -> Answer {
 }
 
 fn error(status: u16, message: &str, param: Option<&str>) -> Answer {
-    Answer::json(status, json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": null}}))
+    Answer::json(
+        status,
+        json!({"error": {"message": message, "type": "invalid_request_error", "param": param, "code": null}}),
+    )
 }
 
 /// The same tool call as server-sent chunks, arguments split in two.
@@ -85,7 +94,10 @@ fn streamed_tool_call(name: &str, first: &str, second: &str) -> Answer {
                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
     };
     let events = [
-        chunk(json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null),
+        chunk(
+            json!({"role": "assistant", "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ),
         chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": first}}]}), Value::Null),
         chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": second}}]}), json!("tool_calls")),
     ];
@@ -150,7 +162,8 @@ async fn chat(State(fake): State<Fake>, headers: HeaderMap, body: Bytes) -> Resp
 
 impl Answer {
     fn into_response_now(self) -> Response {
-        let mut r = (StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), self.body).into_response();
+        let mut r =
+            (StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), self.body).into_response();
         r.headers_mut().insert("content-type", self.content_type.parse().expect("content type"));
         for (k, v) in self.headers {
             r.headers_mut().insert(k, v.parse().expect("header value"));
@@ -167,7 +180,9 @@ fn workspace(mode: &str, extra: &str) -> Ws {
 }
 
 fn run(ws: &Ws, url: &str, args: &[&str]) -> Run {
-    Run::from(ws.cmd("alice", args).env("OPENAI_BASE_URL", url).env("OPENAI_API_KEY", KEY).output().expect("run lazyops"))
+    Run::from(
+        ws.cmd("alice", args).env("OPENAI_BASE_URL", url).env("OPENAI_API_KEY", KEY).output().expect("run lazyops"),
+    )
 }
 
 fn explain(ws: &Ws, model: &Model, text: &str) -> Value {
@@ -184,7 +199,13 @@ fn tools(request: &Value) -> Vec<String> {
 
 fn last_user(request: &Value) -> String {
     let messages = request["messages"].as_array().cloned().unwrap_or_default();
-    messages.iter().rev().find(|m| m["role"] == "user").and_then(|m| m["content"].as_str()).unwrap_or_default().to_string()
+    messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -225,12 +246,16 @@ fn a_command_the_model_invents_is_refused_and_the_local_answer_stands() {
     assert_eq!(v["command"], "deploy version payments prod");
     assert_eq!(v["tier"], "local");
     assert_eq!(v["llm"]["outcome"], "refused");
-    assert!(v["llm"]["detail"].as_str().unwrap_or_default().contains("`restart_service`, which is not one of the tools"));
+    assert!(
+        v["llm"]["detail"].as_str().unwrap_or_default().contains("`restart_service`, which is not one of the tools")
+    );
 }
 
 #[test]
 fn a_query_the_requester_may_not_run_is_neither_offered_nor_accepted() {
-    let model = Model::start(|_, _| tool_call("db_query", r#"{"query": "payment-by-id", "params": {"payment_id": "pay_8f3k2"}}"#));
+    let model = Model::start(|_, _| {
+        tool_call("db_query", r#"{"query": "payment-by-id", "params": {"payment_id": "pay_8f3k2"}}"#)
+    });
     let ws = workspace("always", "");
     ws.edit("lazyops.toml", "confirm = [\"todo done *\"]", "confirm = [\"todo done *\"]\nqueries = [\"user-*\"]");
     let v = explain(&ws, &model, "look up the payment pay_8f3k2 for me");
@@ -238,8 +263,14 @@ fn a_query_the_requester_may_not_run_is_neither_offered_nor_accepted() {
     assert_eq!(v["llm"]["outcome"], "refused");
     assert!(v["llm"]["detail"].as_str().unwrap_or_default().contains("not among what was offered"), "{v:#}");
     let req = &model.requests()[0];
-    let db_query = req["tools"].as_array().and_then(|ts| ts.iter().find(|t| t["function"]["name"] == "db_query")).expect("db_query offered");
-    assert_eq!(db_query["function"]["parameters"]["properties"]["query"]["enum"], json!(["user-by-email", "user-by-id"]));
+    let db_query = req["tools"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["function"]["name"] == "db_query"))
+        .expect("db_query offered");
+    assert_eq!(
+        db_query["function"]["parameters"]["properties"]["query"]["enum"],
+        json!(["user-by-email", "user-by-id"])
+    );
 }
 
 #[test]
@@ -254,14 +285,18 @@ fn malformed_tool_arguments_leave_the_local_answer() {
 
 #[test]
 fn a_server_error_is_retried_then_the_local_answer_comes_with_a_note() {
-    let model = Model::start(|_, _| Answer { body: "upstream exploded".into(), content_type: "text/plain", ..Answer::json(500, Value::Null) });
+    let model = Model::start(|_, _| Answer {
+        body: "upstream exploded".into(),
+        content_type: "text/plain",
+        ..Answer::json(500, Value::Null)
+    });
     let ws = workspace("always", "max_retries = 1");
     let r = run(&ws, &model.url, &["run", "--json", LIVE_PAYMENTS]);
     assert_eq!(r.code, 3, "{}", r.stdout);
     let v = r.json();
     assert_eq!(v["confirm"]["command"], "deploy version payments prod");
     assert_eq!(v["understood"]["tier"], "local");
-    assert!(r.stdout.contains("I could not ask the language model (it answered with an error (500"), "{}", r.stdout);
+    assert!(r.stdout.contains("I could not ask the language model (it answered with an error: 500"), "{}", r.stdout);
     assert_eq!(model.requests().len(), 2, "one try and one retry");
 }
 
@@ -282,7 +317,8 @@ fn a_429_is_retried_after_its_retry_after() {
 
 #[test]
 fn a_slow_model_is_given_up_after_the_timeout() {
-    let model = Model::start(|_, _| tool_call("deploy_version", r#"{"service": "ledger"}"#).after(Duration::from_secs(5)));
+    let model =
+        Model::start(|_, _| tool_call("deploy_version", r#"{"service": "ledger"}"#).after(Duration::from_secs(5)));
     let ws = workspace("always", "timeout_ms = 300");
     let started = Instant::now();
     let r = run(&ws, &model.url, &["run", "--json", LIVE_PAYMENTS]);
@@ -297,12 +333,13 @@ fn a_refused_connection_leaves_the_local_answer_with_a_note() {
     let ws = workspace("always", "max_retries = 0");
     let r = run(&ws, &format!("http://127.0.0.1:{port}/v1"), &["run", "--json", LIVE_PAYMENTS]);
     assert_eq!(r.json()["confirm"]["command"], "deploy version payments prod");
-    assert!(r.stdout.contains("it could not be reached (connection refused)"), "{}", r.stdout);
+    assert!(r.stdout.contains("it could not be reached: connection refused"), "{}", r.stdout);
 }
 
 #[test]
 fn a_streaming_only_server_is_read_as_a_stream() {
-    let model = Model::start(|_, _| streamed_tool_call("deploy_version", r#"{"service": "#, r#""users", "env": "dev"}"#));
+    let model =
+        Model::start(|_, _| streamed_tool_call("deploy_version", r#"{"service": "#, r#""users", "env": "dev"}"#));
     let ws = workspace("always", "");
     let v = explain(&ws, &model, LIVE_PAYMENTS);
     assert_eq!(v["command"], "deploy version users dev", "{v:#}");
@@ -414,7 +451,10 @@ fn the_model_may_ask_and_the_thread_carries_the_answer() {
     assert_eq!(a.json()["confirm"]["command"], "deploy version ledger prod", "{}", a.stdout);
     let second = &model.requests()[1];
     let messages = second["messages"].as_array().cloned().unwrap_or_default();
-    assert!(messages[0]["content"].as_str().unwrap_or_default().contains("Earlier in this thread you asked"), "the clarification prompt");
+    assert!(
+        messages[0]["content"].as_str().unwrap_or_default().contains("Earlier in this thread you asked"),
+        "the clarification prompt"
+    );
     assert_eq!(messages[1]["content"], "<<<USER_MESSAGE\nwhat is deployed?\nUSER_MESSAGE>>>");
     assert_eq!(messages[2]["content"], "QUESTION: Which service: payments, users or ledger?");
     assert_eq!(messages[2]["role"], "assistant");
@@ -426,10 +466,18 @@ fn intents_eval_compares_the_tiers_on_the_same_cases() {
     let ws = workspace("off", "");
     ws.write(
         "cases.jsonl",
-        &format!("{}\n{}\n", json!({"text": LIVE_PAYMENTS, "expect": "deploy version payments prod"}), json!({"text": "db list", "expect": "db list"})),
+        &format!(
+            "{}\n{}\n",
+            json!({"text": LIVE_PAYMENTS, "expect": "deploy version payments prod"}),
+            json!({"text": "db list", "expect": "db list"})
+        ),
     );
     let cases = ws.path().join("cases.jsonl");
-    let r = run(&ws, &model.url, &["intents", "eval", "--cases", cases.to_str().unwrap_or_default(), "--llm", "always", "--json"]);
+    let r = run(
+        &ws,
+        &model.url,
+        &["intents", "eval", "--cases", cases.to_str().unwrap_or_default(), "--llm", "always", "--json"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
     assert_eq!(v["llm"]["mode"], "always");
@@ -482,7 +530,8 @@ async fn past_the_rate_limit_the_local_answer_comes_with_a_note() {
 
 #[tokio::test]
 async fn slack_messages_get_the_shorter_timeout() {
-    let model = Model::start(|_, _| tool_call("deploy_version", r#"{"service": "ledger"}"#).after(Duration::from_secs(2)));
+    let model =
+        Model::start(|_, _| tool_call("deploy_version", r#"{"service": "ledger"}"#).after(Duration::from_secs(2)));
     let ws = workspace("always", "slack_timeout_ms = 200");
     let bot = bot(&ws, &model).await;
     let msg = Message {
@@ -495,4 +544,37 @@ async fn slack_messages_get_the_shorter_timeout() {
     assert!(started.elapsed() < Duration::from_millis(1500));
     let json = serde_json::to_string(&reply).unwrap_or_default();
     assert!(json.contains("it did not answer within 200 ms"), "{json}");
+}
+
+#[tokio::test]
+async fn the_model_usage_is_audited_on_postgres_too() {
+    let Some(admin) = crate::support::postgres_url() else { return };
+    let db = crate::support::PgDb::new(&admin);
+    let model = Model::start(|_, _| tool_call("deploy_version", r#"{"service": "ledger"}"#));
+    let ws = workspace("always", "");
+    let workspace = Workspace::load(&ws.config()).expect("the workspace loads");
+    let store = Store::open(&db.url).await.expect("the PostgreSQL state opens and migrates");
+    let bot = Bot::new(workspace, store).with_llm(Llm::new(Some(model.url.clone()), Some(KEY.into())));
+    let reply = bot.handle(&message(LIVE_PAYMENTS), Options::default()).await;
+    assert_eq!(reply.confirm.as_ref().map(|c| c.command.as_str()), Some("deploy version ledger prod"));
+    let usage = bot.store().audit_llm(5).await.expect("audit");
+    let (_, u) = usage.first().expect("a row with the model's usage");
+    assert_eq!((u.prompt_tokens, u.completion_tokens, u.outcome.as_deref()), (Some(120), Some(9), Some("command")));
+}
+
+#[test]
+fn a_wrong_api_key_is_named_without_repeating_the_server_text() {
+    let model = Model::start(|_, _| tool_call("deploy_version", r#"{"service": "ledger"}"#));
+    let ws = workspace("always", "");
+    let r = Run::from(
+        ws.cmd("alice", &["run", "--json", LIVE_PAYMENTS])
+            .env("OPENAI_BASE_URL", &model.url)
+            .env("OPENAI_API_KEY", "sk-wrong-secret")
+            .output()
+            .expect("run lazyops"),
+    );
+    assert_eq!(r.json()["confirm"]["command"], "deploy version payments prod");
+    assert!(r.stdout.contains("it refused the API key (HTTP 401); check OPENAI_API_KEY"), "{}", r.stdout);
+    assert!(!r.stdout.contains("sk-wrong-secret") && !r.stderr.contains("sk-wrong-secret"));
+    assert!(model.requests().is_empty(), "the fake refuses before recording");
 }

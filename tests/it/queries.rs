@@ -864,3 +864,43 @@ fn the_database_refuses_a_write_that_slipped_past_the_parser_on_postgres() {
 fn the_database_refuses_a_write_that_slipped_past_the_parser_on_mariadb() {
     the_database_refuses_a_write_that_slipped_past_the_parser(Engine::Mysql);
 }
+
+/// The rollback is not awaited by the reply, but it happens before the connection is used
+/// again: a session setting made by one query is gone for the next one on that connection,
+/// and no connection is left idle in a transaction.
+#[test]
+fn every_query_is_rolled_back_before_its_connection_is_reused_on_postgres() {
+    use lazyops::queries::file::QueryFile;
+    let Some(db) = Db::postgres() else { return };
+    let ws = db.workspace();
+    let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("workspace loads");
+    let parse = |sql: &str| {
+        let text = format!("-- name: probe\n-- database: users\n{sql}\n");
+        QueryFile::parse(&text, std::path::Path::new("probe.sql")).expect("parses")
+    };
+    // Not a write, but it would outlive a COMMIT (set_config is on the parser's deny list).
+    let dirty = parse("SELECT set_config('lazyops.probe', 'dirty', false) AS v, pg_backend_pid() AS pid");
+    let look = parse("SELECT current_setting('lazyops.probe', true) AS v, pg_backend_pid() AS pid");
+    let pools = lazyops::queries::pools::Pools::new();
+    let (first, second, states) = block_on(async {
+        let none = Vec::new();
+        let run = |q| lazyops::queries::run::run(&pools, &workspace, q, &none, "prod");
+        let first = run(&dirty).await.expect("first query");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let second = run(&look).await.expect("second query");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        let states: Vec<(Option<String>,)> =
+            sqlx::query_as("SELECT state FROM pg_stat_activity WHERE application_name = 'lazyops' AND datname = current_database()")
+                .fetch_all(&mut conn)
+                .await
+                .expect("pg_stat_activity");
+        pools.close().await;
+        (first, second, states)
+    });
+    assert_eq!(first.rows[0][0], json!("dirty"));
+    assert_eq!(second.rows[0][1], first.rows[0][1], "the pool reused the connection");
+    assert_ne!(second.rows[0][0], json!("dirty"), "the first query was committed, not rolled back");
+    assert!(!states.is_empty());
+    assert!(states.iter().all(|(s,)| s.as_deref() == Some("idle")), "{states:?}");
+}

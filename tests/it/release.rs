@@ -272,9 +272,9 @@ async fn postgres_identical_schemas_in_another_column_order_match() {
         "SELECT datname::text FROM pg_database WHERE datname LIKE 'lazyops_scratch_%' \
          UNION ALL SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lazyops_scratch_%'",
     )
-            .fetch_all(&mut c)
-            .await
-            .expect("list databases");
+    .fetch_all(&mut c)
+    .await
+    .expect("list databases");
     assert!(left.is_empty(), "scratch databases left behind: {left:?}");
 }
 

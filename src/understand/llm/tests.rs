@@ -36,7 +36,11 @@ fn tool_calls_become_canonical_commands_through_the_grammar() {
 
 #[test]
 fn what_the_grammar_refuses_is_refused_not_repaired() {
-    check("restart_service", r#"{"service": "payments"}"#, "refused: the model called `restart_service`, which is not one of the tools offered");
+    check(
+        "restart_service",
+        r#"{"service": "payments"}"#,
+        "refused: the model called `restart_service`, which is not one of the tools offered",
+    );
     check(
         "deploy_version",
         r#"{"service": "billing"}"#,
@@ -45,7 +49,10 @@ fn what_the_grammar_refuses_is_refused_not_repaired() {
     // A value that tries to smuggle a flag stays one quoted value.
     let (catalog, offer) = everything();
     let r = to_command(&offer, &catalog, "deploy_version", r#"{"service": "payments --env dev"}"#);
-    assert!(matches!(r, Err(Refusal::Grammar { ref text, .. }) if text == r#"deploy version --service "payments --env dev""#), "{r:?}");
+    assert!(
+        matches!(r, Err(Refusal::Grammar { ref text, .. }) if text == r#"deploy version --service "payments --env dev""#),
+        "{r:?}"
+    );
     let r = to_command(&offer, &catalog, "todo_done", r#"{"id": "three"}"#);
     assert!(matches!(r, Err(Refusal::Grammar { .. })), "{r:?}");
     let r = to_command(&offer, &catalog, "db_query", r#"{"query": "user-by-id", "params": {"user_id": "forty-two"}}"#);
@@ -61,9 +68,21 @@ fn malformed_arguments_and_unknown_names_are_refused() {
         r#"{"service": "payments""#,
         "refused: the model's arguments for `deploy_version` are not a JSON object: EOF while parsing an object at line 1 column 22",
     );
-    check("deploy_version", r#"["payments"]"#, "refused: the model's arguments for `deploy_version` are not a JSON object: got an array");
-    check("deploy_version", r#"{"service": "payments", "force": true}"#, "refused: the model passed `force`, which `deploy_version` does not take");
-    check("deploy_version", r#"{"service": {"name": "payments"}}"#, "refused: the model's `service` is not a plain value");
+    check(
+        "deploy_version",
+        r#"["payments"]"#,
+        "refused: the model's arguments for `deploy_version` are not a JSON object: got an array",
+    );
+    check(
+        "deploy_version",
+        r#"{"service": "payments", "force": true}"#,
+        "refused: the model passed `force`, which `deploy_version` does not take",
+    );
+    check(
+        "deploy_version",
+        r#"{"service": {"name": "payments"}}"#,
+        "refused: the model's `service` is not a plain value",
+    );
 }
 
 #[test]
@@ -71,7 +90,8 @@ fn only_offered_queries_are_admitted() {
     let catalog = demo_catalog();
     let allowed = Allowed { queries: vec!["user-by-id".into()], ..Allowed::everything(&catalog) };
     let offer = Offer::new(&catalog, &allowed);
-    let r = to_command(&offer, &catalog, "db_query", r#"{"query": "payment-by-id", "params": {"payment_id": "pay_1"}}"#);
+    let r =
+        to_command(&offer, &catalog, "db_query", r#"{"query": "payment-by-id", "params": {"payment_id": "pay_1"}}"#);
     assert_eq!(r, Err(Refusal::NotOffered { text: "db query payment-by-id payment_id=pay_1".into() }));
     assert!(!offer.json.contains("payment-by-id"), "the tools never name it");
     assert!(to_command(&offer, &catalog, "db_query", r#"{"query": "user-by-id", "params": {"user_id": 1}}"#).is_ok());
@@ -104,7 +124,10 @@ fn the_deploy_version_tool_schema_is_typed_from_config() {
 
 #[test]
 fn text_answers_are_questions_refusals_or_json() {
-    assert_eq!(answer_from_text("QUESTION: Which service: payments, users or ledger?"), Answer::Question("Which service: payments, users or ledger?".into()));
+    assert_eq!(
+        answer_from_text("QUESTION: Which service: payments, users or ledger?"),
+        Answer::Question("Which service: payments, users or ledger?".into())
+    );
     assert_eq!(answer_from_text("OUT_OF_SCOPE: I cannot deploy."), Answer::OutOfScope("I cannot deploy.".into()));
     assert_eq!(
         answer_from_text("```json\n{\"tool\": \"whoami\", \"arguments\": {}}\n```"),
@@ -179,7 +202,10 @@ fn streamed_tool_calls_are_put_back_together() {
     ] {
         a.add(serde_json::from_str(chunk).unwrap());
     }
-    assert_eq!(a.answer(), Answer::Call { tool: "deploy_version".into(), arguments: r#"{"service": "ledger"}"#.into() });
+    assert_eq!(
+        a.answer(),
+        Answer::Call { tool: "deploy_version".into(), arguments: r#"{"service": "ledger"}"#.into() }
+    );
 }
 
 #[test]
