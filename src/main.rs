@@ -242,16 +242,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             if json {
                 out!("{}", serde_json::to_string_pretty(&e)?);
             } else {
-                let reply = bot
-                    .handle(
-                        &lazyops::message::Message {
-                            who,
-                            place: Place::terminal(),
-                            text: format!("explain {}", lazyops::command::always_quote(&text)),
-                        },
-                        Options::default(),
-                    )
-                    .await;
+                let reply = lazyops::act::core::explanation(&e);
                 terminal::print_reply(&reply, false);
             }
             Ok(if e.command.is_some() || e.question.is_some() { 0 } else { 2 })

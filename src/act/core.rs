@@ -85,7 +85,11 @@ fn whoami(ctx: &Ctx<'_>) -> Reply {
 }
 
 async fn explain(ctx: &Ctx<'_>, text: &str) -> Reply {
-    let e = ctx.bot.explain(text, ctx.who, ctx.place).await;
+    explanation(&ctx.bot.explain(text, ctx.who, ctx.place).await)
+}
+
+/// An explanation as a reply: `explain` in chat and `lazyops explain` without `--json`.
+pub fn explanation(e: &crate::understand::Explanation) -> Reply {
     let mut fields = vec![
         ("tier".to_string(), e.tier.name().to_string()),
         ("confidence".to_string(), format!("{:.2}", e.confidence)),

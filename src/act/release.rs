@@ -319,6 +319,37 @@ mod tests {
     }
 
     #[test]
+    fn a_checklist_reply_shows_a_mark_per_item_the_verdict_and_tick_buttons() {
+        let item = |name: &str, check: CheckKind| ChecklistItem {
+            name: name.into(),
+            check,
+            timeout_secs: None,
+            optional: false,
+            env: None,
+            repo: None,
+            git_ref: None,
+            url: None,
+            status: None,
+            contains: None,
+        };
+        let items = [
+            item("schema migrated", CheckKind::Schema),
+            item("staging runs the version to release", CheckKind::Version),
+            item("CI is green", CheckKind::Ci),
+            item("changelog reviewed", CheckKind::Manual),
+        ];
+        let results = [
+            (Mark::Pass, "schema matches (2 tables)".to_string()),
+            (Mark::Pass, "staging has v1.4.0: staging is 2 versions ahead of prod".to_string()),
+            (Mark::Fail, "1 of 7 checks failed on 60b3f93: lint".to_string()),
+            (Mark::Warn, "waiting for someone to tick it".to_string()),
+        ];
+        let r = reply("payments", "prod", &items, &results);
+        assert_eq!(r.actions.len(), 1);
+        insta::assert_snapshot!(crate::render::terminal::render(&r, false));
+    }
+
+    #[test]
     fn ci_is_red_on_any_failure_amber_while_running_and_green_when_all_pass() {
         let ok = json!({"statuses": [{"context": "ci/build", "state": "success"}]});
         let run = |status: &str, conclusion: Value| json!({"check_runs": [{"name": "lint", "status": status, "conclusion": conclusion}]});

@@ -364,3 +364,42 @@ pub fn reply(r: &Report) -> Reply {
     }
     reply
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drift_reply_groups_differences_by_table_and_says_what_to_do() {
+        let mut differences = BTreeMap::new();
+        differences.insert(
+            "users".to_string(),
+            vec![
+                Difference::MissingColumn { column: "last_login_at".into(), expected: "TIMESTAMP NULL".into() },
+                Difference::MissingIndex("index `users_by_status` (status)".into()),
+            ],
+        );
+        differences.insert("old_things".to_string(), vec![Difference::ExtraTable]);
+        let report = Report {
+            service: "users".into(),
+            env: "prod".into(),
+            database: "users".into(),
+            engine: Dialect::Postgres,
+            migrations_dir: "migrations/users".into(),
+            migrations: 2,
+            latest: "0002_last_login.sql".into(),
+            tables: 1,
+            differences,
+            versions: Versions::Compared {
+                table: "_sqlx_migrations".into(),
+                applied: 1,
+                pending: vec![2],
+                unknown: vec![],
+                dirty: false,
+            },
+            elapsed: Duration::from_millis(412),
+        };
+        assert!(!report.matches());
+        insta::assert_snapshot!(crate::render::terminal::render(&reply(&report), false));
+    }
+}
