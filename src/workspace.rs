@@ -131,18 +131,7 @@ impl Workspace {
         let mut problems = check_config(&config, &text, config_path);
         let queries = load_queries(&root.join(&config.bot.queries_dir), &config, &mut problems);
         let manifests = load_manifests(&root.join(&config.bot.manifests_dir), &config, &mut problems);
-        let catalog = Catalog {
-            envs: config.envs.iter().map(|(n, e)| Named { name: n.clone(), aliases: e.aliases.clone() }).collect(),
-            default_env: config.default_env(),
-            services: config
-                .services
-                .iter()
-                .map(|(n, s)| Named { name: n.clone(), aliases: s.aliases.clone() })
-                .collect(),
-            queries,
-            suites: config.suites.keys().cloned().collect(),
-            templates: manifests.iter().map(|(n, t)| (n.clone(), t.sig())).collect::<BTreeMap<String, TemplateSig>>(),
-        };
+        let catalog = catalog_of(&config, queries, manifests.values());
         let (intents, intent_problems) = intent::load_dir(&root.join(&config.bot.intents_dir));
         problems.extend(intent_problems);
         let llm = crate::understand::llm::Setup::load(&root.join(&config.bot.prompts_dir), &config.llm, &mut problems);
@@ -308,15 +297,12 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
 
 fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTreeMap<String, QueryFile> {
     let mut out: BTreeMap<String, QueryFile> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Some(paths) = files_in(dir, &["sql"]) else {
         if dir.exists() || config.bot.queries_dir != "queries" {
             problems.push(Problem::new(dir, None, "queries_dir cannot be read"));
         }
         return out;
     };
-    let mut paths: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "sql")).collect();
-    paths.sort();
     for path in paths {
         let Ok(text) = std::fs::read_to_string(&path) else {
             problems.push(Problem::new(&path, None, "cannot be read as UTF-8 text"));
@@ -356,18 +342,12 @@ fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTr
 /// Manifest templates (`*.yaml`, `*.yml`); a missing default directory just means none.
 fn load_manifests(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTreeMap<String, Template> {
     let mut out: BTreeMap<String, Template> = BTreeMap::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Some(paths) = files_in(dir, &["yaml", "yml"]) else {
         if dir.exists() || config.bot.manifests_dir != "manifests" {
             problems.push(Problem::new(dir, None, "manifests_dir cannot be read"));
         }
         return out;
     };
-    let mut paths: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-        .collect();
-    paths.sort();
     for path in paths {
         let Ok(text) = std::fs::read_to_string(&path) else {
             problems.push(Problem::new(&path, None, "cannot be read as UTF-8 text"));
@@ -413,19 +393,38 @@ pub fn demo_catalog() -> Catalog {
         .filter_map(|(p, t)| QueryFile::parse(t, Path::new(p)).ok())
         .map(|q| (q.name.clone(), q))
         .collect();
+    let templates: Vec<Template> = embedded::FILES
+        .iter()
+        .filter(|(p, _)| p.starts_with("manifests/") && p.ends_with(".yaml"))
+        .filter_map(|(p, t)| Template::parse(t, Path::new(p)).ok())
+        .collect();
+    catalog_of(&config, queries, templates.iter())
+}
+
+/// The names commands may use, from the config and the loaded files.
+fn catalog_of<'t>(config: &Config, queries: BTreeMap<String, QueryFile>, templates: impl Iterator<Item = &'t Template>) -> Catalog {
+    let named = |n: &String, aliases: &Vec<String>| Named { name: n.clone(), aliases: aliases.clone() };
     Catalog {
-        envs: config.envs.iter().map(|(n, e)| Named { name: n.clone(), aliases: e.aliases.clone() }).collect(),
+        envs: config.envs.iter().map(|(n, e)| named(n, &e.aliases)).collect(),
         default_env: config.default_env(),
-        services: config.services.iter().map(|(n, s)| Named { name: n.clone(), aliases: s.aliases.clone() }).collect(),
+        services: config.services.iter().map(|(n, s)| named(n, &s.aliases)).collect(),
         queries,
         suites: config.suites.keys().cloned().collect(),
-        templates: embedded::FILES
-            .iter()
-            .filter(|(p, _)| p.starts_with("manifests/") && p.ends_with(".yaml"))
-            .filter_map(|(p, t)| Template::parse(t, Path::new(p)).ok())
-            .map(|t| (t.name.clone(), t.sig()))
-            .collect(),
+        templates: templates.map(|t| (t.name.clone(), t.sig())).collect::<BTreeMap<String, TemplateSig>>(),
     }
+}
+
+/// The files in a workspace directory with one of these extensions, sorted; `None` when the
+/// directory cannot be read (a problem only if it exists or was configured).
+pub fn files_in(dir: &Path, extensions: &[&str]) -> Option<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| extensions.iter().any(|e| x == *e)))
+        .collect();
+    paths.sort();
+    Some(paths)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -113,7 +113,7 @@ pub async fn run(
         .collect::<Result<Vec<&ParamValue>, _>>()?;
     let session_ms = ws.config.bot.query_timeout_ms;
     let job = Job {
-        sql: prepared.sql,
+        sql: prepared.sql.into(),
         values,
         max_rows: q.max_rows,
         timeout_ms: q.timeout_ms.unwrap_or(session_ms),
@@ -137,7 +137,7 @@ pub async fn run(
 
 /// One execution: the SQL in the driver's style and its values in bind order.
 struct Job<'a> {
-    sql: String,
+    sql: std::sync::Arc<str>,
     values: Vec<&'a ParamValue>,
     max_rows: usize,
     timeout_ms: u64,

@@ -73,11 +73,9 @@ pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
     let mut intents: Vec<Intent> = Vec::new();
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let mut problems = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
+    let Some(paths) = crate::workspace::files_in(dir, &["toml"]) else {
         return (intents, problems);
     };
-    let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "toml")).collect();
-    paths.sort();
     for path in paths {
         let Ok(text) = std::fs::read_to_string(&path) else {
             problems.push(Problem::new(&path, None, "cannot be read as UTF-8 text"));

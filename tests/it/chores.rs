@@ -12,7 +12,7 @@ use lazyops::command::quote;
 use lazyops::manifests::yaml::{self, Node};
 use serde_json::Value;
 
-use crate::support::{Run, Ws, postgres_url, unique_name};
+use crate::support::{PgDb, Run, Ws, postgres_url};
 
 const HOT: &str = include_str!("../fixtures/reddit/ProgrammerHumor.hot.json");
 const NSFW: &str = include_str!("../fixtures/reddit/nsfw_only.json");
@@ -271,36 +271,6 @@ fn todo_add_list_done_undo_assign_on_sqlite() {
 }
 
 /// A fresh PostgreSQL database for one test, dropped when the guard goes.
-struct PgDb {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDb {
-    fn new(admin: &str) -> PgDb {
-        let name = unique_name("lazyops_t");
-        pg_admin(admin, &format!("CREATE DATABASE {name}"));
-        let base = admin.rsplit_once('/').map_or(admin, |(b, _)| b);
-        PgDb { admin: admin.to_string(), url: format!("{base}/{name}"), name }
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        pg_admin(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
-    }
-}
-
-fn pg_admin(url: &str, sql: &str) {
-    use sqlx::Connection;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    rt.block_on(async {
-        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect to the test PostgreSQL");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut conn).await.expect(sql);
-    });
-}
-
 #[test]
 fn todo_add_list_done_undo_assign_on_postgres() {
     let Some(admin) = postgres_url() else { return };
