@@ -224,6 +224,13 @@ pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), Readl
         }
         let _ = rl.save_history(history);
     }
+    // Leaving must not cut a test run short: wait for it, and show how it ended.
+    if bot.jobs().active() > 0 {
+        show("waiting for the test run to end (Ctrl-C leaves it interrupted)…\n");
+        bot.jobs().wait_idle().await;
+        // Let the notifier print the outcome that was just sent.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     notifier.abort();
     Ok(())
 }
