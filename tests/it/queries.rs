@@ -245,7 +245,7 @@ fn demo_queries_give_the_expected_rows(engine: Engine) {
     let (cols, rows) = rows_of(&ws, "db query orders-by-user 7");
     assert_eq!(cols, ["id", "user_id", "total_cents", "currency", "status", "created_at"]);
     let mut orders: Vec<&demo::Order> = d.orders.iter().filter(|o| o.user_id == 7).collect();
-    orders.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    orders.sort_by_key(|o| std::cmp::Reverse((o.created_at, o.id)));
     let expected: Vec<Vec<Value>> = orders
         .iter()
         .map(|o| {
@@ -307,7 +307,7 @@ fn demo_queries_give_the_expected_rows(engine: Engine) {
     let week_ago = OffsetDateTime::now_utc() - time::Duration::days(7);
     let week_ago = PrimitiveDateTime::new(week_ago.date(), week_ago.time());
     let mut recent: Vec<&demo::User> = d.users.iter().filter(|u| u.created_at >= week_ago).collect();
-    recent.sort_by(|a, b| (b.created_at, b.id).cmp(&(a.created_at, a.id)));
+    recent.sort_by_key(|u| std::cmp::Reverse((u.created_at, u.id)));
     assert!(!recent.is_empty());
     assert_eq!(rows, recent.into_iter().map(user).collect::<Vec<_>>());
 
@@ -890,11 +890,12 @@ fn every_query_is_rolled_back_before_its_connection_is_reused_on_postgres() {
         let second = run(&look).await.expect("second query");
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
-        let states: Vec<(Option<String>,)> =
-            sqlx::query_as("SELECT state FROM pg_stat_activity WHERE application_name = 'lazyops' AND datname = current_database()")
-                .fetch_all(&mut conn)
-                .await
-                .expect("pg_stat_activity");
+        let states: Vec<(Option<String>,)> = sqlx::query_as(
+            "SELECT state FROM pg_stat_activity WHERE application_name = 'lazyops' AND datname = current_database()",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("pg_stat_activity");
         pools.close().await;
         (first, second, states)
     });
