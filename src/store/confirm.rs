@@ -99,42 +99,35 @@ type Row = (String, String, String, Option<String>, f64);
 
 impl Store {
     pub async fn create_confirmation(&self, c: &NewConfirmation<'_>, now: i64) -> Result<Pending, StoreError> {
-        // A code must be unambiguous among the requester's pending ones in this place.
-        let mut id = new_id();
+        let expires_at = now + c.ttl_ms;
+        // One statement: insert unless the code would be ambiguous among the requester's
+        // pending ones in this place; then draw another id.
         for _ in 0..8 {
-            let clash: Option<(String,)> = sqlx::query_as(
-                "SELECT id FROM confirmations WHERE requester = $1 AND place = $2 AND code = $3 AND state = 'pending' AND expires_at > $4",
+            let id = new_id();
+            let code = code_of(&id);
+            let done = sqlx::query(
+                "INSERT INTO confirmations (id, code, requester, place, command, tier, intent, confidence, state, created_at, expires_at) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10 \
+                 WHERE NOT EXISTS (SELECT 1 FROM confirmations WHERE requester = $3 AND place = $4 AND code = $2 \
+                 AND state = 'pending' AND expires_at > $9)",
             )
+            .bind(&id)
+            .bind(&code)
             .bind(c.requester)
             .bind(c.place)
-            .bind(code_of(&id))
+            .bind(c.command)
+            .bind(c.tier)
+            .bind(c.intent)
+            .bind(c.confidence)
             .bind(now)
-            .fetch_optional(self.pool())
+            .bind(expires_at)
+            .execute(self.pool())
             .await?;
-            if clash.is_none() {
-                break;
+            if done.rows_affected() == 1 {
+                return Ok(Pending { id, code, expires_at });
             }
-            id = new_id();
         }
-        let code = code_of(&id);
-        let expires_at = now + c.ttl_ms;
-        sqlx::query(
-            "INSERT INTO confirmations (id, code, requester, place, command, tier, intent, confidence, state, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)",
-        )
-        .bind(&id)
-        .bind(&code)
-        .bind(c.requester)
-        .bind(c.place)
-        .bind(c.command)
-        .bind(c.tier)
-        .bind(c.intent)
-        .bind(c.confidence)
-        .bind(now)
-        .bind(expires_at)
-        .execute(self.pool())
-        .await?;
-        Ok(Pending { id, code, expires_at })
+        Err(StoreError::Query("no unambiguous confirmation code after 8 tries; too many pending confirmations here".into()))
     }
 
     /// Confirms or cancels by the typed code: same requester, same place.

@@ -172,10 +172,9 @@ pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {
     };
     let kind = kind_of(cmd_pair.as_rule()).ok_or_else(|| err(ParseErrorKind::Empty, 0, 0, None))?;
     let spec = spec(kind);
-    let usage = Some(spec.usage());
     if has_unbalanced_quote(text) {
         let at = text.rfind('"').or_else(|| text.rfind('\u{201C}')).unwrap_or(0);
-        return Err(err(ParseErrorKind::UnbalancedQuote, at, text.len(), usage));
+        return Err(err(ParseErrorKind::UnbalancedQuote, at, text.len(), Some(spec.usage())));
     }
     let mut free_text = None;
     let mut args = Vec::new();
@@ -203,8 +202,9 @@ pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {
             _ => {} // keywords
         }
     }
-    let b = Binder { text, catalog, spec, usage: usage.clone() };
-    b.build(args, free_text).map_err(|(kind, start, end)| err(kind, start, end, usage))
+    let b = Binder { text, catalog, spec };
+    // The usage line is built only for an error: parsing stays allocation-light.
+    b.build(args, free_text).map_err(|(kind, start, end)| err(kind, start, end, Some(spec.usage())))
 }
 
 /// Maps a parse failure to a message a power user can act on.
@@ -397,8 +397,6 @@ struct Binder<'a> {
     text: &'a str,
     catalog: &'a Catalog,
     spec: &'static CommandSpec,
-    #[allow(dead_code)] // kept for future per-argument usage hints
-    usage: Option<String>,
 }
 
 /// Arguments matched to the spec, still as text.
