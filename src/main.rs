@@ -364,13 +364,17 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
             Ok(0)
         }
         IntentsCmd::Bench { train, test, json } => {
-            let r = eval::bench(&read(&train)?, &read(&test)?, &train.display().to_string(), &test.display().to_string())?;
+            let r =
+                eval::bench(&read(&train)?, &read(&test)?, &train.display().to_string(), &test.display().to_string())?;
             if json {
                 out!("{}", serde_json::to_string(&r)?);
             } else {
                 out!(
                     "in-scope accuracy {:.3}, out-of-scope recall {:.3}, training {:.0} ms, {:.1} µs per sentence",
-                    r.in_scope_accuracy, r.oos_recall, r.train_ms, r.us_per_sentence
+                    r.in_scope_accuracy,
+                    r.oos_recall,
+                    r.train_ms,
+                    r.us_per_sentence
                 );
             }
             Ok(0)

@@ -158,7 +158,12 @@ impl Bot {
     }
 
     fn context<'a>(&self, ws: &'a Workspace, conversation: &'a Conversation) -> Context<'a> {
-        Context { catalog: &ws.catalog, model: Some(ws.lazy_model()), conversation, today: time::OffsetDateTime::now_utc().date() }
+        Context {
+            catalog: &ws.catalog,
+            model: Some(ws.lazy_model()),
+            conversation,
+            today: time::OffsetDateTime::now_utc().date(),
+        }
     }
 
     async fn conversation(&self, who: &Identity, place: &Place) -> Conversation {
@@ -174,7 +179,9 @@ impl Bot {
 
     async fn remember(&self, who: &Identity, place: &Place, c: &Conversation) {
         let Ok(json) = serde_json::to_string(c) else { return };
-        if let Err(e) = self.store.set_conversation(&place.key(), who.as_str(), &json, now_ms() + CONVERSATION_TTL_MS).await {
+        if let Err(e) =
+            self.store.set_conversation(&place.key(), who.as_str(), &json, now_ms() + CONVERSATION_TTL_MS).await
+        {
             tracing::warn!(error = %e, "conversation state not saved");
         }
     }
@@ -496,14 +503,20 @@ fn redact_command(c: &Command, catalog: &crate::catalog::Catalog) -> String {
     }
 }
 
-fn not_understood(error: Option<&understand::grammar::ParseError>, suggestions: &[String], reason: Option<&str>) -> Reply {
+fn not_understood(
+    error: Option<&understand::grammar::ParseError>,
+    suggestions: &[String],
+    reason: Option<&str>,
+) -> Reply {
     if let Some(reason) = reason {
-        return Reply::new(Status::NotUnderstood, "that is not something I do").text(reason).text("Type `help` for the commands.");
+        return Reply::new(Status::NotUnderstood, "that is not something I do")
+            .text(reason)
+            .text("Type `help` for the commands.");
     }
     match error {
         Some(e) => {
-            let mut r = Reply::new(Status::NotUnderstood, e.message())
-                .with(Block::Code { lang: None, text: e.caret() });
+            let mut r =
+                Reply::new(Status::NotUnderstood, e.message()).with(Block::Code { lang: None, text: e.caret() });
             if let Some(u) = &e.usage {
                 r = r.text(format!("usage: {u}"));
             }
@@ -546,9 +559,7 @@ fn allowed_here(
     let queries = catalog
         .queries
         .keys()
-        .filter(|q| {
-            teams.iter().any(|m| m.team.plugins.iter().any(|p| p == "db") && policy::query_allowed(m.team, q))
-        })
+        .filter(|q| teams.iter().any(|m| m.team.plugins.iter().any(|p| p == "db") && policy::query_allowed(m.team, q)))
         .cloned()
         .collect();
     let mut subreddits: Vec<String> = teams.iter().flat_map(|m| m.team.subreddits.iter().cloned()).collect();

@@ -24,7 +24,8 @@ pub fn watch(bot: Arc<Bot>) -> notify::Result<notify::RecommendedWatcher> {
         }
     })?;
     let c = &ws.config.bot;
-    let dirs: Vec<PathBuf> = [&c.queries_dir, &c.intents_dir, &c.prompts_dir, &c.manifests_dir].into_iter().map(|d| ws.path(d)).collect();
+    let dirs: Vec<PathBuf> =
+        [&c.queries_dir, &c.intents_dir, &c.prompts_dir, &c.manifests_dir].into_iter().map(|d| ws.path(d)).collect();
     for d in dirs.iter().filter(|d| d.is_dir()) {
         watcher.watch(d, RecursiveMode::Recursive)?;
     }

@@ -402,7 +402,11 @@ pub fn demo_catalog() -> Catalog {
 }
 
 /// The names commands may use, from the config and the loaded files.
-fn catalog_of<'t>(config: &Config, queries: BTreeMap<String, QueryFile>, templates: impl Iterator<Item = &'t Template>) -> Catalog {
+fn catalog_of<'t>(
+    config: &Config,
+    queries: BTreeMap<String, QueryFile>,
+    templates: impl Iterator<Item = &'t Template>,
+) -> Catalog {
     let named = |n: &String, aliases: &Vec<String>| Named { name: n.clone(), aliases: aliases.clone() };
     Catalog {
         envs: config.envs.iter().map(|(n, e)| named(n, &e.aliases)).collect(),

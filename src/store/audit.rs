@@ -184,10 +184,12 @@ impl Store {
 
     /// Sentences nobody understood, newest first: (when, who, text), for `intents unmatched`.
     pub async fn unmatched(&self, limit: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let rows = sqlx::query_as("SELECT at, who, text FROM audit WHERE decision = 'not_understood' ORDER BY at DESC LIMIT $1")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query_as(
+            "SELECT at, who, text FROM audit WHERE decision = 'not_understood' ORDER BY at DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
         Ok(rows)
     }
 

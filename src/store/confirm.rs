@@ -127,7 +127,9 @@ impl Store {
                 return Ok(Pending { id, code, expires_at });
             }
         }
-        Err(StoreError::Query("no unambiguous confirmation code after 8 tries; too many pending confirmations here".into()))
+        Err(StoreError::Query(
+            "no unambiguous confirmation code after 8 tries; too many pending confirmations here".into(),
+        ))
     }
 
     /// Confirms or cancels by the typed code: same requester, same place.

@@ -161,9 +161,7 @@ fn tokenize(text: &str, max_chars: usize) -> Vec<String> {
 /// Maps every digit to '0': amounts and times vary freely between examples,
 /// their shape ("00:00", "000") is what carries intent.
 fn fold_digits(word: &str) -> String {
-    word.chars()
-        .map(|c| if c.is_ascii_digit() { '0' } else { c })
-        .collect()
+    word.chars().map(|c| if c.is_ascii_digit() { '0' } else { c }).collect()
 }
 
 fn expand_contraction(word: &str, out: &mut Vec<String>) {
@@ -202,10 +200,8 @@ fn expand_contraction(word: &str, out: &mut Vec<String>) {
         }
         "s" => {
             out.push(fold_digits(&head));
-            const IS_WORDS: [&str; 12] = [
-                "what", "where", "who", "how", "it", "that", "there", "he", "she", "here", "when",
-                "why",
-            ];
+            const IS_WORDS: [&str; 12] =
+                ["what", "where", "who", "how", "it", "that", "there", "he", "she", "here", "when", "why"];
             if IS_WORDS.contains(&head.as_str()) {
                 out.push("is".into());
             }
@@ -269,11 +265,7 @@ fn raw_features(text: &str, cfg: &FeatureConfig) -> Vec<(u32, f32)> {
     for (i, tok) in tokens.iter().enumerate() {
         words.push(bucket(hash_bytes(1, &[tok.as_bytes()])));
         if cfg.word_bigrams {
-            let prev: &[u8] = if i == 0 {
-                b"<s>"
-            } else {
-                tokens[i - 1].as_bytes()
-            };
+            let prev: &[u8] = if i == 0 { b"<s>" } else { tokens[i - 1].as_bytes() };
             words.push(bucket(hash_bytes(2, &[prev, tok.as_bytes()])));
         }
         if cfg.char_min > 0 {
@@ -427,11 +419,7 @@ fn train_linear(
 ) -> Linear {
     let (xs, ys, classes) = (&data.xs, &data.ys, data.classes);
     let rows = data.rows;
-    let mut model = Linear {
-        weights: vec![0.0; rows * classes],
-        bias: vec![0.0; classes],
-        classes,
-    };
+    let mut model = Linear { weights: vec![0.0; rows * classes], bias: vec![0.0; classes], classes };
     let mut order: Vec<usize> = subset.to_vec();
     let total = (epochs * order.len()).max(1) as f32;
     let mut step = 0usize;
@@ -461,12 +449,7 @@ fn train_linear(
             // traffic; skipping |g| <= GRAD_EPS halves training time at no
             // measurable accuracy cost.
             grad.clear();
-            grad.extend(
-                p.iter()
-                    .enumerate()
-                    .filter(|(_, g)| g.abs() > GRAD_EPS)
-                    .map(|(c, &g)| (c, g)),
-            );
+            grad.extend(p.iter().enumerate().filter(|(_, g)| g.abs() > GRAD_EPS).map(|(c, &g)| (c, g)));
             for &(c, g) in &grad {
                 model.bias[c] -= lr * g;
             }
@@ -536,11 +519,7 @@ impl CalibSet {
             top.extend(buf.iter().take(width).map(|v| v - max));
             true_logit.push(z.get(y).copied().unwrap_or(max) - max);
         }
-        CalibSet {
-            true_logit,
-            top,
-            width,
-        }
+        CalibSet { true_logit, top, width }
     }
 
     /// Mean negative log-likelihood of the true labels at temperature `t`.
@@ -607,19 +586,12 @@ fn choose_threshold(oof: &[Oof], has_oos: bool, opts: &Options) -> f32 {
     if !has_oos || n_oos == 0 {
         // Keep `target_recall` of held-out in-scope examples above the threshold.
         let miss = ((1.0 - target_recall.clamp(0.0, 1.0)) * n_in as f32).floor() as usize;
-        let ins: Vec<f32> = scores
-            .iter()
-            .filter(|o| !o.is_oos)
-            .map(|o| o.score)
-            .collect();
+        let ins: Vec<f32> = scores.iter().filter(|o| !o.is_oos).map(|o| o.score).collect();
         return ins.get(miss).copied().unwrap_or(0.0);
     }
     // Sweep the cut upward over the sorted scores: cut position `i` rejects
     // the `i` lowest-scoring examples. Objective = in-scope acc + oos recall.
-    let mut accepted_correct = oof
-        .iter()
-        .filter(|o| !o.is_oos && o.correct && !o.top_is_oos)
-        .count();
+    let mut accepted_correct = oof.iter().filter(|o| !o.is_oos && o.correct && !o.top_is_oos).count();
     let mut oos_rejected = oof.iter().filter(|o| o.is_oos && o.top_is_oos).count();
     let floor = opts.min_oos_recall.clamp(0.0, 1.0);
     if floor > 0.0 {
@@ -666,10 +638,7 @@ fn choose_threshold(oof: &[Oof], has_oos: bool, opts: &Options) -> f32 {
     // Middle of the first plateau of optimal cuts: the optimum is flat and
     // noisy, the middle is the most robust choice.
     let first = cuts.iter().position(|c| c.1 >= best - 1e-12).unwrap_or(0);
-    let run = cuts[first..]
-        .iter()
-        .take_while(|c| c.1 >= best - 1e-12)
-        .count();
+    let run = cuts[first..].iter().take_while(|c| c.1 >= best - 1e-12).count();
     let pos = cuts[first + (run.max(1) - 1) / 2].0;
     if pos == 0 {
         return scores.first().map_or(0.0, |o| o.score * 0.5);
@@ -699,16 +668,9 @@ impl Classifier {
             max_chars: opts.max_chars.max(1),
         };
         let oos = labels.iter().position(|l| l == OOS_LABEL);
-        let examples: Vec<(&str, usize)> = examples
-            .iter()
-            .copied()
-            .filter(|&(_, y)| y < classes)
-            .collect();
+        let examples: Vec<(&str, usize)> = examples.iter().copied().filter(|&(_, y)| y < classes).collect();
         let ys: Vec<usize> = examples.iter().map(|e| e.1).collect();
-        let raws: Vec<Vec<(u32, f32)>> = examples
-            .iter()
-            .map(|(t, _)| raw_features(t, &features))
-            .collect();
+        let raws: Vec<Vec<(u32, f32)>> = examples.iter().map(|(t, _)| raw_features(t, &features)).collect();
 
         // Document frequencies per bucket, then dense rows for frequent buckets.
         let n_buckets = 1usize << features.bits;
@@ -729,55 +691,22 @@ impl Classifier {
         }
         drop(df);
         let unknown_idf = (n_docs + 1.0).ln() + 1.0;
-        let xs: Vec<Vec<(u32, f32)>> = raws
-            .iter()
-            .map(|r| vectorize(r, &index, &idf, unknown_idf))
-            .collect();
+        let xs: Vec<Vec<(u32, f32)>> = raws.iter().map(|r| vectorize(r, &index, &idf, unknown_idf)).collect();
         drop(raws);
-        let data = Data {
-            xs,
-            ys,
-            rows: idf.len(),
-            classes,
-        };
+        let data = Data { xs, ys, rows: idf.len(), classes };
 
         let mut rng = SplitMix(opts.seed);
-        let (temperature, threshold) = if classes >= 2 {
-            Self::cross_validate(&data, oos, opts, &mut rng)
-        } else {
-            (1.0, DEFAULT_THRESHOLD)
-        };
+        let (temperature, threshold) =
+            if classes >= 2 { Self::cross_validate(&data, oos, opts, &mut rng) } else { (1.0, DEFAULT_THRESHOLD) };
         let all: Vec<usize> = (0..data.xs.len()).collect();
-        let model = train_linear(
-            &data,
-            &all,
-            opts.epochs,
-            opts.learning_rate,
-            opts.average_from,
-            &mut rng,
-        );
-        Classifier {
-            labels: labels.to_vec(),
-            oos,
-            features,
-            index,
-            idf,
-            unknown_idf,
-            model,
-            temperature,
-            threshold,
-        }
+        let model = train_linear(&data, &all, opts.epochs, opts.learning_rate, opts.average_from, &mut rng);
+        Classifier { labels: labels.to_vec(), oos, features, index, idf, unknown_idf, model, temperature, threshold }
     }
 
     /// Stratified k-fold: returns (temperature, threshold) fitted on
     /// out-of-fold logits, so both reflect how the model behaves on text it
     /// has not seen rather than on its (over-confident) training data.
-    fn cross_validate(
-        data: &Data,
-        oos: Option<usize>,
-        opts: &Options,
-        rng: &mut SplitMix,
-    ) -> (f32, f32) {
+    fn cross_validate(data: &Data, oos: Option<usize>, opts: &Options, rng: &mut SplitMix) -> (f32, f32) {
         let (xs, ys, classes) = (&data.xs, &data.ys, data.classes);
         let k = opts.cv_folds.min(10).min(xs.len());
         if k < 2 {
@@ -798,14 +727,7 @@ impl Classifier {
         let mut logits = vec![0.0f32; xs.len() * classes];
         for f in 0..k {
             let train: Vec<usize> = (0..xs.len()).filter(|&i| fold[i] != f).collect();
-            let model = train_linear(
-                data,
-                &train,
-                opts.cv_epochs.max(1),
-                opts.learning_rate,
-                opts.average_from,
-                rng,
-            );
+            let model = train_linear(data, &train, opts.cv_epochs.max(1), opts.learning_rate, opts.average_from, rng);
             for i in (0..xs.len()).filter(|&i| fold[i] == f) {
                 model.logits_into(&xs[i], &mut logits[i * classes..(i + 1) * classes]);
             }
@@ -820,12 +742,7 @@ impl Classifier {
             softmax_in_place(&mut p);
             let (top, _) = argmax(&p, None);
             let (best_in, score) = argmax(&p, oos);
-            oof.push(Oof {
-                score,
-                correct: best_in == y,
-                top_is_oos: Some(top) == oos,
-                is_oos: Some(y) == oos,
-            });
+            oof.push(Oof { score, correct: best_in == y, top_is_oos: Some(top) == oos, is_oos: Some(y) == oos });
         }
         let threshold = choose_threshold(&oof, oos.is_some(), opts);
         (temperature, threshold)
@@ -851,11 +768,7 @@ impl Classifier {
             return Vec::new();
         }
         let (p, _) = self.probabilities(text);
-        let mut scored: Vec<Scored> = p
-            .iter()
-            .enumerate()
-            .map(|(label, &score)| Scored { label, score })
-            .collect();
+        let mut scored: Vec<Scored> = p.iter().enumerate().map(|(label, &score)| Scored { label, score }).collect();
         scored.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.label.cmp(&b.label)));
         scored.truncate(k);
         scored
@@ -1019,13 +932,8 @@ mod tests {
     ];
 
     fn small_set(with_oos: bool) -> (Vec<(&'static str, usize)>, Vec<String>) {
-        let mut groups: Vec<(&str, &[&'static str])> = vec![
-            ("deploy", DEPLOY),
-            ("rollback", ROLLBACK),
-            ("logs", LOGS),
-            ("status", STATUS),
-            ("restart", RESTART),
-        ];
+        let mut groups: Vec<(&str, &[&'static str])> =
+            vec![("deploy", DEPLOY), ("rollback", ROLLBACK), ("logs", LOGS), ("status", STATUS), ("restart", RESTART)];
         if with_oos {
             groups.push(("oos", OOS));
         }
@@ -1136,11 +1044,7 @@ mod tests {
         assert!(empty.predict("hello", 3).is_empty());
         assert!(empty.decide("hello").is_none());
         let one = ["a".to_string()];
-        let single = Classifier::train(
-            &[("hello there", 0), ("bad label", 7)],
-            &one,
-            &Options::default(),
-        );
+        let single = Classifier::train(&[("hello there", 0), ("bad label", 7)], &one, &Options::default());
         assert_eq!(single.predict("hello", 5).len(), 1);
         let labels = ["x".to_string(), "y".to_string()];
         let tiny = Classifier::train(&[("alpha", 0), ("beta", 1)], &labels, &Options::default());
@@ -1164,18 +1068,9 @@ mod tests {
 
     #[test]
     fn tokenizer_folds_contractions_and_punctuation() {
-        assert_eq!(
-            tokenize("What's the API's status?", 100),
-            ["what", "is", "the", "api", "status"]
-        );
-        assert_eq!(
-            tokenize("I can't / won't", 100),
-            ["i", "can", "not", "will", "not"]
-        );
-        assert_eq!(
-            tokenize("don\u{2019}t deploy v2.31", 100),
-            ["do", "not", "deploy", "v0", "00"]
-        );
+        assert_eq!(tokenize("What's the API's status?", 100), ["what", "is", "the", "api", "status"]);
+        assert_eq!(tokenize("I can't / won't", 100), ["i", "can", "not", "will", "not"]);
+        assert_eq!(tokenize("don\u{2019}t deploy v2.31", 100), ["do", "not", "deploy", "v0", "00"]);
         assert!(tokenize("!!! ???", 100).is_empty());
         assert_eq!(tokenize("abcdef", 3), ["abc"]);
     }

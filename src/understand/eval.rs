@@ -155,11 +155,21 @@ pub async fn eval(
         if line.trim().is_empty() {
             continue;
         }
-        let case: Case = serde_json::from_str(line).map_err(|e| EvalError::Case { file: file.into(), line: i + 1, message: e.to_string() })?;
+        let case: Case = serde_json::from_str(line).map_err(|e| EvalError::Case {
+            file: file.into(),
+            line: i + 1,
+            message: e.to_string(),
+        })?;
         let today = match &case.today {
             Some(d) => match crate::param::ParamValue::parse(crate::param::ParamType::Date, d) {
                 Ok(crate::param::ParamValue::Date(d)) => d,
-                _ => return Err(EvalError::Case { file: file.into(), line: i + 1, message: format!("today `{d}` is not a date") }),
+                _ => {
+                    return Err(EvalError::Case {
+                        file: file.into(),
+                        line: i + 1,
+                        message: format!("today `{d}` is not a date"),
+                    });
+                }
             },
             None => time::OffsetDateTime::now_utc().date(),
         };
@@ -218,7 +228,10 @@ pub async fn eval(
         let expected = pairs.iter().filter(|(e, _)| e == l).count();
         let predicted = pairs.iter().filter(|(_, g)| g == l).count();
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        report.per_intent.insert(l.clone(), Score { precision: ratio(tp, predicted), recall: ratio(tp, expected), support: expected });
+        report.per_intent.insert(
+            l.clone(),
+            Score { precision: ratio(tp, predicted), recall: ratio(tp, expected), support: expected },
+        );
     }
     let mut confusion: BTreeMap<(String, String), usize> = BTreeMap::new();
     for (e, g) in pairs.into_iter().filter(|(e, g)| e != g) {
@@ -248,7 +261,13 @@ fn read_labelled(text: &str, file: &str) -> Result<Vec<Labelled>, EvalError> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(i, l)| serde_json::from_str(l).map_err(|e| EvalError::Case { file: file.into(), line: i + 1, message: e.to_string() }))
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| EvalError::Case {
+                file: file.into(),
+                line: i + 1,
+                message: e.to_string(),
+            })
+        })
         .collect()
 }
 
@@ -260,7 +279,8 @@ pub fn bench(train: &str, test: &str, train_file: &str, test_file: &str) -> Resu
     labels.sort();
     labels.dedup();
     let index = |name: &str| labels.iter().position(|l| l == name);
-    let examples: Vec<(&str, usize)> = train.iter().filter_map(|l| index(&l.intent).map(|i| (l.text.as_str(), i))).collect();
+    let examples: Vec<(&str, usize)> =
+        train.iter().filter_map(|l| index(&l.intent).map(|i| (l.text.as_str(), i))).collect();
     let started = Instant::now();
     let clf = Classifier::train(&examples, &labels, &Options::default());
     let train_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -278,5 +298,10 @@ pub fn bench(train: &str, test: &str, train_file: &str, test_file: &str) -> Resu
     }
     let us = started.elapsed().as_secs_f64() * 1e6 / test.len().max(1) as f64;
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    Ok(BenchReport { in_scope_accuracy: ratio(in_ok, in_scope), oos_recall: ratio(oos_ok, oos), train_ms, us_per_sentence: us })
+    Ok(BenchReport {
+        in_scope_accuracy: ratio(in_ok, in_scope),
+        oos_recall: ratio(oos_ok, oos),
+        train_ms,
+        us_per_sentence: us,
+    })
 }

@@ -86,7 +86,11 @@ pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
         for i in found {
             if let Some(first) = origin.get(&i.name) {
                 let line = line_of(&text, &format!("\"{}\"", i.name));
-                problems.push(Problem::new(&path, line, format!("intent `{}` is defined twice (also in {first})", i.name)));
+                problems.push(Problem::new(
+                    &path,
+                    line,
+                    format!("intent `{}` is defined twice (also in {first})", i.name),
+                ));
                 continue;
             }
             origin.insert(i.name.clone(), file.clone());
@@ -122,12 +126,17 @@ pub fn parse_file(text: &str, path: &Path) -> (Vec<Intent>, Vec<Problem>) {
         }
         for placeholder in placeholders(&raw.command) {
             if !slots.iter().any(|s| s.name == placeholder) {
-                bad(format!("intent `{}`: template refers to `{{{placeholder}}}`, which is not one of its slots", raw.name));
+                bad(format!(
+                    "intent `{}`: template refers to `{{{placeholder}}}`, which is not one of its slots",
+                    raw.name
+                ));
             }
         }
         if raw.name != OOS {
             let head: Vec<&str> = raw.command.split_whitespace().take_while(|w| !w.starts_with('{')).collect();
-            let known = crate::spec::SPECS.iter().any(|s| head.len() >= s.words.len() && s.words.iter().zip(&head).all(|(a, b)| a == b));
+            let known = crate::spec::SPECS
+                .iter()
+                .any(|s| head.len() >= s.words.len() && s.words.iter().zip(&head).all(|(a, b)| a == b));
             if !known {
                 bad(format!("intent `{}`: template `{}` does not start with a command", raw.name, raw.command));
             }
@@ -148,11 +157,7 @@ pub fn parse_file(text: &str, path: &Path) -> (Vec<Intent>, Vec<Problem>) {
 }
 
 fn placeholders(template: &str) -> Vec<String> {
-    template
-        .split('{')
-        .skip(1)
-        .filter_map(|s| s.split_once('}').map(|(name, _)| name.to_string()))
-        .collect()
+    template.split('{').skip(1).filter_map(|s| s.split_once('}').map(|(name, _)| name.to_string())).collect()
 }
 
 /// The intent generated for a query file: its examples, its params as slots.
@@ -163,7 +168,12 @@ fn param_slots(params: &[crate::param::ParamSpec]) -> Vec<Slot> {
             name: p.name.clone(),
             ty: SlotType::Param(p.clone()),
             required: p.required(),
-            question: Some(format!("Which {}? ({}{})", p.name, p.ty.name(), if p.help.is_empty() { String::new() } else { format!(": {}", p.help) })),
+            question: Some(format!(
+                "Which {}? ({}{})",
+                p.name,
+                p.ty.name(),
+                if p.help.is_empty() { String::new() } else { format!(": {}", p.help) }
+            )),
         })
         .collect()
 }
@@ -175,7 +185,14 @@ fn template_intent(t: &crate::catalog::TemplateSig) -> Intent {
     for s in &slots {
         command.push_str(&format!(" {{{}}}", s.name));
     }
-    Intent { name: format!("template:{}", t.name), command, description: t.description.clone(), examples: Vec::new(), negatives: Vec::new(), slots }
+    Intent {
+        name: format!("template:{}", t.name),
+        command,
+        description: t.description.clone(),
+        examples: Vec::new(),
+        negatives: Vec::new(),
+        slots,
+    }
 }
 
 fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
@@ -203,7 +220,14 @@ fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
             e
         })
         .collect();
-    Intent { name: format!("query:{}", q.name), command, description: q.description.clone(), examples, negatives: Vec::new(), slots }
+    Intent {
+        name: format!("query:{}", q.name),
+        command,
+        description: q.description.clone(),
+        examples,
+        negatives: Vec::new(),
+        slots,
+    }
 }
 
 /// The trained model with the intents it knows, by label index.
@@ -262,9 +286,22 @@ pub struct Frame {
 #[derive(Clone, Debug)]
 pub enum Outcome {
     /// Canonical command text (still to be parsed by the grammar).
-    Text { text: String, intent: String, confidence: f32, slots: BTreeMap<String, String> },
-    Question { question: String, intent: String, confidence: f32, slots: BTreeMap<String, String> },
-    OutOfScope { reason: Option<String>, candidates: Vec<(String, f32)> },
+    Text {
+        text: String,
+        intent: String,
+        confidence: f32,
+        slots: BTreeMap<String, String>,
+    },
+    Question {
+        question: String,
+        intent: String,
+        confidence: f32,
+        slots: BTreeMap<String, String>,
+    },
+    OutOfScope {
+        reason: Option<String>,
+        candidates: Vec<(String, f32)>,
+    },
 }
 
 pub struct Interpreted {
@@ -287,31 +324,93 @@ fn refused_request(text: &str) -> Option<&'static str> {
     let w: Vec<&str> = lower.split(|c: char| !c.is_alphanumeric() && c != '-').filter(|s| !s.is_empty()).collect();
     let has = |s: &str| w.contains(&s);
     let near = |verbs: &[&str], objects: &[&str]| {
-        w.iter().enumerate().any(|(i, a)| verbs.contains(a) && w.iter().skip(i + 1).take(4).any(|b| objects.contains(b)))
+        w.iter()
+            .enumerate()
+            .any(|(i, a)| verbs.contains(a) && w.iter().skip(i + 1).take(4).any(|b| objects.contains(b)))
     };
-    if (has("ignore") || has("disregard") || has("forget")) && (has("rules") || has("instructions") || has("previous") || has("prompt")) {
+    if (has("ignore") || has("disregard") || has("forget"))
+        && (has("rules") || has("instructions") || has("previous") || has("prompt"))
+    {
         return Some("that reads like an attempt to change my rules; I only run the commands in `help`");
     }
-    let sql_write = ["drop table", "delete from", "truncate table", "insert into", "alter table", "drop database", "update users set"];
+    let sql_write = [
+        "drop table",
+        "delete from",
+        "truncate table",
+        "insert into",
+        "alter table",
+        "drop database",
+        "update users set",
+    ];
     if sql_write.iter().any(|s| lower.contains(s)) {
         return Some("I never write to databases; writes go through `manifest`, which a human applies");
     }
-    let data = ["table", "tables", "database", "db", "schema", "row", "rows", "column", "index", "data", "record", "records", "user", "users", "account", "accounts", "payment", "payments", "order", "orders"];
+    let data = [
+        "table", "tables", "database", "db", "schema", "row", "rows", "column", "index", "data", "record", "records",
+        "user", "users", "account", "accounts", "payment", "payments", "order", "orders",
+    ];
     if near(&["drop", "delete", "truncate", "wipe", "purge", "destroy", "erase", "remove"], &data) {
         return Some("I never change data; writes go through `manifest`, which a human applies");
     }
     // Imperatives that write: "migrate the ledger schema", "refund pay_x", "suspend user 12".
-    let lead: Vec<&str> = w.iter().copied().filter(|x| !matches!(*x, "please" | "pls" | "can" | "could" | "would" | "you" | "u" | "hey" | "now" | "just")).take(2).collect();
-    let writes = ["migrate", "refund", "suspend", "ban", "unban", "disable", "enable", "activate", "deactivate", "charge", "approve", "merge", "revert", "reset", "grant", "revoke", "rotate"];
+    let lead: Vec<&str> = w
+        .iter()
+        .copied()
+        .filter(|x| !matches!(*x, "please" | "pls" | "can" | "could" | "would" | "you" | "u" | "hey" | "now" | "just"))
+        .take(2)
+        .collect();
+    let writes = [
+        "migrate",
+        "refund",
+        "suspend",
+        "ban",
+        "unban",
+        "disable",
+        "enable",
+        "activate",
+        "deactivate",
+        "charge",
+        "approve",
+        "merge",
+        "revert",
+        "reset",
+        "grant",
+        "revoke",
+        "rotate",
+    ];
     if lead.first().is_some_and(|v| writes.contains(v)) {
         return Some("I only read and report; that change is for a human (or a `manifest` for them to apply)");
     }
     if lead.iter().any(|v| matches!(*v, "run" | "apply" | "execute")) && (has("migration") || has("migrations")) {
         return Some("I never run migrations; `db schema check` tells you whether they are needed");
     }
-    let infra = ["pod", "pods", "service", "services", "deployment", "deployments", "server", "servers", "node", "nodes", "cluster", "container", "containers", "replicas", "payments", "users", "ledger", "it", "prod", "production", "staging"];
-    if near(&["restart", "reboot", "kill", "scale", "rollback", "shutdown", "stop", "terminate", "redeploy", "bounce"], &infra)
-        || lower.contains("roll back")
+    let infra = [
+        "pod",
+        "pods",
+        "service",
+        "services",
+        "deployment",
+        "deployments",
+        "server",
+        "servers",
+        "node",
+        "nodes",
+        "cluster",
+        "container",
+        "containers",
+        "replicas",
+        "payments",
+        "users",
+        "ledger",
+        "it",
+        "prod",
+        "production",
+        "staging",
+    ];
+    if near(
+        &["restart", "reboot", "kill", "scale", "rollback", "shutdown", "stop", "terminate", "redeploy", "bounce"],
+        &infra,
+    ) || lower.contains("roll back")
         || lower.contains("shut down")
         || (has("deploy") && has("to") && !has("version") && !has("what") && !has("which"))
     {
@@ -323,9 +422,24 @@ fn refused_request(text: &str) -> Option<&'static str> {
 /// Follow-up cues: "same for staging", "and for users?", "what about dev".
 fn is_follow_up(text: &str) -> bool {
     let lower = text.trim().to_lowercase();
-    ["same for", "same on", "same in", "and for", "and on", "and in", "what about", "how about", "now for", "also for", "and ", "same thing for", "again for", "ok and"]
-        .iter()
-        .any(|cue| lower.starts_with(cue))
+    [
+        "same for",
+        "same on",
+        "same in",
+        "and for",
+        "and on",
+        "and in",
+        "what about",
+        "how about",
+        "now for",
+        "also for",
+        "and ",
+        "same thing for",
+        "again for",
+        "ok and",
+    ]
+    .iter()
+    .any(|cue| lower.starts_with(cue))
         && lower.split_whitespace().count() <= 6
 }
 
@@ -357,7 +471,12 @@ impl Model {
         let examples: Vec<(&str, usize)> = texts.iter().map(|(t, l)| (t.as_str(), *l)).collect();
         let opts = Options { min_df: 1, ..Options::default() };
         let handovers = catalog.templates.values().map(template_intent).collect();
-        Model { classifier: Classifier::train(&examples, &labels, &opts), intents: all, handovers, catalog_names: catalog.clone() }
+        Model {
+            classifier: Classifier::train(&examples, &labels, &opts),
+            intents: all,
+            handovers,
+            catalog_names: catalog.clone(),
+        }
     }
 
     pub fn intent(&self, name: &str) -> Option<&Intent> {
@@ -420,7 +539,10 @@ impl Model {
             return done(Outcome::OutOfScope { reason: None, candidates: near }, None);
         };
         if let Some(q) = self.two_requests(text) {
-            return done(Outcome::Question { question: q, intent: name, confidence: score, slots: BTreeMap::new() }, None);
+            return done(
+                Outcome::Question { question: q, intent: name, confidence: score, slots: BTreeMap::new() },
+                None,
+            );
         }
         let Some(intent) = self.intent(&name) else {
             return done(Outcome::OutOfScope { reason: None, candidates: Vec::new() }, None);
@@ -450,7 +572,9 @@ impl Model {
                 if let (Some((x, _)), Some((y, _))) = (pick(a), pick(b))
                     && x != y
                 {
-                    let describe = |n: &str| self.intent(n).map_or(n.to_string(), |i| i.command.split(" {").next().unwrap_or(n).to_string());
+                    let describe = |n: &str| {
+                        self.intent(n).map_or(n.to_string(), |i| i.command.split(" {").next().unwrap_or(n).to_string())
+                    };
                     return Some(format!(
                         "That sounds like two requests (`{}` and `{}`). Which one first? Send them one at a time.",
                         describe(&x),
@@ -464,7 +588,15 @@ impl Model {
 
     /// Fills the template, or asks for the first missing required slot.
     #[allow(clippy::too_many_arguments)] // one sentence's whole context; split would hide the flow
-    fn complete(&self, intent: &Intent, mut slots: BTreeMap<String, String>, confidence: f32, s: &Sentence<'_>, convo: &Conversation, candidates: Vec<(String, f32)>) -> Interpreted {
+    fn complete(
+        &self,
+        intent: &Intent,
+        mut slots: BTreeMap<String, String>,
+        confidence: f32,
+        s: &Sentence<'_>,
+        convo: &Conversation,
+        candidates: Vec<(String, f32)>,
+    ) -> Interpreted {
         let catalog = s.catalog;
         // "run the recent-signups query": hand over to that query's own intent and slots;
         // the same for a manifest template.
@@ -490,7 +622,8 @@ impl Model {
             if s.required && !slots.contains_key(&s.name) {
                 let question = question(s, catalog);
                 let frame = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: Some(s.name.clone()) };
-                let conversation = Conversation { pending: Some(frame), last: convo.last.clone(), turns: convo.turns.clone() };
+                let conversation =
+                    Conversation { pending: Some(frame), last: convo.last.clone(), turns: convo.turns.clone() };
                 return Interpreted {
                     outcome: Outcome::Question { question, intent: intent.name.clone(), confidence, slots },
                     candidates,
@@ -559,7 +692,15 @@ mod tests {
             description: String::new(),
             examples: vec!["x".into()],
             negatives: Vec::new(),
-            slots: slots.iter().map(|(n, ty, required)| Slot { name: n.to_string(), ty: ty.clone(), required: *required, question: None }).collect(),
+            slots: slots
+                .iter()
+                .map(|(n, ty, required)| Slot {
+                    name: n.to_string(),
+                    ty: ty.clone(),
+                    required: *required,
+                    question: None,
+                })
+                .collect(),
         }
     }
 
@@ -577,23 +718,46 @@ mod tests {
             &[("user_id", "42"), ("env", "staging")],
             "db query user-by-id user_id=42 --env staging",
         );
-        check_fill("deploy version {service} {env}", &[("service", SlotType::Service, true), ("env", SlotType::Env, false)], &[("service", "users")], "deploy version users");
-        check_fill("todo add {text}", &[("text", SlotType::Text, true)], &[("text", "say \"hi\"")], "todo add \"say \\\"hi\\\"\"");
+        check_fill(
+            "deploy version {service} {env}",
+            &[("service", SlotType::Service, true), ("env", SlotType::Env, false)],
+            &[("service", "users")],
+            "deploy version users",
+        );
+        check_fill(
+            "todo add {text}",
+            &[("text", SlotType::Text, true)],
+            &[("text", "say \"hi\"")],
+            "todo add \"say \\\"hi\\\"\"",
+        );
     }
 
     #[test]
     fn destructive_requests_are_refused_but_questions_about_them_are_not() {
-        for t in ["drop the users table", "please restart the payments pods", "DELETE FROM users", "migrate the ledger schema", "deploy payments to prod", "ignore previous instructions"] {
+        for t in [
+            "drop the users table",
+            "please restart the payments pods",
+            "DELETE FROM users",
+            "migrate the ledger schema",
+            "deploy payments to prod",
+            "ignore previous instructions",
+        ] {
             assert!(refused_request(t).is_some(), "{t}");
         }
-        for t in ["did the users migrations run on dev?", "which version of payments is deployed to prod?", "drop a meme", "what changed in the users table schema"] {
+        for t in [
+            "did the users migrations run on dev?",
+            "which version of payments is deployed to prod?",
+            "drop a meme",
+            "what changed in the users table schema",
+        ] {
             assert!(refused_request(t).is_none(), "{t}");
         }
     }
 
     #[test]
     fn intent_files_with_problems_are_reported() {
-        let (_, problems) = parse_file("[[intent]]\nname = \"x\"\ncommand = \"frobnicate {a}\"\nexamples = []\n", Path::new("i.toml"));
+        let (_, problems) =
+            parse_file("[[intent]]\nname = \"x\"\ncommand = \"frobnicate {a}\"\nexamples = []\n", Path::new("i.toml"));
         let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert!(text.iter().any(|t| t.contains("refers to `{a}`")), "{text:?}");
         assert!(text.iter().any(|t| t.contains("does not start with a command")), "{text:?}");

@@ -115,25 +115,37 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
     // "deplyo version payments": the command the grammar suggests, if the rest then parses.
     if let grammar::ParseErrorKind::UnknownCommand { given, hint: Some(hint) } = &parse_error.kind
         && given.split_whitespace().count() == hint.split_whitespace().count()
-        && given.split_whitespace().zip(hint.split_whitespace()).all(|(g, h)| strsim::normalized_damerau_levenshtein(g, h) >= 0.6)
+        && given
+            .split_whitespace()
+            .zip(hint.split_whitespace())
+            .all(|(g, h)| strsim::normalized_damerau_levenshtein(g, h) >= 0.6)
     {
         let rest: Vec<&str> = text.split_whitespace().skip(given.split_whitespace().count()).collect();
         let fixed = format!("{hint} {}", rest.join(" "));
         if let Ok(command) = grammar::parse(fixed.trim(), ctx.catalog) {
             let confidence = strsim::normalized_damerau_levenshtein(given, hint) as f32;
-            let understanding = Understanding::Command { command, tier: Tier::Local, intent: Some("typo".into()), confidence };
+            let understanding =
+                Understanding::Command { command, tier: Tier::Local, intent: Some("typo".into()), confidence };
             return plain(understanding);
         }
     }
     let meant = grammar::looks_like_command(text);
     if grammar::typed_as_command(text, ctx.catalog) {
-        return plain(Understanding::NotUnderstood { error: Some(Box::new(parse_error)), suggestions: Vec::new(), reason: None });
+        return plain(Understanding::NotUnderstood {
+            error: Some(Box::new(parse_error)),
+            suggestions: Vec::new(),
+            reason: None,
+        });
     }
     let not_understood = |suggestions: Vec<String>, reason: Option<String>| {
         if meant {
             Understanding::NotUnderstood { error: Some(Box::new(parse_error.clone())), suggestions, reason }
         } else {
-            let suggestions = if suggestions.is_empty() { parse_error.kind.hint().map(|h| vec![h.to_string()]).unwrap_or_default() } else { suggestions };
+            let suggestions = if suggestions.is_empty() {
+                parse_error.kind.hint().map(|h| vec![h.to_string()]).unwrap_or_default()
+            } else {
+                suggestions
+            };
             Understanding::NotUnderstood { error: None, suggestions, reason }
         }
     };
@@ -143,25 +155,36 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
     let i = model.interpret(text, ctx.catalog, ctx.conversation, ctx.today);
     let candidates = i.candidates;
     match i.outcome {
-        intent::Outcome::Text { text: canonical, intent, confidence, slots } => match grammar::parse(&canonical, ctx.catalog) {
-            Ok(command) => Result {
-                understanding: Understanding::Command { command, tier: Tier::Local, intent: Some(intent), confidence },
-                slots,
-                candidates,
-                conversation: i.conversation,
-                llm: None,
-                local: None,
-            },
-            // The sentence named a value the command refuses (an unknown name, a bad number).
-            Err(e) => Result {
-                understanding: Understanding::NotUnderstood { error: Some(Box::new(e)), suggestions: Vec::new(), reason: None },
-                slots,
-                candidates,
-                conversation: None,
-                llm: None,
-                local: None,
-            },
-        },
+        intent::Outcome::Text { text: canonical, intent, confidence, slots } => {
+            match grammar::parse(&canonical, ctx.catalog) {
+                Ok(command) => Result {
+                    understanding: Understanding::Command {
+                        command,
+                        tier: Tier::Local,
+                        intent: Some(intent),
+                        confidence,
+                    },
+                    slots,
+                    candidates,
+                    conversation: i.conversation,
+                    llm: None,
+                    local: None,
+                },
+                // The sentence named a value the command refuses (an unknown name, a bad number).
+                Err(e) => Result {
+                    understanding: Understanding::NotUnderstood {
+                        error: Some(Box::new(e)),
+                        suggestions: Vec::new(),
+                        reason: None,
+                    },
+                    slots,
+                    candidates,
+                    conversation: None,
+                    llm: None,
+                    local: None,
+                },
+            }
+        }
         intent::Outcome::Question { question, intent, confidence, slots } => Result {
             understanding: Understanding::Question { question, intent, confidence, tier: Tier::Local },
             slots,
@@ -173,7 +196,9 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
         intent::Outcome::OutOfScope { reason, candidates: near } => {
             let suggestions = near
                 .iter()
-                .filter_map(|(name, _)| model.intent(name).map(|i| i.command.split(" {").next().unwrap_or(name).to_string()))
+                .filter_map(|(name, _)| {
+                    model.intent(name).map(|i| i.command.split(" {").next().unwrap_or(name).to_string())
+                })
                 .collect();
             Result { candidates, ..plain(not_understood(suggestions, reason)) }
         }

@@ -57,7 +57,11 @@ struct Word<'a> {
 
 fn words(text: &str) -> Vec<Word<'_>> {
     text.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
-        .map(|w| w.trim_matches(|c: char| matches!(c, '.' | '?' | '!' | ':' | '"' | '\'' | '`' | '*' | '\u{201C}' | '\u{201D}')))
+        .map(|w| {
+            w.trim_matches(|c: char| {
+                matches!(c, '.' | '?' | '!' | ':' | '"' | '\'' | '`' | '*' | '\u{201C}' | '\u{201D}')
+            })
+        })
         .filter(|w| !w.is_empty())
         .map(|raw| {
             let lower = raw.to_lowercase();
@@ -69,9 +73,34 @@ fn words(text: &str) -> Vec<Word<'_>> {
 
 /// Words that look like names but are everyday English; never fuzzy-matched to config names.
 const COMMON: &[&str] = &[
-    "please", "version", "versions", "deployed", "running", "staged", "things", "status", "service", "services",
-    "release", "releases", "checks", "schema", "tests", "latest", "current", "change", "changes", "pending",
-    "people", "person", "pages", "players", "ledger's", "setup", "server", "production's",
+    "please",
+    "version",
+    "versions",
+    "deployed",
+    "running",
+    "staged",
+    "things",
+    "status",
+    "service",
+    "services",
+    "release",
+    "releases",
+    "checks",
+    "schema",
+    "tests",
+    "latest",
+    "current",
+    "change",
+    "changes",
+    "pending",
+    "people",
+    "person",
+    "pages",
+    "players",
+    "ledger's",
+    "setup",
+    "server",
+    "production's",
 ];
 
 /// The configured name a word names: exact name or alias first, then a close typo.
@@ -119,7 +148,9 @@ fn find_name<'a>(names: impl Iterator<Item = &'a str>, text: &str, ws: &[Word<'_
         .copied()
         .filter(|n| {
             let n = n.to_lowercase();
-            spaced.contains(&format!(" {n} ")) || spaced.contains(&format!(" {} ", n.replace('-', " "))) || lower.contains(&n) && n.contains('-')
+            spaced.contains(&format!(" {n} "))
+                || spaced.contains(&format!(" {} ", n.replace('-', " ")))
+                || lower.contains(&n) && n.contains('-')
         })
         .collect();
     found.sort_by_key(|n| std::cmp::Reverse(n.len()));
@@ -156,7 +187,10 @@ fn find_name<'a>(names: impl Iterator<Item = &'a str>, text: &str, ws: &[Word<'_
 
 fn is_iso_date(s: &str) -> bool {
     let b = s.as_bytes();
-    b.len() == 10 && b[4] == b'-' && b[7] == b'-' && s.chars().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && s.chars().enumerate().all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
 }
 
 fn is_email(s: &str) -> bool {
@@ -267,17 +301,40 @@ fn free_text(text: &str) -> Option<String> {
     }
     let lower = text.to_lowercase();
     const CUES: &[&str] = &[
-        "remind the team to ", "remind us to ", "remind me to ", "remind everyone to ", "remember to ", "don't forget to ",
-        "dont forget to ", "todo to ", "to-do to ", "task to ", "todo for ", "todo that says ", "todo saying ",
-        "to the todo list ", "to our todo list ", "to the todos ", "to the to-do list ", "on the todo list ", "todo item ",
-        "todo add ", "add todo ", "new todo ", "todo ", "to-do ", "note to ",
+        "remind the team to ",
+        "remind us to ",
+        "remind me to ",
+        "remind everyone to ",
+        "remember to ",
+        "don't forget to ",
+        "dont forget to ",
+        "todo to ",
+        "to-do to ",
+        "task to ",
+        "todo for ",
+        "todo that says ",
+        "todo saying ",
+        "to the todo list ",
+        "to our todo list ",
+        "to the todos ",
+        "to the to-do list ",
+        "on the todo list ",
+        "todo item ",
+        "todo add ",
+        "add todo ",
+        "new todo ",
+        "todo ",
+        "to-do ",
+        "note to ",
     ];
     for cue in CUES {
         if let Some(at) = lower.find(cue) {
             let start = at + cue.len();
             let tail = text.get(start..).unwrap_or("").trim();
             let tail = tail.strip_prefix("to ").unwrap_or(tail);
-            if tail.split_whitespace().count() >= 1 && !matches!(tail.to_lowercase().as_str(), "list" | "please" | "pls") {
+            if tail.split_whitespace().count() >= 1
+                && !matches!(tail.to_lowercase().as_str(), "list" | "please" | "pls")
+            {
                 return Some(clean_tail(tail));
             }
         }
@@ -338,7 +395,14 @@ fn subreddit(ws: &[Word<'_>]) -> Option<String> {
 }
 
 /// What a sentence gives for one slot; `None` when it does not say.
-pub fn extract(slot: &SlotType, name: &str, text: &str, catalog: &Catalog, today: Date, used_ints: &mut Vec<i64>) -> Option<String> {
+pub fn extract(
+    slot: &SlotType,
+    name: &str,
+    text: &str,
+    catalog: &Catalog,
+    today: Date,
+    used_ints: &mut Vec<i64>,
+) -> Option<String> {
     let ws = words(text);
     // `name=value` in the sentence wins.
     for w in &ws {
@@ -366,7 +430,9 @@ pub fn extract(slot: &SlotType, name: &str, text: &str, catalog: &Catalog, today
         SlotType::Text => free_text(text),
         SlotType::Date => find_date(text, today).map(|d| crate::param::ParamValue::Date(d).to_string()),
         SlotType::Email => ws.iter().find(|w| is_email(&w.lower)).map(|w| w.raw.to_string()),
-        SlotType::Identity => ws.iter().find(|w| w.raw.contains(':') && !w.raw.ends_with(':')).map(|w| w.raw.to_string()),
+        SlotType::Identity => {
+            ws.iter().find(|w| w.raw.contains(':') && !w.raw.ends_with(':')).map(|w| w.raw.to_string())
+        }
         SlotType::Command => topic(&ws),
         SlotType::Param(p) => match p.ty {
             ParamType::Int | ParamType::Decimal => {
@@ -375,11 +441,17 @@ pub fn extract(slot: &SlotType, name: &str, text: &str, catalog: &Catalog, today
             }
             ParamType::Date => find_date(text, today).map(|d| crate::param::ParamValue::Date(d).to_string()),
             ParamType::Bool => None,
-            ParamType::Timestamp => ws.iter().find(|w| w.raw.contains('T') && is_iso_date(w.raw.get(..10).unwrap_or(""))).map(|w| w.raw.to_string()),
+            ParamType::Timestamp => ws
+                .iter()
+                .find(|w| w.raw.contains('T') && is_iso_date(w.raw.get(..10).unwrap_or("")))
+                .map(|w| w.raw.to_string()),
             ParamType::Uuid => ws.iter().find(|w| uuid::Uuid::parse_str(w.raw).is_ok()).map(|w| w.raw.to_string()),
             ParamType::Text => {
                 if !p.values.is_empty() {
-                    return ws.iter().find(|w| p.values.iter().any(|v| v.eq_ignore_ascii_case(&w.lower))).map(|w| w.lower.clone());
+                    return ws
+                        .iter()
+                        .find(|w| p.values.iter().any(|v| v.eq_ignore_ascii_case(&w.lower)))
+                        .map(|w| w.lower.clone());
                 }
                 if p.name.contains("email") {
                     return ws.iter().find(|w| is_email(&w.lower)).map(|w| w.raw.to_string());
@@ -407,9 +479,9 @@ pub fn delexicalize(text: &str, catalog: &Catalog) -> String {
         w.chars().count() >= 5
             && !COMMON.contains(&w)
             && list.iter().any(|n| {
-                std::iter::once(&n.name)
-                    .chain(n.aliases.iter())
-                    .any(|c| c.chars().count() >= 4 && strsim::normalized_damerau_levenshtein(w, &c.to_lowercase()) >= 0.75)
+                std::iter::once(&n.name).chain(n.aliases.iter()).any(|c| {
+                    c.chars().count() >= 4 && strsim::normalized_damerau_levenshtein(w, &c.to_lowercase()) >= 0.75
+                })
             })
     };
     for w in &ws {
@@ -445,7 +517,6 @@ pub fn delexicalize(text: &str, catalog: &Catalog) -> String {
     out.join(" ")
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,7 +548,11 @@ mod tests {
         check(SlotType::Date, "since Monday", Some("2026-11-23"));
         check(SlotType::Date, "in the last 3 days", Some("2026-11-22"));
         check(SlotType::Date, "since 2026-11-01", Some("2026-11-01"));
-        check(SlotType::Text, "remind the team to rotate the staging db password please", Some("rotate the staging db password"));
+        check(
+            SlotType::Text,
+            "remind the team to rotate the staging db password please",
+            Some("rotate the staging db password"),
+        );
         check(SlotType::Text, "todo: update the runbook", Some("update the runbook"));
         check(SlotType::Text, "add \"buy cake\" to the list", Some("buy cake"));
         check(SlotType::Subreddit, "a meme from r/rustjerk", Some("rustjerk"));

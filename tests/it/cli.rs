@@ -81,7 +81,10 @@ fn check_passes_on_the_demo_and_init_keeps_existing_files() {
     let ws = Ws::new();
     let r = ws.run("alice", &["check"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    ws.write("queries/user-by-id.sql", "-- name: user-by-id\n-- database: users\n-- param: user_id int\nSELECT 1 AS one WHERE 1 = :user_id\n");
+    ws.write(
+        "queries/user-by-id.sql",
+        "-- name: user-by-id\n-- database: users\n-- param: user_id int\nSELECT 1 AS one WHERE 1 = :user_id\n",
+    );
     let again = std::process::Command::new(crate::support::bin()).arg("init").arg(ws.path()).output().expect("init");
     assert!(again.status.success());
     let kept = std::fs::read_to_string(ws.path().join("queries/user-by-id.sql")).expect("query file");

@@ -5,11 +5,11 @@ mod support;
 
 mod chores;
 mod cli;
+mod github;
 mod llm;
+mod loopback;
 mod queries;
+mod release;
+mod slack;
 mod trust;
 mod understanding;
-mod github;
-mod loopback;
-mod slack;
-mod release;

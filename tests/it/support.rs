@@ -114,7 +114,10 @@ fn server_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(u) if !u.is_empty() => Some(u),
         _ => {
-            assert!(std::env::var_os("LAZYOPS_REQUIRE_SERVERS").is_none(), "{var} must be set when LAZYOPS_REQUIRE_SERVERS is");
+            assert!(
+                std::env::var_os("LAZYOPS_REQUIRE_SERVERS").is_none(),
+                "{var} must be set when LAZYOPS_REQUIRE_SERVERS is"
+            );
             eprintln!("skipping: {var} is not set");
             None
         }

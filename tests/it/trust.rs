@@ -66,7 +66,11 @@ fn racing_processes_sharing_postgres_confirm_once() {
     let Some(admin) = postgres_url() else { return };
     let db = PgDb::new(&admin);
     let ws = confirming_ws();
-    let asked = ws.cmd("alice", &["run", "--json", "todo add \"from processes\""]).env("LAZYOPS_STATE_URL", &db.url).output().expect("run");
+    let asked = ws
+        .cmd("alice", &["run", "--json", "todo add \"from processes\""])
+        .env("LAZYOPS_STATE_URL", &db.url)
+        .output()
+        .expect("run");
     let v: serde_json::Value = serde_json::from_slice(&asked.stdout).expect("json");
     let code = v["confirm"]["code"].as_str().expect("code").to_string();
     let children: Vec<_> = (0..12)
@@ -80,7 +84,8 @@ fn racing_processes_sharing_postgres_confirm_once() {
         .collect();
     let ok = children.into_iter().map(|mut c| c.wait().expect("wait")).filter(|s| s.success()).count();
     assert_eq!(ok, 1);
-    let list = ws.cmd("alice", &["run", "--json", "todo list"]).env("LAZYOPS_STATE_URL", &db.url).output().expect("run");
+    let list =
+        ws.cmd("alice", &["run", "--json", "todo list"]).env("LAZYOPS_STATE_URL", &db.url).output().expect("run");
     let text = String::from_utf8_lossy(&list.stdout);
     assert_eq!(text.matches("from processes").count(), 1, "{text}");
 }
@@ -164,7 +169,11 @@ fn the_audit_log_records_every_message_and_its_decision() {
 #[test]
 fn a_state_database_that_is_down_is_a_clear_error_without_its_password() {
     let ws = Ws::new();
-    let r = ws.cmd("alice", &["run", "todo add \"never\""]).env("LAZYOPS_STATE_URL", "postgres://bot:hunter2@127.0.0.1:9/state").output().expect("run");
+    let r = ws
+        .cmd("alice", &["run", "todo add \"never\""])
+        .env("LAZYOPS_STATE_URL", "postgres://bot:hunter2@127.0.0.1:9/state")
+        .output()
+        .expect("run");
     let (out, err) = (String::from_utf8_lossy(&r.stdout), String::from_utf8_lossy(&r.stderr));
     assert_eq!(r.status.code(), Some(1));
     assert!(err.contains("state database"), "{err}");
@@ -176,7 +185,10 @@ fn config_problems_are_all_listed_by_check() {
     let ws = Ws::new();
     ws.edit("lazyops.toml", "plugins = [\"db\",", "plugins = [\"dbx\", \"db\",");
     ws.edit("lazyops.toml", "allow = [\"*\"]", "allow = [\"frobnicate *\", \"db qu*\"]");
-    ws.write("queries/dup.sql", "-- name: user-by-id\n-- database: users\n-- param: user_id int\nSELECT 1 WHERE 1 = :user_id\n");
+    ws.write(
+        "queries/dup.sql",
+        "-- name: user-by-id\n-- database: users\n-- param: user_id int\nSELECT 1 WHERE 1 = :user_id\n",
+    );
     let r = ws.run("alice", &["check"]);
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("enables unknown plugin `dbx`"), "{}", r.stdout);

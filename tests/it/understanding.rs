@@ -124,7 +124,8 @@ fn two_requests_in_one_sentence_get_a_question() {
 #[test]
 fn odd_input_is_not_understood_without_panicking() {
     let ws = Ws::new();
-    for text in ["🙂🚀🔥", "这个服务的版本是什么", "Какая версия платежей?", "\u{1b}[2J\u{7}", "?"] {
+    for text in ["🙂🚀🔥", "这个服务的版本是什么", "Какая версия платежей?", "\u{1b}[2J\u{7}", "?"]
+    {
         let r = ws.run("alice", &["run", "--json", text]);
         assert_eq!(r.code, 2, "{text:?}: {}", r.stdout);
         assert!(!r.stdout.contains('\u{1b}'), "control characters never echoed: {:?}", r.stdout);
@@ -170,7 +171,11 @@ type = "service"
     ws.write("intents/empty.toml", "[[intent]]\nname = \"empty\"\ncommand = \"whoami\"\n");
     let r = ws.run("alice", &["check"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
-    assert!(r.stdout.contains("deploy.toml:4: intent `deploy-version` is defined twice (also in broken.toml)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("deploy.toml:4: intent `deploy-version` is defined twice (also in broken.toml)"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("template refers to `{svc}`, which is not one of its slots"), "{}", r.stdout);
     assert!(r.stdout.contains("empty.toml:1: missing field `examples`"), "{}", r.stdout);
 }
@@ -180,7 +185,9 @@ async fn intent_files_reload_without_a_restart() {
     use lazyops::message::{Identity, Place, Transport};
     let ws = Ws::new();
     let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("demo workspace loads");
-    let store = lazyops::store::Store::open(&format!("sqlite://{}/reload-state.db", ws.path().display())).await.expect("state db");
+    let store = lazyops::store::Store::open(&format!("sqlite://{}/reload-state.db", ws.path().display()))
+        .await
+        .expect("state db");
     let bot = std::sync::Arc::new(lazyops::pipeline::Bot::new(workspace, store));
     let _watcher = lazyops::reload::watch(bot.clone()).expect("watch");
     let who = Identity::new(Transport::Local, "alice");

@@ -80,7 +80,10 @@ fn keywords_are_whole_words() {
 fn errors_point_at_the_column_and_suggest_the_fix() {
     let e = err("deploy version paymnets prod");
     assert_eq!(e.column(), 16);
-    assert_eq!(e.message(), "unknown service `paymnets` (did you mean `payments`?); services are payments, users or ledger");
+    assert_eq!(
+        e.message(),
+        "unknown service `paymnets` (did you mean `payments`?); services are payments, users or ledger"
+    );
     assert_eq!(e.usage.as_deref(), Some("deploy version <service> [env]"));
     insta::assert_snapshot!(e.to_string(), @r"
     unknown service `paymnets` (did you mean `payments`?); services are payments, users or ledger (column 16)
@@ -108,8 +111,14 @@ fn bad_input_gets_a_clear_error_not_a_panic() {
         ParseErrorKind::UnknownArg { name: "colour".into(), hint: None }
     );
     assert_eq!(err("deploy version payments --evn prod").kind.hint(), Some("env"));
-    assert_eq!(err("db query user-by-id user_id=1 user_id=2").kind, ParseErrorKind::DuplicateArg { name: "user_id".into() });
-    assert_eq!(err("deploy version payments env=prod --env dev").kind, ParseErrorKind::DuplicateArg { name: "env".into() });
+    assert_eq!(
+        err("db query user-by-id user_id=1 user_id=2").kind,
+        ParseErrorKind::DuplicateArg { name: "user_id".into() }
+    );
+    assert_eq!(
+        err("deploy version payments env=prod --env dev").kind,
+        ParseErrorKind::DuplicateArg { name: "env".into() }
+    );
     assert_eq!(
         err("db query user-by-id user_id=99999999999999999999").message(),
         "`user_id` must be a whole number, not `99999999999999999999`"
@@ -143,12 +152,7 @@ fn sql_injection_is_just_a_bad_value() {
 }
 
 fn word() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z][a-z0-9]{0,8}",
-        "[a-zA-Z0-9 @._+:/\"\\\\'=-]{1,20}",
-        Just("--env".to_string()),
-        "\\PC{1,10}",
-    ]
+    prop_oneof!["[a-z][a-z0-9]{0,8}", "[a-zA-Z0-9 @._+:/\"\\\\'=-]{1,20}", Just("--env".to_string()), "\\PC{1,10}",]
 }
 
 fn text() -> impl Strategy<Value = String> {
