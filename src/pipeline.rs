@@ -201,8 +201,12 @@ impl Bot {
             )
             .text("Nothing was run. Send a shorter message.");
         }
-        let conversation = self.conversation(&msg.who, &msg.place).await;
         let asking = self.asking(&ws, &msg.who, &msg.place, opts.llm_timeout);
+        // A typed command needs no thread state: skip the read on the busiest path. (With the
+        // LLM tier on, every turn goes into the thread's history, so the state is read.)
+        let typed = asking.is_none() && understand::grammar::parse(text, &ws.catalog).is_ok();
+        let conversation =
+            if typed { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
         let ctx = self.context(&ws, &conversation);
         let understood = understand::understand_with(text, &ctx, asking.as_ref()).await;
         let mut next = understood.conversation.clone();
