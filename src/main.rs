@@ -179,6 +179,13 @@ async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>)
     // One line on stdout, so scripts and tests that pass --port 0 learn the port.
     out!("lazyops listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    // Edits to queries, intents, prompts and config apply without a restart.
+    let _watcher = lazyops::reload::watch(bot.clone()).context("watching the workspace for changes")?;
+    // Train the intent model off the request path, so the first sentence does not wait for it.
+    let warm = bot.clone();
+    tokio::task::spawn_blocking(move || {
+        warm.workspace().model();
+    });
     let settings = lazyops::transport::http::Settings::from_env();
     lazyops::transport::http::serve(listener, bot, settings, lazyops::transport::http::shutdown_signal())
         .await
