@@ -205,8 +205,7 @@ impl Bot {
         // A typed command needs no thread state: skip the read on the busiest path. (With the
         // LLM tier on, every turn goes into the thread's history, so the state is read.)
         let typed = asking.is_none() && understand::grammar::parse(text, &ws.catalog).is_ok();
-        let conversation =
-            if typed { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
+        let conversation = if typed { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
         let ctx = self.context(&ws, &conversation);
         let understood = understand::understand_with(text, &ctx, asking.as_ref()).await;
         let mut next = understood.conversation.clone();
