@@ -35,17 +35,8 @@ fn unmention(s: &str) -> String {
 
 /// Prose that may carry `code` spans (headlines, messages): HTML is shown, not run.
 fn inline(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    unmention(&out)
+    // The same three entities Slack needs, and control characters dropped.
+    unmention(&super::slack::escape(s))
 }
 
 /// Data in a table cell or list: every character Markdown gives meaning to inline is escaped,
