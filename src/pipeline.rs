@@ -195,6 +195,18 @@ impl Bot {
         }
         let limit = ws.config.bot.max_message_bytes;
         if msg.text.len() > limit {
+            // Audited without the text itself: only its size.
+            let size = format!("({} bytes, over the {limit}-byte limit)", msg.text.len());
+            let req = Request {
+                who: &msg.who,
+                place: &msg.place,
+                text: &size,
+                tier: Tier::None,
+                intent: None,
+                confidence: 0.0,
+                llm: None,
+            };
+            let _ = self.audit(&req, None, "not_understood", None).await;
             return Reply::new(
                 Status::NotUnderstood,
                 format!("message too long: {} bytes, the limit is {limit}", msg.text.len()),
