@@ -91,6 +91,23 @@ impl Place {
         }
     }
 
+    /// The place a `key()` names, for answering later (a test run that ends): Slack channel ids
+    /// have no `/`, GitHub channels are `owner/repo#number`.
+    pub fn from_key(key: &str) -> Option<Place> {
+        let (transport, rest) = key.split_once(':')?;
+        let split = |rest: &str, at: usize| match rest[at..].split_once('/') {
+            Some((head, thread)) => (format!("{}{head}", &rest[..at]), Some(thread.to_string())),
+            None => (rest.to_string(), None),
+        };
+        let (transport, (channel, thread)) = match transport {
+            "slack" => (Transport::Slack, split(rest, 0)),
+            "github" => (Transport::Github, split(rest, rest.rfind('#')?)),
+            "local" => (Transport::Local, split(rest, 0)),
+            _ => return None,
+        };
+        Some(Place { transport, channel, thread })
+    }
+
     /// Whether a team's `channels` entry covers this place: `*`, `slack`, `slack:C0123`.
     pub fn matches(&self, pattern: &str) -> bool {
         pattern == "*"
@@ -133,5 +150,20 @@ mod tests {
         assert!(p.matches("*") && p.matches("slack") && p.matches("slack:C1"));
         assert!(!p.matches("slack:C2") && !p.matches("local"));
         assert_eq!(p.key(), "slack:C1/1.2");
+    }
+
+    #[test]
+    fn places_come_back_from_their_keys() {
+        for p in [
+            Place { transport: Transport::Slack, channel: "C1".into(), thread: Some("1712.0001".into()) },
+            Place { transport: Transport::Slack, channel: "D9".into(), thread: None },
+            Place { transport: Transport::Github, channel: "octo/repo#12".into(), thread: Some("998".into()) },
+            Place { transport: Transport::Github, channel: "octo/repo#12".into(), thread: None },
+            Place::terminal(),
+        ] {
+            assert_eq!(Place::from_key(&p.key()), Some(p.clone()));
+        }
+        assert_eq!(Place::from_key("irc:x"), None);
+        assert_eq!(Place::from_key("github:no-number"), None);
     }
 }

@@ -19,7 +19,7 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::metrics::{self, Metrics};
 use super::{github, slack};
-use crate::message::{Identity, Place};
+use crate::message::{Identity, Place, Transport};
 use crate::pipeline::Bot;
 use crate::render::{Reply, Status};
 use crate::store::audit::AuditStart;
@@ -250,6 +250,10 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
         github: Arc::new(github),
         tasks,
     };
+    // Test runs end after their request is long answered: tell the requester where they asked.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(announce_finished_runs(state.clone()));
+    }
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -261,6 +265,47 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, timeout))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+async fn announce_finished_runs(state: AppState) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut finished = state.bot.jobs().subscribe();
+    loop {
+        match finished.recv().await {
+            Ok(outcome) => announce(&state, &outcome).await,
+            Err(RecvError::Lagged(missed)) => tracing::warn!(missed, "test-run notifications dropped"),
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Posts a finished run in the Slack thread or GitHub issue it was asked from.
+async fn announce(state: &AppState, outcome: &crate::jobs::JobOutcome) {
+    let Some(place) = Place::from_key(&outcome.place) else { return };
+    let reply = crate::jobs::notification(outcome);
+    let sent = match place.transport {
+        Transport::Local => return,
+        Transport::Slack => state
+            .slack
+            .post_message(&place.channel, place.thread.as_deref(), &crate::render::slack::render(&reply))
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Transport::Github => {
+            let Some((repo, number)) = place.channel.rsplit_once('#') else { return };
+            let Ok(number) = number.parse::<u64>() else { return };
+            let body = crate::render::markdown::render(&reply, &state.bot.workspace().config.github.prefix);
+            match place.thread.as_deref().and_then(|t| t.parse::<u64>().ok()) {
+                Some(comment) => state.github.reply_in_review(repo, number, comment, &body).await,
+                None => state.github.comment(repo, number, &body).await,
+            }
+            .map_err(|e| e.to_string())
+        }
+    };
+    if let Err(error) = sent {
+        let who = Identity::new(place.transport, outcome.requester.split_once(':').map_or("", |(_, n)| n));
+        state.undelivered(&who, &place, Some(&format!("test status {}", outcome.id)), &error).await;
+    }
 }
 
 async fn healthz() -> &'static str {

@@ -722,3 +722,17 @@ fn the_binary_serves_on_the_port_it_prints_and_logs_refusals_without_the_secret(
     assert!(!logs.contains("very-secret-value"));
     assert!(!logs.contains("user_id=U1"), "bodies are never logged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_confirmed_test_run_is_announced_in_its_thread_when_it_ends() {
+    let (server, slack) = start(&[]).await;
+    let ask = format!("{}/respond/run", slack.url);
+    let v: Value = command(&server, &slash("U0123ABC", "test run smoke staging", &ask)).await.json().await.unwrap();
+    let actions = v["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").expect("buttons").clone();
+    let id = actions["elements"][0]["value"].as_str().unwrap().to_string();
+    press(&server, &button("lazyops_confirm", &id, "U0123ABC", &format!("{}/respond/button", slack.url))).await;
+    let posted = slack.wait("/api/chat.postMessage", 1).await;
+    let text = all_text(&posted[0].json());
+    assert!(text.contains("test run #") && text.contains("smoke") && text.contains("staging"), "{text}");
+    assert!(text.contains("passed"), "{text}");
+}
