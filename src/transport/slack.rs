@@ -92,6 +92,44 @@ fn answers_later(state: &AppState, msg: &Message) -> Option<String> {
     (slow && runs_now).then(|| cmd.to_string())
 }
 
+/// How many progress updates a slash command may post: `response_url` takes five posts in
+/// all, and the answer needs one.
+const PROGRESS_POSTS: usize = 3;
+
+/// Progress of a slow command (a release checklist) replaces the "working on it" message
+/// through the `response_url`, at most once a second and `PROGRESS_POSTS` times.
+fn progress_sink(state: &AppState, response_url: Option<String>) -> crate::act::progress::Sink {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    let posted = Arc::new(AtomicUsize::new(0));
+    let last = Arc::new(Mutex::new(None::<std::time::Instant>));
+    let state = state.clone();
+    Arc::new(move |step: &crate::act::progress::Step| {
+        let Some(url) = response_url.clone() else { return };
+        let due = match last.lock() {
+            Ok(mut l) => {
+                let due = l.is_none_or(|t| t.elapsed() >= std::time::Duration::from_secs(1)) && step.done < step.total;
+                if due {
+                    *l = Some(std::time::Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if !due || posted.fetch_add(1, Ordering::SeqCst) >= PROGRESS_POSTS {
+            return;
+        }
+        let text = format!("working… {} of {} done ({})", step.done, step.total, blocks::escape(&step.label));
+        let body = json!({"response_type": "ephemeral", "replace_original": true, "text": text});
+        let slack = state.slack.clone();
+        state.tasks.spawn(async move {
+            if let Err(e) = slack.respond(&url, &body).await {
+                tracing::warn!(error = %e, "progress update not posted");
+            }
+        });
+    })
+}
+
 fn working_on(canonical: &str) -> Response {
     let text = format!("working on `{}`…", blocks::escape(canonical));
     Json(json!({"response_type": "ephemeral", "text": text})).into_response()
@@ -122,8 +160,9 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
     let work = state.clone();
     let response_url = form.response_url.clone();
     let job_msg = msg.clone();
+    let sink = progress_sink(&state, form.response_url.clone());
     state.tasks.spawn(async move {
-        let reply = work.bot.handle(&job_msg, Options::default()).await;
+        let reply = crate::act::progress::with(sink, work.bot.handle(&job_msg, Options::default())).await;
         work.observe(&reply);
         // The request is still waiting: it answers. Otherwise this task does.
         if let Err(reply) = tx.send(reply) {

@@ -736,3 +736,18 @@ async fn a_confirmed_test_run_is_announced_in_its_thread_when_it_ends() {
     assert!(text.contains("test run #") && text.contains("smoke") && text.contains("staging"), "{text}");
     assert!(text.contains("passed"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_check_shows_its_progress_then_the_checklist() {
+    let (server, slack) = start(&[]).await;
+    let url = format!("{}/respond/rc", slack.url);
+    let v: Value =
+        command(&server, &slash("U0123ABC", "release check payments prod", &url)).await.json().await.unwrap();
+    assert!(v["text"].as_str().unwrap_or("").starts_with("working on"), "{v}");
+    let posts = slack.wait("/respond/rc", 2).await;
+    let first = posts[0].json();
+    assert_eq!(first["replace_original"], true, "{first}");
+    assert!(first["text"].as_str().unwrap_or("").contains(" of "), "{first}");
+    let last = all_text(&posts[posts.len() - 1].json());
+    assert!(last.contains("schema migrated"), "{last}");
+}
