@@ -79,9 +79,9 @@ impl Catalog {
 }
 
 fn resolve(list: &[Named], given: &str) -> Result<String, Unknown> {
-    let lower = given.to_lowercase();
+    // Compared without allocating: this runs for every service and environment parsed.
     for n in list {
-        if n.name.to_lowercase() == lower || n.aliases.iter().any(|a| a.to_lowercase() == lower) {
+        if n.name.eq_ignore_ascii_case(given) || n.aliases.iter().any(|a| a.eq_ignore_ascii_case(given)) {
             return Ok(n.name.clone());
         }
     }

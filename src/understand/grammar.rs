@@ -530,7 +530,7 @@ impl<'a> Binder<'a> {
             K::DbDescribe => Command::DbDescribe { query: self.query(need("query")?)?.name.clone() },
             K::DbQuery => {
                 let q = self.query(need("query")?)?;
-                let params = self.params(&q.params, &bound.params, &format!("db query {}", q.name))?;
+                let params = self.params(&q.params, &bound.params, ("db query", &q.name))?;
                 let env = env(get("env"))?;
                 let env = (env != self.catalog.default_env).then_some(env);
                 Command::DbQuery { query: q.name.clone(), params, env }
@@ -576,7 +576,7 @@ impl<'a> Binder<'a> {
                 let t = self.catalog.resolve_template(&a.value).map_err(|Unknown { hint }| {
                     (ParseErrorKind::UnknownTemplate { given: a.value.clone(), hint }, a.start, a.end)
                 })?;
-                let params = self.params(&t.params, &bound.params, &format!("manifest {}", t.name))?;
+                let params = self.params(&t.params, &bound.params, ("manifest", &t.name))?;
                 Command::Manifest { template: t.name.clone(), params }
             }
             K::Explain | K::TodoAdd => unreachable!("free-text commands return above"),
@@ -687,7 +687,8 @@ impl<'a> Binder<'a> {
         &self,
         decl: &[ParamSpec],
         given: &[(Option<String>, &RawArg)],
-        usage_of: &str,
+        // (command, name) for the usage line, formatted only for an error.
+        usage_of: (&str, &str),
     ) -> Result<Params, BindError> {
         let mut values: Vec<Option<(ParamValue, &RawArg)>> = vec![None; decl.len()];
         for (name, a) in given.iter().filter(|(n, _)| n.is_some()) {
@@ -714,10 +715,12 @@ impl<'a> Binder<'a> {
                 Some((value, _)) => out.push((p.name.clone(), value)),
                 None if p.required() => {
                     let what = format!(
-                        "`{}` ({}){}; usage: {usage_of} {}=<{}>",
+                        "`{}` ({}){}; usage: {} {} {}=<{}>",
                         p.name,
                         p.ty.name(),
                         help_suffix(p),
+                        usage_of.0,
+                        usage_of.1,
                         p.name,
                         p.ty.name()
                     );
