@@ -890,10 +890,31 @@ fn a_suite_that_prints_100_mb_keeps_only_the_end_of_its_output() {
 #[test]
 fn lazyops_killed_while_a_suite_runs_leaves_the_run_interrupted_not_running() {
     let ws = Ws::new();
-    suite(&ws, "slow", "echo begin\nsleep 3\necho end\n", "timeout_secs = 60");
-    let mut child =
-        ws.cmd("alice", &["run", "--yes", "test run slow"]).stdout(std::process::Stdio::null()).spawn().expect("spawn");
-    let s = wait_for(&ws, 1, "running", Duration::from_secs(10));
+    suite(&ws, "slow", "echo begin\nsleep 5\necho end\n", "timeout_secs = 60");
+    let log = ws.path().join("killed.log");
+    let err = std::fs::File::create(&log).expect("log file");
+    let mut child = ws
+        .cmd("alice", &["run", "--yes", "test run slow"])
+        .stdout(std::process::Stdio::null())
+        .stderr(err)
+        .spawn()
+        .expect("spawn");
+    // On a loaded machine the run may take a while to start; a child that already ended has
+    // nothing to show and says why.
+    let started = Instant::now();
+    let s = loop {
+        let s = status_of(&ws, 1);
+        if s.contains("running") || started.elapsed() > Duration::from_secs(30) {
+            break s;
+        }
+        if let Ok(Some(code)) = child.try_wait() {
+            panic!(
+                "lazyops ended ({code}) before the run started: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     assert!(s.contains("⏳ running"), "{s}");
     child.kill().expect("kill lazyops");
     let _ = child.wait();
