@@ -795,17 +795,6 @@ fn status_of(ws: &Ws, id: u64) -> String {
     r.stdout
 }
 
-fn wait_for(ws: &Ws, id: u64, want: &str, within: Duration) -> String {
-    let started = Instant::now();
-    loop {
-        let s = status_of(ws, id);
-        if s.contains(want) || started.elapsed() > within {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 #[test]
 fn a_test_run_is_confirmed_runs_in_the_background_and_reports_its_end() {
     let ws = Ws::new();
