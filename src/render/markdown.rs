@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::reply::{Block, PendingConfirm, Reply, Status};
+use super::reply::{Block, PendingConfirm, Reply};
 use super::terminal::cell_text;
 
 /// GitHub refuses longer comment bodies.
@@ -74,17 +74,6 @@ fn fence_for(text: &str) -> String {
         }
     }
     "`".repeat((longest + 1).max(3))
-}
-
-fn status_mark(status: Status) -> &'static str {
-    match status {
-        Status::Done => "",
-        Status::Failed => ":x: ",
-        Status::Refused => ":no_entry: ",
-        Status::Confirm => ":raised_hand: ",
-        Status::Question => ":thinking_face: ",
-        Status::NotUnderstood => ":grey_question: ",
-    }
 }
 
 fn len(s: &str) -> usize {
@@ -195,7 +184,7 @@ fn confirm_line(c: &PendingConfirm, prefix: &str) -> String {
 /// confirmation instructions.
 pub fn render(reply: &Reply, prefix: &str) -> String {
     let budget = MAX_COMMENT - RESERVE;
-    let mut out = format!("{}{}", status_mark(reply.status), inline(&reply.headline));
+    let mut out = format!("{}{}", reply.status.mark(), inline(&reply.headline));
     let mut cut = false;
     for b in &reply.blocks {
         let room = budget.saturating_sub(len(&out) + 2);

@@ -21,6 +21,20 @@ pub enum Status {
     NotUnderstood,
 }
 
+impl Status {
+    /// The headline's mark as an emoji shortcode, which Slack and GitHub both show.
+    pub fn mark(self) -> &'static str {
+        match self {
+            Status::Done => "",
+            Status::Failed => ":x: ",
+            Status::Refused => ":no_entry: ",
+            Status::Confirm => ":raised_hand: ",
+            Status::Question => ":thinking_face: ",
+            Status::NotUnderstood => ":grey_question: ",
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Block {

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::reply::{Block, PendingConfirm, Reply, Status};
+use super::reply::{Block, PendingConfirm, Reply};
 use super::terminal::cell_text;
 
 pub const MAX_BLOCKS: usize = 50;
@@ -127,17 +127,6 @@ fn code_sections(text: &str, repeat: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-fn status_mark(status: Status) -> &'static str {
-    match status {
-        Status::Done => "",
-        Status::Failed => ":x: ",
-        Status::Refused => ":no_entry: ",
-        Status::Confirm => ":raised_hand: ",
-        Status::Question => ":thinking_face: ",
-        Status::NotUnderstood => ":grey_question: ",
-    }
-}
-
 /// A table as aligned monospace text: header, rule, rows. Returns (header line, the rest).
 fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, String) {
     let header: Vec<String> = columns.iter().map(|c| cell_text(&Value::from(c.as_str()))).collect();
@@ -252,7 +241,7 @@ fn fallback(reply: &Reply) -> String {
 }
 
 pub fn render(reply: &Reply) -> SlackMessage {
-    let headline = format!("{}{}", status_mark(reply.status), escape(&reply.headline));
+    let headline = format!("{}{}", reply.status.mark(), escape(&reply.headline));
     let mut blocks = sections(&headline);
     for b in &reply.blocks {
         blocks.extend(block(b));
