@@ -4,7 +4,7 @@
 //! LAZYOPS_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench confirm
 
 use lazyops::store::Store;
-use lazyops::store::audit::AuditStart;
+use lazyops::store::audit::{AuditStart, Completion};
 use lazyops::store::confirm::{Answer, NewConfirmation};
 
 fn main() {
@@ -68,8 +68,12 @@ fn sqlite_audit_row(bencher: divan::Bencher) {
                 decision: "allowed".into(),
                 ..AuditStart::default()
             };
-            store.audit_start(&row).await.expect("audit");
-            store.audit_finish(&row.id, "ok", 1, None).await.expect("finish");
+            let id = row.id.clone();
+            store.audit_start(row).await.expect("audit");
+            store
+                .audit_finish(&id, Completion { outcome: "ok".into(), duration_ms: 1, error: None })
+                .await
+                .expect("finish");
         })
     });
 }

@@ -11,7 +11,7 @@ use crate::command::Command;
 use crate::decide::policy::{self, Decision};
 use crate::message::{Identity, Message, Place};
 use crate::render::{Block, PendingConfirm, Reply, Status, Understood};
-use crate::store::audit::AuditStart;
+use crate::store::audit::{AuditStart, Completion};
 use crate::store::confirm::{Answer, ConfirmError, NewConfirmation};
 use crate::store::{Store, StoreError, now_ms};
 use crate::understand::intent::{Conversation, Turn};
@@ -298,11 +298,7 @@ impl Bot {
         if needs_confirm && !opts.assume_yes {
             return self.ask_confirmation(&req, &command).await;
         }
-        let audit_id = match self.audit(&req, Some(&command), "allowed", None).await {
-            Ok(id) => id,
-            Err(e) => return Reply::failed(e.to_string()).command(command.to_string()),
-        };
-        self.execute(&audit_id, &command, &req, &team).await
+        self.run(&command, &req, &team, "allowed", None).await
     }
 
     /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
@@ -367,11 +363,7 @@ impl Bot {
             }
             Decision::Allowed { team, .. } => team,
         };
-        let audit_id = match self.audit(&req, Some(&command), "confirmed", Some(&resolved.id)).await {
-            Ok(id) => id,
-            Err(e) => return Reply::failed(e.to_string()),
-        };
-        self.execute(&audit_id, &command, &req, &team).await
+        self.run(&command, &req, &team, "confirmed", Some(&resolved.id)).await
     }
 
     async fn ask_confirmation(&self, req: &Request<'_>, command: &Command) -> Reply {
@@ -411,18 +403,17 @@ impl Bot {
         reply
     }
 
-    /// Writes the audit row that must exist before anything runs.
-    async fn audit(
+    /// The audit row of a request, not yet written.
+    fn audit_row(
         &self,
         req: &Request<'_>,
         command: Option<&Command>,
         decision: &str,
         confirmation: Option<&str>,
-    ) -> Result<String, StoreError> {
-        let id = uuid::Uuid::new_v4().to_string();
+    ) -> AuditStart {
         let ws = self.workspace();
-        let row = AuditStart {
-            id: id.clone(),
+        AuditStart {
+            id: uuid::Uuid::new_v4().to_string(),
             at: now_ms(),
             who: req.who.to_string(),
             transport: req.place.transport.name().to_string(),
@@ -439,13 +430,64 @@ impl Bot {
             llm_completion_tokens: req.llm.map(|r| i64::from(r.completion_tokens)),
             llm_latency_ms: req.llm.map(|r| r.latency_ms as i64),
             llm_outcome: req.llm.map(|r| r.outcome.to_string()),
-        };
-        self.store.audit_start(&row).await.inspect_err(|e| tracing::error!(error = %e, "audit write failed"))?;
-        Ok(id)
+        }
     }
 
-    /// Runs an allowed command through its plugin and completes the audit row.
-    async fn execute(&self, audit_id: &str, command: &Command, req: &Request<'_>, team: &str) -> Reply {
+    /// Writes the audit row of something that is not run (a question, a refusal, ...).
+    async fn audit(
+        &self,
+        req: &Request<'_>,
+        command: Option<&Command>,
+        decision: &str,
+        confirmation: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let row = self.audit_row(req, command, decision, confirmation);
+        self.store.audit_start(row).await.inspect_err(|e| tracing::error!(error = %e, "audit write failed"))
+    }
+
+    /// Runs an allowed command with its audit row: written before the command runs and
+    /// completed after, so a crash mid-command leaves "started, no outcome" behind. A command
+    /// that changes nothing (`CommandKind::changes_nothing`) has nothing in flight to record,
+    /// so its row is written once, complete, before the answer goes out.
+    async fn run(
+        &self,
+        command: &Command,
+        req: &Request<'_>,
+        team: &str,
+        decision: &str,
+        confirmation: Option<&str>,
+    ) -> Reply {
+        let row = self.audit_row(req, Some(command), decision, confirmation);
+        let id = row.id.clone();
+        let mut unwritten = Some(row);
+        if !command.kind().changes_nothing()
+            && let Some(row) = unwritten.take()
+            && let Err(e) = self.store.audit_start(row).await
+        {
+            tracing::error!(error = %e, "audit write failed");
+            return Reply::failed(e.to_string()).command(command.to_string());
+        }
+        let (reply, done) = self.execute(&id, command, req, team).await;
+        let written = match unwritten {
+            Some(row) => self.store.audit_record(row, done).await,
+            None => self.store.audit_finish(&id, done).await,
+        };
+        match written {
+            Ok(()) => reply,
+            Err(e) if command.kind().changes_nothing() => {
+                // Nothing ran that the audit would have to tell of: no unaudited answer either.
+                tracing::error!(audit = %id, error = %e, "audit write failed");
+                Reply::failed(e.to_string()).command(command.to_string())
+            }
+            Err(e) => {
+                tracing::error!(audit = %id, error = %e, "audit completion failed");
+                reply
+            }
+        }
+    }
+
+    /// Runs an allowed command through its plugin: the reply and how it ended.
+    async fn execute(&self, audit_id: &str, command: &Command, req: &Request<'_>, team: &str) -> (Reply, Completion) {
         let started = Instant::now();
         let spec = command.spec();
         let canonical = command.to_string();
@@ -467,13 +509,10 @@ impl Bot {
                 (Reply::failed(format!("internal error, ref {audit_id}")), "error", Some(msg))
             }
         };
-        if let Err(e) = self.store.audit_finish(audit_id, outcome, elapsed, error.as_deref()).await {
-            tracing::error!(audit = audit_id, error = %e, "audit completion failed");
-        }
         let mut reply = reply.command(canonical);
         reply.understood =
             Some(Understood { tier: req.tier.name(), intent: req.intent.clone(), confidence: req.confidence });
-        reply
+        (reply, Completion { outcome: outcome.to_string(), duration_ms: elapsed, error })
     }
 }
 

@@ -33,6 +33,16 @@ pub enum CommandKind {
     Manifest,
 }
 
+impl CommandKind {
+    /// Answered by lazyops from what it already holds, changing nothing anywhere: there is
+    /// nothing in flight to record before such a command runs, so its audit row is written
+    /// once, complete, before the answer goes out (one write instead of two).
+    pub fn changes_nothing(self) -> bool {
+        use CommandKind as K;
+        matches!(self, K::Help | K::Whoami | K::Explain | K::DbList | K::DbDescribe)
+    }
+}
+
 /// What kind of value an argument holds; decides how it is checked and how it is printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ArgKind {

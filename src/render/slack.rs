@@ -3,11 +3,13 @@
 //! Slack's limits: 50 blocks, 3000 characters per section, 10 fields of 2000, and a `text`
 //! fallback that is always set.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::reply::{Block, PendingConfirm, Reply};
-use super::terminal::cell_text;
+use super::terminal::{cell_str, cell_text};
 
 pub const MAX_BLOCKS: usize = 50;
 pub const MAX_SECTION: usize = 3000;
@@ -50,7 +52,9 @@ pub fn escape(s: &str) -> String {
 /// Text inside a code fence: escaped, and with backticks swapped for a look-alike so data
 /// cannot close the fence.
 fn code_text(s: &str) -> String {
-    escape(s).replace('`', "ˋ")
+    let mut out = String::with_capacity(s.len());
+    push_code_text(&mut out, s);
+    out
 }
 
 /// Cuts at a character boundary, with an ellipsis when something was dropped.
@@ -127,10 +131,26 @@ fn code_sections(text: &str, repeat: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
+/// Appends text for inside a code fence: escaped as `escape` does, and with backticks swapped
+/// for a look-alike so data cannot close the fence.
+fn push_code_text(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '`' => out.push('ˋ'),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+}
+
 /// A table as aligned monospace text: header, rule, rows. Returns (header line, the rest).
+/// Written straight into two strings: every table reply passes through here.
 fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, String) {
-    let header: Vec<String> = columns.iter().map(|c| cell_text(&Value::from(c.as_str()))).collect();
-    let body: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(cell_text).collect()).collect();
+    let header: Vec<Cow<'_, str>> = columns.iter().map(|c| cell_str(c)).collect();
+    let body: Vec<Vec<Cow<'_, str>>> = rows.iter().map(|r| r.iter().map(cell_text).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in &body {
         for (i, c) in r.iter().enumerate() {
@@ -141,21 +161,33 @@ fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, String) {
             }
         }
     }
-    let line = |cells: &[String]| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let pad = widths[i].saturating_sub(c.chars().count());
-                format!("{c}{}", " ".repeat(pad))
-            })
-            .collect();
-        code_text(padded.join("  ").trim_end())
+    let line = |out: &mut String, cells: &[Cow<'_, str>]| {
+        let start = out.len();
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            push_code_text(out, c);
+            let pad = widths[i].saturating_sub(c.chars().count());
+            out.extend(std::iter::repeat_n(' ', pad));
+        }
+        let end = out[start..].trim_end().len() + start;
+        out.truncate(end);
     };
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    let head = format!("{}\n{}", line(&header), rule.join("  "));
-    let rest: Vec<String> = body.iter().map(|r| line(r)).collect();
-    (head, rest.join("\n"))
+    let mut head = String::new();
+    line(&mut head, &header);
+    for (i, w) in widths.iter().enumerate() {
+        head.push_str(if i == 0 { "\n" } else { "  " });
+        head.extend(std::iter::repeat_n('-', *w));
+    }
+    let mut rest = String::with_capacity(body.len() * (widths.iter().sum::<usize>() + 2 * widths.len()));
+    for (i, r) in body.iter().enumerate() {
+        if i > 0 {
+            rest.push('\n');
+        }
+        line(&mut rest, r);
+    }
+    (head, rest)
 }
 
 fn block(b: &Block) -> Vec<Value> {

@@ -1,6 +1,8 @@
 //! Replies as terminal text: tables with `comfy-table`, colour only when writing to a TTY,
 //! and never a control character that came from outside.
 
+use std::borrow::Cow;
+
 use comfy_table::{ContentArrangement, Table, presets};
 use serde_json::Value;
 
@@ -18,19 +20,29 @@ fn paint(text: &str, code: &str, color: bool) -> String {
     if color { format!("\u{1b}[{code}m{text}\u{1b}[0m") } else { text.to_string() }
 }
 
-/// A cell's text: NULL spelled out, long text cut with an ellipsis.
-pub fn cell_text(v: &Value) -> String {
-    let s = match v {
-        Value::Null => "NULL".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let s = clean(&s).replace(['\n', '\t'], " ");
-    if s.chars().count() > CELL_MAX {
-        let cut: String = s.chars().take(CELL_MAX - 1).collect();
-        format!("{cut}…")
+/// A cell's text: NULL spelled out, otherwise as `cell_str`.
+pub fn cell_text(v: &Value) -> Cow<'_, str> {
+    match v {
+        Value::Null => Cow::Borrowed("NULL"),
+        Value::String(s) => cell_str(s),
+        other => Cow::Owned(cell_str(&other.to_string()).into_owned()),
+    }
+}
+
+/// Text for one table cell: control characters dropped, line breaks as spaces, long text cut
+/// with an ellipsis. Borrows when none of that is needed (the common case: every transport
+/// renders every cell).
+pub fn cell_str(s: &str) -> Cow<'_, str> {
+    if s.len() <= CELL_MAX && !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s); // bytes >= chars, so it is short enough
+    }
+    let flat: String = s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
+    let flat = flat.replace(['\n', '\t'], " ");
+    if flat.chars().count() > CELL_MAX {
+        let cut: String = flat.chars().take(CELL_MAX - 1).collect();
+        Cow::Owned(format!("{cut}…"))
     } else {
-        s
+        Cow::Owned(flat)
     }
 }
 

@@ -2,6 +2,8 @@
 //! and completed after, so a crash mid-command leaves "started, no outcome" behind.
 
 use serde::Serialize;
+use sqlx::{AnyConnection, AnyPool};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreError};
 
@@ -59,51 +61,181 @@ pub struct AuditRow {
     pub error: Option<String>,
 }
 
+/// How a command ended: ok, error or timeout, how long it took and what went wrong.
+#[derive(Clone, Debug)]
+pub struct Completion {
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub error: Option<String>,
+}
+
+/// One write waiting for the writer task, and who to tell when it is committed.
+#[derive(Debug)]
+pub(super) struct Job {
+    write: Write,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Debug)]
+enum Write {
+    /// A new row, already complete when the command had nothing to run first.
+    Insert(Box<AuditStart>, Option<Completion>),
+    /// The completion of a row inserted earlier.
+    Complete(String, Completion),
+}
+
+/// Most writes one commit takes (20 parameters a row stays far below every driver's limit).
+const MAX_BATCH: usize = 64;
+
+/// Starts the writer task: it takes whatever writes have queued up and commits them in one
+/// transaction (group commit). Under load dozens of messages share one commit instead of
+/// queueing for SQLite's write lock one by one, and each caller still goes on only once its own
+/// row is committed. The task ends when the last `Store` clone is dropped, after the queue.
+pub(super) fn spawn_writer(pool: AnyPool) -> mpsc::Sender<Job> {
+    let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+    tokio::spawn(async move {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
+        while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+            let writes: Vec<&Write> = jobs.iter().map(|j| &j.write).collect();
+            let result = write_batch(&pool, &writes).await;
+            if result.is_err() && jobs.len() > 1 {
+                // One bad write must not fail the others: retry them one by one.
+                for j in jobs.drain(..) {
+                    let _ = j.done.send(write_batch(&pool, &[&j.write]).await);
+                }
+                continue;
+            }
+            for j in jobs.drain(..) {
+                let _ = j.done.send(result.clone());
+            }
+        }
+    });
+    tx
+}
+
+const COLUMNS: &str = "id, at, who, transport, place, text, tier, intent, confidence, command, decision, \
+                       confirmation_id, llm_model, llm_prompt_tokens, llm_completion_tokens, llm_latency_ms, \
+                       llm_outcome, outcome, duration_ms, error";
+const WIDTH: usize = 20;
+
+/// `($1, $2, …), (…)`: `rows` groups of `width` numbered placeholders.
+fn placeholders(rows: usize, width: usize) -> String {
+    let mut sql = String::with_capacity(rows * width * 5);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ", (" });
+        for c in 0..width {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", r * width + c + 1));
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+/// New rows first, then completions; one transaction when there are both.
+async fn write_batch(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
+    let mut inserts = Vec::new();
+    let mut completions = Vec::new();
+    for w in writes {
+        match w {
+            Write::Insert(row, done) => inserts.push((row.as_ref(), done.as_ref())),
+            Write::Complete(id, done) => completions.push((id.as_str(), done)),
+        }
+    }
+    if !inserts.is_empty() && !completions.is_empty() {
+        let mut tx = pool.begin().await?;
+        insert_rows(&mut tx, &inserts).await?;
+        complete_rows(&mut tx, &completions).await?;
+        return Ok(tx.commit().await?);
+    }
+    let mut conn = pool.acquire().await?;
+    insert_rows(&mut conn, &inserts).await?;
+    complete_rows(&mut conn, &completions).await
+}
+
+async fn insert_rows(conn: &mut AnyConnection, rows: &[(&AuditStart, Option<&Completion>)]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!("INSERT INTO audit ({COLUMNS}) VALUES {}", placeholders(rows.len(), WIDTH));
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (a, done) in rows {
+        q = q
+            .bind(&a.id)
+            .bind(a.at)
+            .bind(&a.who)
+            .bind(&a.transport)
+            .bind(&a.place)
+            .bind(&a.text)
+            .bind(&a.tier)
+            .bind(&a.intent)
+            .bind(a.confidence)
+            .bind(&a.command)
+            .bind(&a.decision)
+            .bind(&a.confirmation_id)
+            .bind(&a.llm_model)
+            .bind(a.llm_prompt_tokens)
+            .bind(a.llm_completion_tokens)
+            .bind(a.llm_latency_ms)
+            .bind(&a.llm_outcome)
+            .bind(done.map(|d| d.outcome.as_str()))
+            .bind(done.map(|d| d.duration_ms))
+            .bind(done.and_then(|d| d.error.as_deref()));
+    }
+    q.execute(conn).await?;
+    Ok(())
+}
+
+/// Completes rows in one UPDATE; a completion whose row does not exist is an error.
+async fn complete_rows(conn: &mut AnyConnection, rows: &[(&str, &Completion)]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "WITH done (id, outcome, duration_ms, error) AS (VALUES {}) \
+         UPDATE audit SET outcome = done.outcome, duration_ms = done.duration_ms, error = done.error \
+         FROM done WHERE audit.id = done.id",
+        placeholders(rows.len(), 4)
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (id, d) in rows {
+        q = q.bind(*id).bind(d.outcome.as_str()).bind(d.duration_ms).bind(d.error.as_deref());
+    }
+    let updated = q.execute(conn).await?.rows_affected();
+    if updated < rows.len() as u64 {
+        return Err(StoreError::Query(format!(
+            "{} of {} audit rows to complete were not found",
+            rows.len() as u64 - updated,
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Store {
-    pub async fn audit_start(&self, a: &AuditStart) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit (id, at, who, transport, place, text, tier, intent, confidence, command, decision, confirmation_id, \
-             llm_model, llm_prompt_tokens, llm_completion_tokens, llm_latency_ms, llm_outcome) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-        )
-        .bind(&a.id)
-        .bind(a.at)
-        .bind(&a.who)
-        .bind(&a.transport)
-        .bind(&a.place)
-        .bind(&a.text)
-        .bind(&a.tier)
-        .bind(&a.intent)
-        .bind(a.confidence)
-        .bind(&a.command)
-        .bind(&a.decision)
-        .bind(&a.confirmation_id)
-        .bind(&a.llm_model)
-        .bind(a.llm_prompt_tokens)
-        .bind(a.llm_completion_tokens)
-        .bind(a.llm_latency_ms)
-        .bind(&a.llm_outcome)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+    /// Writes a new row and returns once it is committed.
+    pub async fn audit_start(&self, row: AuditStart) -> Result<(), StoreError> {
+        self.audit_write(Write::Insert(Box::new(row), None)).await
     }
 
-    /// Completes a row: ok, error or timeout, how long it took and what went wrong.
-    pub async fn audit_finish(
-        &self,
-        id: &str,
-        outcome: &str,
-        duration_ms: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE audit SET outcome = $1, duration_ms = $2, error = $3 WHERE id = $4")
-            .bind(outcome)
-            .bind(duration_ms)
-            .bind(error)
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+    /// Completes a row written by `audit_start`.
+    pub async fn audit_finish(&self, id: &str, done: Completion) -> Result<(), StoreError> {
+        self.audit_write(Write::Complete(id.to_string(), done)).await
+    }
+
+    /// Writes a row that is complete already: for what had nothing to run before it was
+    /// recorded (an answer from memory, a failed delivery).
+    pub async fn audit_record(&self, row: AuditStart, done: Completion) -> Result<(), StoreError> {
+        self.audit_write(Write::Insert(Box::new(row), Some(done))).await
+    }
+
+    async fn audit_write(&self, write: Write) -> Result<(), StoreError> {
+        let stopped = || StoreError::Unavailable("the audit writer has stopped".into());
+        let (done, committed) = oneshot::channel();
+        self.audit.send(Job { write, done }).await.map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())?
     }
 
     /// The newest rows first, optionally since a time and for one identity.
@@ -204,6 +336,10 @@ impl Store {
 mod tests {
     use super::*;
 
+    fn ok(duration_ms: i64) -> Completion {
+        Completion { outcome: "ok".into(), duration_ms, error: None }
+    }
+
     #[tokio::test]
     async fn a_row_is_written_before_and_completed_after() {
         let dir = tempfile::tempdir().unwrap();
@@ -219,14 +355,48 @@ mod tests {
             command: Some("deploy version payments prod".into()),
             ..AuditStart::default()
         };
-        s.audit_start(&start).await.unwrap();
+        s.audit_start(start).await.unwrap();
         let rows = s.audit_list(None, None, 10).await.unwrap();
         assert_eq!(rows[0].outcome, None, "started, no outcome yet");
-        s.audit_finish("a1", "ok", 12, None).await.unwrap();
+        s.audit_finish("a1", ok(12)).await.unwrap();
         let rows = s.audit_list(Some(5), Some("local:o'brien \"x\""), 10).await.unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].outcome.as_deref(), Some("ok"));
         assert!(s.audit_list(Some(11), None, 10).await.unwrap().is_empty());
         assert_eq!(s.audit_prune(11).await.unwrap(), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_a_bad_row_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&format!("sqlite://{}/s.db", dir.path().display())).await.unwrap();
+        let row =
+            |id: String| AuditStart { id, at: 1, who: "w".into(), decision: "allowed".into(), ..Default::default() };
+        s.audit_start(row("dup".into())).await.unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        for n in 0..200 {
+            let s = s.clone();
+            tasks.spawn(async move {
+                let id = if n == 100 { "dup".to_string() } else { format!("r{n}") };
+                let started = s.audit_start(row(id.clone())).await;
+                if started.is_ok() {
+                    s.audit_finish(&id, ok(n)).await.unwrap();
+                }
+                (n, started.is_ok())
+            });
+        }
+        let mut failed = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let (n, ok) = done.unwrap();
+            if !ok {
+                failed.push(n);
+            }
+        }
+        assert_eq!(failed, vec![100], "only the duplicate id fails");
+        let rows = s.audit_list(None, Some("w"), 1000).await.unwrap();
+        assert_eq!(rows.len(), 200, "199 new rows and the first 'dup'");
+        let completed = rows.iter().filter(|r| r.outcome.as_deref() == Some("ok")).count();
+        assert_eq!(completed, 199);
+        assert!(rows.iter().all(|r| r.id == "dup" || r.duration_ms == r.id[1..].parse().ok()));
     }
 }

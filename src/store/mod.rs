@@ -25,7 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "llm", include_str!("../../migrations/0004_llm.sql")),
 ];
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("the bot's state database is unavailable ({0}); nothing was run")]
     Unavailable(String),
@@ -77,6 +77,8 @@ pub fn redact(text: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     postgres: bool,
+    /// The audit log's writer task (see `audit::spawn_writer`).
+    audit: tokio::sync::mpsc::Sender<audit::Job>,
 }
 
 pub fn now_ms() -> i64 {
@@ -115,6 +117,9 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { 8 } else { 4 })
             .acquire_timeout(Duration::from_secs(3))
+            // A SQLite connection lives in this process and cannot drop: pinging it before each
+            // use only doubled the round trips to its worker thread.
+            .test_before_acquire(postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if !postgres {
@@ -130,7 +135,8 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        let store = Store { pool, postgres };
+        let audit = audit::spawn_writer(pool.clone());
+        let store = Store { pool, postgres, audit };
         store.migrate().await?;
         Ok(store)
     }

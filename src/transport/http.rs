@@ -22,7 +22,7 @@ use super::{github, slack};
 use crate::message::{Identity, Place, Transport};
 use crate::pipeline::Bot;
 use crate::render::{Reply, Status};
-use crate::store::audit::AuditStart;
+use crate::store::audit::{AuditStart, Completion};
 use crate::store::now_ms;
 
 /// What time it is for signature windows: the system clock, or a hand-set one in tests
@@ -196,9 +196,8 @@ impl AppState {
     pub async fn undelivered(&self, who: &Identity, place: &Place, command: Option<&str>, error: &str) {
         self.metrics.error("delivery");
         tracing::error!(who = %who, place = %place.key(), error, "reply not delivered");
-        let id = uuid::Uuid::new_v4().to_string();
         let row = AuditStart {
-            id: id.clone(),
+            id: uuid::Uuid::new_v4().to_string(),
             at: now_ms(),
             who: who.to_string(),
             transport: place.transport.name().to_string(),
@@ -208,12 +207,8 @@ impl AppState {
             decision: "undelivered".into(),
             ..AuditStart::default()
         };
-        let store = self.bot.store();
-        let written = match store.audit_start(&row).await {
-            Ok(()) => store.audit_finish(&id, "error", 0, Some(error)).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
+        let done = Completion { outcome: "error".into(), duration_ms: 0, error: Some(error.to_string()) };
+        if let Err(e) = self.bot.store().audit_record(row, done).await {
             tracing::error!(error = %e, "audit of an undelivered reply failed");
         }
     }

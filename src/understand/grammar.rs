@@ -172,10 +172,14 @@ pub fn parse(text: &str, catalog: &Catalog) -> Result<Command, ParseError> {
         Ok(pairs) => pairs,
         Err(e) => return Err(syntax_error(text, e, err)),
     };
-    let Some(cmd_pair) = pairs.into_iter().next().and_then(|input| input.into_inner().next()) else {
+    // The command's pair, after the shared first word of a group ("db", "test", "todo").
+    let Some((cmd_pair, kind)) = pairs
+        .into_iter()
+        .next()
+        .and_then(|input| input.into_inner().find_map(|p| kind_of(p.as_rule()).map(|k| (p, k))))
+    else {
         return Err(err(ParseErrorKind::Empty, 0, 0, None));
     };
-    let kind = kind_of(cmd_pair.as_rule()).ok_or_else(|| err(ParseErrorKind::Empty, 0, 0, None))?;
     let spec = spec(kind);
     if has_unbalanced_quote(text) {
         let at = text.rfind('"').or_else(|| text.rfind('\u{201C}')).unwrap_or(0);
