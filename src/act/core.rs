@@ -1,5 +1,7 @@
 //! The commands every requester has: `help`, `whoami`, `explain`; and `audit` for admins.
 
+use std::sync::LazyLock;
+
 use serde_json::Value;
 
 use super::{ActError, ActFuture, Ctx, Plugin};
@@ -25,7 +27,10 @@ impl Plugin for Core {
 
 fn help(topic: Option<&str>) -> Reply {
     let Some(topic) = topic else {
-        let rows = SPECS.iter().map(|s| vec![Value::from(s.usage()), Value::from(s.summary)]).collect();
+        // The command table never changes: its usage lines are formatted once.
+        static ROWS: LazyLock<Vec<Vec<Value>>> =
+            LazyLock::new(|| SPECS.iter().map(|s| vec![Value::from(s.usage()), Value::from(s.summary)]).collect());
+        let rows = ROWS.clone();
         return Reply::done("lazyops commands")
             .with(Block::Table { columns: vec!["command".into(), "what it does".into()], rows, note: None })
             .text("Type a command, or ask in a sentence (\"which version of payments is live?\"). `help <command>` shows its arguments and examples.");

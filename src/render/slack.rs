@@ -37,23 +37,45 @@ pub struct SlackMessage {
 /// `<@U123>` and `<https://x|y>` from data stay text.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    push_escaped(&mut out, s, false);
+    out
+}
+
+/// Whether text has nothing `push_escaped` would change: checked on bytes, since nearly all
+/// text is plain ASCII (non-ASCII text takes the character loop, for C1 controls).
+fn is_plain(s: &str, code: bool) -> bool {
+    s.bytes().all(|b| {
+        b.is_ascii()
+            && !matches!(b, b'&' | b'<' | b'>')
+            && !(code && b == b'`')
+            && (!b.is_ascii_control() || b == b'\n' || b == b'\t')
+    })
+}
+
+/// Appends `s` escaped as `escape` does; inside a code fence (`code`) backticks also become a
+/// look-alike, so data cannot close the fence.
+fn push_escaped(out: &mut String, s: &str, code: bool) {
+    if is_plain(s, code) {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '`' if code => out.push('ˋ'),
             c if c.is_control() && c != '\n' && c != '\t' => {}
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Text inside a code fence: escaped, and with backticks swapped for a look-alike so data
 /// cannot close the fence.
 fn code_text(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    push_code_text(&mut out, s);
+    push_escaped(&mut out, s, true);
     out
 }
 
@@ -131,21 +153,6 @@ fn code_sections(text: &str, repeat: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-/// Appends text for inside a code fence: escaped as `escape` does, and with backticks swapped
-/// for a look-alike so data cannot close the fence.
-fn push_code_text(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '`' => out.push('ˋ'),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-}
-
 /// A table as aligned monospace text: header, rule, rows. Returns (header line, the rest).
 /// Written straight into two strings: every table reply passes through here.
 fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, String) {
@@ -167,7 +174,7 @@ fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, String) {
             if i > 0 {
                 out.push_str("  ");
             }
-            push_code_text(out, c);
+            push_escaped(out, c, true);
             let pad = widths[i].saturating_sub(c.chars().count());
             out.extend(std::iter::repeat_n(' ', pad));
         }

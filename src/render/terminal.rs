@@ -33,7 +33,8 @@ pub fn cell_text(v: &Value) -> Cow<'_, str> {
 /// with an ellipsis. Borrows when none of that is needed (the common case: every transport
 /// renders every cell).
 pub fn cell_str(s: &str) -> Cow<'_, str> {
-    if s.len() <= CELL_MAX && !s.chars().any(char::is_control) {
+    let plain = if s.is_ascii() { !s.bytes().any(|b| b.is_ascii_control()) } else { !s.chars().any(char::is_control) };
+    if s.len() <= CELL_MAX && plain {
         return Cow::Borrowed(s); // bytes >= chars, so it is short enough
     }
     let flat: String = s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();

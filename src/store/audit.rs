@@ -91,17 +91,17 @@ const MAX_BATCH: usize = 64;
 /// transaction (group commit). Under load dozens of messages share one commit instead of
 /// queueing for SQLite's write lock one by one, and each caller still goes on only once its own
 /// row is committed. The task ends when the last `Store` clone is dropped, after the queue.
-pub(super) fn spawn_writer(pool: AnyPool) -> mpsc::Sender<Job> {
+pub(super) fn spawn_writer(pool: AnyPool, postgres: bool) -> mpsc::Sender<Job> {
     let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
     tokio::spawn(async move {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
         while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
             let writes: Vec<&Write> = jobs.iter().map(|j| &j.write).collect();
-            let result = write_batch(&pool, &writes).await;
+            let result = write_batch(&pool, postgres, &writes).await;
             if result.is_err() && jobs.len() > 1 {
                 // One bad write must not fail the others: retry them one by one.
                 for j in jobs.drain(..) {
-                    let _ = j.done.send(write_batch(&pool, &[&j.write]).await);
+                    let _ = j.done.send(write_batch(&pool, postgres, &[&j.write]).await);
                 }
                 continue;
             }
@@ -118,8 +118,10 @@ const COLUMNS: &str = "id, at, who, transport, place, text, tier, intent, confid
                        llm_outcome, outcome, duration_ms, error";
 const WIDTH: usize = 20;
 
-/// `($1, $2, …), (…)`: `rows` groups of `width` numbered placeholders.
-fn placeholders(rows: usize, width: usize) -> String {
+/// `($1, $2, …), (…)`: `rows` groups of `width` placeholders, numbered for PostgreSQL. SQLite
+/// gets plain `?`: it looks each numbered one up by a linear scan, which made binding a batch
+/// quadratic.
+fn placeholders(rows: usize, width: usize, postgres: bool) -> String {
     let mut sql = String::with_capacity(rows * width * 5);
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ", (" });
@@ -127,7 +129,11 @@ fn placeholders(rows: usize, width: usize) -> String {
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push_str(&format!("${}", r * width + c + 1));
+            if postgres {
+                sql.push_str(&format!("${}", r * width + c + 1));
+            } else {
+                sql.push('?');
+            }
         }
         sql.push(')');
     }
@@ -135,7 +141,7 @@ fn placeholders(rows: usize, width: usize) -> String {
 }
 
 /// New rows first, then completions; one transaction when there are both.
-async fn write_batch(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError> {
+async fn write_batch(pool: &AnyPool, postgres: bool, writes: &[&Write]) -> Result<(), StoreError> {
     let mut inserts = Vec::new();
     let mut completions = Vec::new();
     for w in writes {
@@ -146,20 +152,24 @@ async fn write_batch(pool: &AnyPool, writes: &[&Write]) -> Result<(), StoreError
     }
     if !inserts.is_empty() && !completions.is_empty() {
         let mut tx = pool.begin().await?;
-        insert_rows(&mut tx, &inserts).await?;
-        complete_rows(&mut tx, &completions).await?;
+        insert_rows(&mut tx, postgres, &inserts).await?;
+        complete_rows(&mut tx, postgres, &completions).await?;
         return Ok(tx.commit().await?);
     }
     let mut conn = pool.acquire().await?;
-    insert_rows(&mut conn, &inserts).await?;
-    complete_rows(&mut conn, &completions).await
+    insert_rows(&mut conn, postgres, &inserts).await?;
+    complete_rows(&mut conn, postgres, &completions).await
 }
 
-async fn insert_rows(conn: &mut AnyConnection, rows: &[(&AuditStart, Option<&Completion>)]) -> Result<(), StoreError> {
+async fn insert_rows(
+    conn: &mut AnyConnection,
+    postgres: bool,
+    rows: &[(&AuditStart, Option<&Completion>)],
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let sql = format!("INSERT INTO audit ({COLUMNS}) VALUES {}", placeholders(rows.len(), WIDTH));
+    let sql = format!("INSERT INTO audit ({COLUMNS}) VALUES {}", placeholders(rows.len(), WIDTH, postgres));
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (a, done) in rows {
         q = q
@@ -189,7 +199,11 @@ async fn insert_rows(conn: &mut AnyConnection, rows: &[(&AuditStart, Option<&Com
 }
 
 /// Completes rows in one UPDATE; a completion whose row does not exist is an error.
-async fn complete_rows(conn: &mut AnyConnection, rows: &[(&str, &Completion)]) -> Result<(), StoreError> {
+async fn complete_rows(
+    conn: &mut AnyConnection,
+    postgres: bool,
+    rows: &[(&str, &Completion)],
+) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -197,7 +211,7 @@ async fn complete_rows(conn: &mut AnyConnection, rows: &[(&str, &Completion)]) -
         "WITH done (id, outcome, duration_ms, error) AS (VALUES {}) \
          UPDATE audit SET outcome = done.outcome, duration_ms = done.duration_ms, error = done.error \
          FROM done WHERE audit.id = done.id",
-        placeholders(rows.len(), 4)
+        placeholders(rows.len(), 4, postgres)
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for (id, d) in rows {

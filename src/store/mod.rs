@@ -135,7 +135,7 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        let audit = audit::spawn_writer(pool.clone());
+        let audit = audit::spawn_writer(pool.clone(), postgres);
         let store = Store { pool, postgres, audit };
         store.migrate().await?;
         Ok(store)

@@ -55,9 +55,18 @@ fn for_the_channel(reply: &Reply) -> bool {
     reply.public && reply.status == Status::Done && !personal
 }
 
-fn response_body(reply: &Reply, msg: &SlackMessage) -> Value {
-    let kind = if for_the_channel(reply) { "in_channel" } else { "ephemeral" };
-    json!({"response_type": kind, "text": msg.text, "blocks": msg.blocks})
+/// A slash command's answer, serialised straight from the rendered message (no copy of the
+/// blocks through a `Value`: this is on every synchronous answer).
+#[derive(serde::Serialize)]
+struct ResponseBody<'a> {
+    response_type: &'static str,
+    text: &'a str,
+    blocks: &'a [Value],
+}
+
+fn response_body<'a>(reply: &Reply, msg: &'a SlackMessage) -> ResponseBody<'a> {
+    let response_type = if for_the_channel(reply) { "in_channel" } else { "ephemeral" };
+    ResponseBody { response_type, text: &msg.text, blocks: &msg.blocks }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -188,7 +197,7 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
 /// Web API, else the failure lands in the log and the audit.
 async fn deliver_late(state: &AppState, msg: &Message, response_url: Option<&str>, reply: &Reply) {
     let rendered = blocks::render(reply);
-    let mut body = response_body(reply, &rendered);
+    let mut body = json!(response_body(reply, &rendered));
     body["replace_original"] = json!(false);
     let first = match response_url {
         Some(url) => state.slack.respond(url, &body).await,
