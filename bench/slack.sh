@@ -71,7 +71,12 @@ for _ in $(seq 1 200); do
     sleep 0.05
 done
 sleep 0.5
-rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$SERVER_PID/status"; }
+# RSS, then how much of it is the process's own memory (anonymous) and how much is pages of
+# the executable mapped from the page cache (file-backed, shared, reclaimable).
+rss_mb() {
+    awk '/VmRSS/ {r = $2} /RssAnon/ {a = $2} /RssFile/ {f = $2}
+         END {printf "%.1f MB (anonymous %.1f, file-backed %.1f)", r / 1024, a / 1024, f / 1024}' "/proc/$SERVER_PID/status"
+}
 IDLE_RSS="$(rss_mb)"
 
 BODY="token=x&team_id=T1&team_domain=bench&channel_id=C1&channel_name=bench&user_id=U0123ABC&user_name=bench&command=%2Flazyops&text=help&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1%2Fx&trigger_id=1.2.3"
@@ -109,5 +114,5 @@ printf '  latency p99     %s   (target <= 5ms)\n' "$P99"
 printf '  non-2xx         %s\n' "${NON2XX:-0}"
 printf '  audit rows      %s   (one per answered request)\n' "$AUDIT"
 printf '  cold start      %s ms   (exec to first 200 on /healthz, median of 7; target <= 20)\n' "$COLD_MS"
-printf '  RSS idle        %s MB   (target <= 15)\n' "$IDLE_RSS"
-printf '  RSS after load  %s MB\n' "$LOADED_RSS"
+printf '  RSS idle        %s   (target <= 15 MB)\n' "$IDLE_RSS"
+printf '  RSS after load  %s\n' "$LOADED_RSS"

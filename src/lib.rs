@@ -3,6 +3,10 @@
 //! GitHub comment or a terminal. Data moves one way: transport → understand → decide → act →
 //! render; see ARCHITECTURE.md.
 
+// pest is used without its `std` feature (which probes the native stack on every rule: a fifth
+// of parse time, and this grammar does not recurse); its generated parser names `::alloc`.
+extern crate alloc;
+
 pub mod act;
 pub mod catalog;
 pub mod command;

@@ -216,10 +216,14 @@ impl Bot {
         let asking = self.asking(&ws, &msg.who, &msg.place, opts.llm_timeout);
         // A typed command needs no thread state: skip the read on the busiest path. (With the
         // LLM tier on, every turn goes into the thread's history, so the state is read.)
-        let typed = asking.is_none() && understand::grammar::parse(text, &ws.catalog).is_ok();
-        let conversation = if typed { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
+        let typed = if asking.is_none() { understand::grammar::parse(text, &ws.catalog).ok() } else { None };
+        let conversation =
+            if typed.is_some() { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
         let ctx = self.context(&ws, &conversation);
-        let understood = understand::understand_with(text, &ctx, asking.as_ref()).await;
+        let understood = match typed {
+            Some(command) => understand::typed(command),
+            None => understand::understand_with(text, &ctx, asking.as_ref()).await,
+        };
         let mut next = understood.conversation.clone();
         if asking.is_some() && ws.config.llm.history_turns > 0 {
             let mut c = next.unwrap_or_else(|| conversation.clone());

@@ -182,7 +182,13 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
         drop(rx);
         return working_on(&canonical);
     }
-    match tokio::time::timeout(state.settings.ack_budget, rx).await {
+    // A zero budget always answers later (a timer of zero still lets a fast reply through).
+    let budget = state.settings.ack_budget;
+    if budget.is_zero() {
+        drop(rx);
+        return working_on(&msg.text);
+    }
+    match tokio::time::timeout(budget, rx).await {
         Ok(Ok(reply)) => Json(response_body(&reply, &blocks::render(&reply))).into_response(),
         Ok(Err(_)) => {
             state.metrics.error("internal");

@@ -90,6 +90,18 @@ pub struct Result {
 /// intent layer may fill a command template, whose text goes back through the grammar; text
 /// that was meant as a command (starts with a command word) and is not understood gets the
 /// parse error, anything else "not understood" with the closest commands.
+/// What the grammar tier makes of text that parsed as `command`, with no thread state.
+pub fn typed(command: Command) -> Result {
+    Result {
+        understanding: Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 },
+        slots: Default::default(),
+        candidates: Vec::new(),
+        conversation: None,
+        llm: None,
+        local: None,
+    }
+}
+
 pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
     let plain = |understanding| Result {
         understanding,
@@ -101,14 +113,13 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
     };
     let parse_error = match grammar::parse(text, ctx.catalog) {
         Ok(command) => {
-            let understanding = Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 };
             // A typed command ends any question that was pending in this thread.
             let conversation = ctx.conversation.pending.as_ref().map(|_| intent::Conversation {
                 pending: None,
                 last: ctx.conversation.last.clone(),
                 turns: ctx.conversation.turns.clone(),
             });
-            return Result { conversation, ..plain(understanding) };
+            return Result { conversation, ..typed(command) };
         }
         Err(e) => e,
     };
