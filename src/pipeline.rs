@@ -1,7 +1,7 @@
 //! The one flow: a `Message` is understood, decided (policy, confirmation), acted on by a
 //! plugin and answered with a `Reply`, with an audit row written before anything runs.
 //! Every transport calls [`Bot::handle`] (and [`Bot::answer`] for buttons); nothing executes
-//! except through [`Bot::execute`], which only this module calls.
+//! except through [`Bot::run`], which only this module calls.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
