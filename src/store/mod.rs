@@ -141,8 +141,22 @@ impl Store {
         Ok(store)
     }
 
+    /// Applies what is not applied yet. Two processes opening a new SQLite file at once both
+    /// find it unmigrated (SQLite has no advisory lock): the loser's migration transaction
+    /// fails ("table … already exists") and rolls back, and a second look finds the winner's
+    /// migrations applied. A real failure fails every try.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        migrator().run(&self.pool).await.map_err(|e| StoreError::Migrate(redact(&e.to_string())))
+        let mut tries = 0;
+        loop {
+            match migrator().run(&self.pool).await {
+                Ok(()) => return Ok(()),
+                Err(_) if !self.postgres && tries < 3 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50 * tries)).await;
+                }
+                Err(e) => return Err(StoreError::Migrate(redact(&e.to_string()))),
+            }
+        }
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -218,6 +232,23 @@ mod tests {
         );
         assert_eq!(redact("mysql://root@127.0.0.1/test"), "mysql://root@127.0.0.1/test");
         assert_eq!(redact("no url here"), "no url here");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stores_opening_a_new_sqlite_file_at_once_all_start() {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}/s.db", dir.path().display());
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let url = url.clone();
+                    tokio::spawn(async move { Store::open(&url).await.map(drop) })
+                })
+                .collect();
+            for open in opens {
+                open.await.unwrap().unwrap();
+            }
+        }
     }
 
     #[tokio::test]
