@@ -451,10 +451,10 @@ impl Bot {
         self.store.audit_start(row).await.inspect_err(|e| tracing::error!(error = %e, "audit write failed"))
     }
 
-    /// Runs an allowed command with its audit row: written before the command runs and
+    /// Runs an allowed command with its audit row: committed before the command runs and
     /// completed after, so a crash mid-command leaves "started, no outcome" behind. A command
     /// that changes nothing (`CommandKind::changes_nothing`) has nothing in flight to record,
-    /// so its row is written once, complete, before the answer goes out.
+    /// so its row is committed once, complete, before the answer goes out.
     async fn run(
         &self,
         command: &Command,
@@ -465,31 +465,26 @@ impl Bot {
     ) -> Reply {
         let row = self.audit_row(req, Some(command), decision, confirmation);
         let id = row.id.clone();
-        let mut unwritten = Some(row);
-        if !command.kind().changes_nothing()
-            && let Some(row) = unwritten.take()
-            && let Err(e) = self.store.audit_start(row).await
-        {
+        if command.kind().changes_nothing() {
+            let (reply, done) = self.execute(&id, command, req, team).await;
+            return match self.store.audit_record(row, done).await {
+                Ok(()) => reply,
+                // Nothing ran that the audit would have to tell of: no unaudited answer either.
+                Err(e) => {
+                    tracing::error!(audit = %id, error = %e, "audit write failed");
+                    Reply::failed(e.to_string()).command(command.to_string())
+                }
+            };
+        }
+        if let Err(e) = self.store.audit_start(row).await {
             tracing::error!(error = %e, "audit write failed");
             return Reply::failed(e.to_string()).command(command.to_string());
         }
         let (reply, done) = self.execute(&id, command, req, team).await;
-        let written = match unwritten {
-            Some(row) => self.store.audit_record(row, done).await,
-            None => self.store.audit_finish(&id, done).await,
-        };
-        match written {
-            Ok(()) => reply,
-            Err(e) if command.kind().changes_nothing() => {
-                // Nothing ran that the audit would have to tell of: no unaudited answer either.
-                tracing::error!(audit = %id, error = %e, "audit write failed");
-                Reply::failed(e.to_string()).command(command.to_string())
-            }
-            Err(e) => {
-                tracing::error!(audit = %id, error = %e, "audit completion failed");
-                reply
-            }
+        if let Err(e) = self.store.audit_finish(&id, done).await {
+            tracing::error!(audit = %id, error = %e, "audit completion failed");
         }
+        reply
     }
 
     /// Runs an allowed command through its plugin: the reply and how it ended.

@@ -35,8 +35,6 @@ const OOS_LABEL: &str = "oos";
 const GRAD_EPS: f32 = 1e-3;
 /// Threshold used when there is too little data to cross-validate.
 const DEFAULT_THRESHOLD: f32 = 0.5;
-/// Marker for "bucket has no trained row" in the bucket -> row index.
-const NO_ROW: u32 = u32::MAX;
 
 /// Hyper-parameters. The defaults were picked by measurement on CLINC150
 /// (train split only, threshold by cross-validation) and also behave on
@@ -395,14 +393,16 @@ fn vectorize(raw: &[(u32, f32)], index: &Index, idf: &[f32], unknown_idf: f32) -
     let mut out = Vec::with_capacity(raw.len());
     let mut norm = 0.0f32;
     for &(b, tf) in raw {
-        let row = index.get(&b).copied().unwrap_or(NO_ROW);
-        if row == NO_ROW {
-            let v = tf * unknown_idf;
-            norm += v * v;
-        } else {
-            let v = tf * idf.get(row as usize).copied().unwrap_or(unknown_idf);
-            norm += v * v;
-            out.push((row, v));
+        match index.get(&b) {
+            None => {
+                let v = tf * unknown_idf;
+                norm += v * v;
+            }
+            Some(&row) => {
+                let v = tf * idf.get(row as usize).copied().unwrap_or(unknown_idf);
+                norm += v * v;
+                out.push((row, v));
+            }
         }
     }
     if norm > 0.0 {

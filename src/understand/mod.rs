@@ -86,14 +86,10 @@ pub struct Result {
     pub local: Option<Box<Result>>,
 }
 
-/// Understands one message. Text that parses is a command with confidence 1. Otherwise the
-/// intent layer may fill a command template, whose text goes back through the grammar; text
-/// that was meant as a command (starts with a command word) and is not understood gets the
-/// parse error, anything else "not understood" with the closest commands.
-/// What the grammar tier makes of text that parsed as `command`, with no thread state.
-pub fn typed(command: Command) -> Result {
+/// An understanding with nothing else to report: no slots, candidates, thread change or LLM.
+fn plain(understanding: Understanding) -> Result {
     Result {
-        understanding: Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 },
+        understanding,
         slots: Default::default(),
         candidates: Vec::new(),
         conversation: None,
@@ -102,15 +98,16 @@ pub fn typed(command: Command) -> Result {
     }
 }
 
+/// What the grammar tier makes of text that parsed as `command`, with no thread state.
+pub fn typed(command: Command) -> Result {
+    plain(Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 })
+}
+
+/// Understands one message. Text that parses is a command with confidence 1. Otherwise the
+/// intent layer may fill a command template, whose text goes back through the grammar; text
+/// that was meant as a command (starts with a command word) and is not understood gets the
+/// parse error, anything else "not understood" with the closest commands.
 pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
-    let plain = |understanding| Result {
-        understanding,
-        slots: Default::default(),
-        candidates: Vec::new(),
-        conversation: None,
-        llm: None,
-        local: None,
-    };
     let parse_error = match grammar::parse(text, ctx.catalog) {
         Ok(command) => {
             // A typed command ends any question that was pending in this thread.
