@@ -42,14 +42,19 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Whether text has nothing `push_escaped` would change: checked on bytes, since nearly all
-/// text is plain ASCII (non-ASCII text takes the character loop, for C1 controls).
+/// text is plain ASCII (non-ASCII text takes the character loop, for C1 controls). One pass
+/// without an early exit or branches, so the compiler vectorises it.
 fn is_plain(s: &str, code: bool) -> bool {
-    s.bytes().all(|b| {
-        b.is_ascii()
-            && !matches!(b, b'&' | b'<' | b'>')
-            && !(code && b == b'`')
-            && (!b.is_ascii_control() || b == b'\n' || b == b'\t')
+    let tick = if code { b'`' } else { b'&' };
+    !s.bytes().fold(false, |bad, b| {
+        let control = (b < b' ') & (b != b'\n') & (b != b'\t');
+        bad | control | (b >= 0x7f) | (b == b'&') | (b == b'<') | (b == b'>') | (b == tick)
     })
+}
+
+/// Width of text in characters; ASCII (nearly every cell) is its length.
+fn width(s: &str) -> usize {
+    if s.is_ascii() { s.len() } else { s.chars().count() }
 }
 
 /// Appends `s` escaped as `escape` does; inside a code fence (`code`) backticks also become a
@@ -89,37 +94,49 @@ fn cut(s: &str, max: usize) -> String {
     out
 }
 
-/// Splits text into pieces of at most `max` characters, at line ends where it can.
-fn chunks(text: &str, max: usize) -> Vec<String> {
+/// Splits text into pieces of at most `max` characters, at line ends where it can. Every
+/// piece is a slice of `text`: lines joined by their own newlines, or part of a long line.
+fn chunks(text: &str, max: usize) -> Vec<&str> {
+    // Bytes >= characters. (A piece never starts with a blank line: the loop drops them.)
+    if text.len() <= max && !text.starts_with('\n') {
+        return vec![text];
+    }
     let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut cur_len = 0;
+    // The piece being gathered: where it starts in `text`, where it ends, its characters.
+    let (mut start, mut end, mut chars) = (0, 0, 0);
+    let mut at = 0;
     for line in text.split('\n') {
-        let len = line.chars().count();
-        if cur_len > 0 && cur_len + 1 + len > max {
-            out.push(std::mem::take(&mut cur));
-            cur_len = 0;
+        let line_start = at;
+        at += line.len() + 1;
+        let len = width(line);
+        if chars > 0 && chars + 1 + len > max {
+            out.push(&text[start..end]);
+            chars = 0;
         }
         if len > max {
-            let chars: Vec<char> = line.chars().collect();
-            for piece in chars.chunks(max) {
-                if cur_len > 0 {
-                    out.push(std::mem::take(&mut cur));
+            // Whole pieces of `max` characters; the last one goes on gathering.
+            let mut piece_start = line_start;
+            let mut n = 0;
+            for (i, _) in line.char_indices() {
+                if n == max {
+                    out.push(&text[piece_start..line_start + i]);
+                    piece_start = line_start + i;
+                    n = 0;
                 }
-                cur = piece.iter().collect();
-                cur_len = piece.len();
+                n += 1;
             }
+            (start, end, chars) = (piece_start, line_start + line.len(), n);
             continue;
         }
-        if cur_len > 0 {
-            cur.push('\n');
-            cur_len += 1;
+        if chars == 0 {
+            (start, chars) = (line_start, len);
+        } else {
+            chars += 1 + len;
         }
-        cur.push_str(line);
-        cur_len += len;
+        end = line_start + line.len();
     }
-    if cur_len > 0 || out.is_empty() {
-        out.push(cur);
+    if chars > 0 || out.is_empty() {
+        out.push(&text[start..end]);
     }
     out
 }
@@ -134,17 +151,17 @@ fn context(text: &str) -> Value {
 
 /// Sections of already-escaped mrkdwn text.
 fn sections(text: &str) -> Vec<Value> {
-    chunks(text, MAX_SECTION).iter().map(|t| section(t)).collect()
+    chunks(text, MAX_SECTION).into_iter().map(section).collect()
 }
 
 /// Monospace sections; each keeps its own fence, and `repeat` (a table's header) opens every
 /// piece after the first.
 fn code_sections(text: &str, repeat: Option<&str>) -> Vec<Value> {
     // A header too wide to repeat is shown once.
-    let repeat = repeat.filter(|h| h.chars().count() < MAX_SECTION / 3);
-    let room = MAX_SECTION - FENCE - repeat.map_or(0, |h| h.chars().count() + 1);
+    let repeat = repeat.filter(|h| width(h) < MAX_SECTION / 3);
+    let room = MAX_SECTION - FENCE - repeat.map_or(0, |h| width(h) + 1);
     chunks(text, room)
-        .iter()
+        .into_iter()
         .enumerate()
         .map(|(i, piece)| match repeat {
             Some(head) if i > 0 => section(&format!("```\n{head}\n{piece}\n```")),
@@ -153,48 +170,70 @@ fn code_sections(text: &str, repeat: Option<&str>) -> Vec<Value> {
         .collect()
 }
 
-/// A table as aligned monospace text: header, rule, rows. Returns (header line, the rest).
-/// Written straight into two strings: every table reply passes through here.
-fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, String) {
-    let header: Vec<Cow<'_, str>> = columns.iter().map(|c| cell_str(c)).collect();
-    let body: Vec<Vec<Cow<'_, str>>> = rows.iter().map(|r| r.iter().map(cell_text).collect()).collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+/// A table as aligned monospace text: header, rule, rows, in one string, and the length of
+/// the header and rule (repeated atop each piece when the table is split). Every table reply
+/// passes through here: each cell is cleaned and measured once and written straight into the
+/// text.
+fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, usize) {
+    fn measured(c: Cow<'_, str>) -> (Cow<'_, str>, usize) {
+        let w = width(&c);
+        (c, w)
+    }
+    let header: Vec<(Cow<'_, str>, usize)> = columns.iter().map(|c| measured(cell_str(c))).collect();
+    let body: Vec<Vec<(Cow<'_, str>, usize)>> =
+        rows.iter().map(|r| r.iter().map(|v| measured(cell_text(v))).collect()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|(_, w)| *w).collect();
     for r in &body {
-        for (i, c) in r.iter().enumerate() {
-            let w = c.chars().count();
+        for (i, (_, w)) in r.iter().enumerate() {
             match widths.get_mut(i) {
-                Some(x) => *x = (*x).max(w),
-                None => widths.push(w),
+                Some(x) => *x = (*x).max(*w),
+                None => widths.push(*w),
             }
         }
     }
-    let line = |out: &mut String, cells: &[Cow<'_, str>]| {
+    let line_width = widths.iter().sum::<usize>() + 2 * widths.len();
+    let mut out = String::with_capacity((body.len() + 2) * (line_width + 1));
+    let line = |out: &mut String, cells: &[(Cow<'_, str>, usize)]| {
         let start = out.len();
-        for (i, c) in cells.iter().enumerate() {
+        for (i, (c, w)) in cells.iter().enumerate() {
             if i > 0 {
                 out.push_str("  ");
             }
             push_escaped(out, c, true);
-            let pad = widths[i].saturating_sub(c.chars().count());
-            out.extend(std::iter::repeat_n(' ', pad));
+            if i + 1 < cells.len() {
+                pad(out, ' ', widths[i].saturating_sub(*w));
+            }
         }
         let end = out[start..].trim_end().len() + start;
         out.truncate(end);
     };
-    let mut head = String::new();
-    line(&mut head, &header);
+    line(&mut out, &header);
     for (i, w) in widths.iter().enumerate() {
-        head.push_str(if i == 0 { "\n" } else { "  " });
-        head.extend(std::iter::repeat_n('-', *w));
+        out.push_str(if i == 0 { "\n" } else { "  " });
+        pad(&mut out, '-', *w);
     }
-    let mut rest = String::with_capacity(body.len() * (widths.iter().sum::<usize>() + 2 * widths.len()));
-    for (i, r) in body.iter().enumerate() {
-        if i > 0 {
-            rest.push('\n');
-        }
-        line(&mut rest, r);
+    let head_len = out.len();
+    for r in &body {
+        out.push('\n');
+        line(&mut out, r);
     }
-    (head, rest)
+    if out.len() == head_len + 1 {
+        out.truncate(head_len); // one row, and it is blank
+    }
+    (out, head_len)
+}
+
+/// Appends `n` spaces, or `n` dashes when `c` is `-`.
+fn pad(out: &mut String, c: char, n: usize) {
+    const SPACES: &str = "                                                                ";
+    const DASHES: &str = "----------------------------------------------------------------";
+    let run = if c == ' ' { SPACES } else { DASHES };
+    let mut left = n;
+    while left > 0 {
+        let take = left.min(run.len());
+        out.push_str(&run[..take]);
+        left -= take;
+    }
 }
 
 fn block(b: &Block) -> Vec<Value> {
@@ -215,9 +254,8 @@ fn block(b: &Block) -> Vec<Value> {
             })
             .collect(),
         Block::Table { columns, rows, note } => {
-            let (head, rest) = table_text(columns, rows);
-            let text = if rest.is_empty() { head.clone() } else { format!("{head}\n{rest}") };
-            let mut out = code_sections(&text, Some(&head));
+            let (text, head_len) = table_text(columns, rows);
+            let mut out = code_sections(&text, Some(&text[..head_len]));
             if let Some(n) = note {
                 out.push(context(&escape(n)));
             }

@@ -20,10 +20,13 @@ fn paint(text: &str, code: &str, color: bool) -> String {
     if color { format!("\u{1b}[{code}m{text}\u{1b}[0m") } else { text.to_string() }
 }
 
-/// A cell's text: NULL spelled out, otherwise as `cell_str`.
+/// A cell's text: NULL spelled out, numbers and booleans as JSON writes them, otherwise as
+/// `cell_str`.
 pub fn cell_text(v: &Value) -> Cow<'_, str> {
     match v {
         Value::Null => Cow::Borrowed("NULL"),
+        Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
+        Value::Number(n) => Cow::Owned(n.to_string()),
         Value::String(s) => cell_str(s),
         other => Cow::Owned(cell_str(&other.to_string()).into_owned()),
     }
@@ -33,8 +36,10 @@ pub fn cell_text(v: &Value) -> Cow<'_, str> {
 /// with an ellipsis. Borrows when none of that is needed (the common case: every transport
 /// renders every cell).
 pub fn cell_str(s: &str) -> Cow<'_, str> {
-    let plain = if s.is_ascii() { !s.bytes().any(|b| b.is_ascii_control()) } else { !s.chars().any(char::is_control) };
-    if s.len() <= CELL_MAX && plain {
+    // One pass over the bytes without an early exit, so it vectorises: anything below a space
+    // or from DEL up (non-ASCII included) takes the careful path below.
+    let unusual = s.bytes().fold(false, |acc, b| acc | (b < b' ') | (b >= 0x7f));
+    if s.len() <= CELL_MAX && (!unusual || !s.chars().any(char::is_control)) {
         return Cow::Borrowed(s); // bytes >= chars, so it is short enough
     }
     let flat: String = s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();

@@ -145,3 +145,23 @@ fn an_answered_confirmation_says_who_and_drops_the_buttons() {
     assert!(msg.blocks.iter().all(|b| b["type"] != "actions"));
     insta::assert_json_snapshot!(msg);
 }
+
+proptest::proptest! {
+    /// Pieces stay within the limit, are slices of the text, and lose nothing but the line
+    /// breaks they were split at (and blank lines at the start of a piece).
+    #[test]
+    fn chunks_keep_every_character_within_the_limit(
+        lines in proptest::collection::vec("[a-zé€ ]{0,40}", 0..30),
+        max in 1usize..50,
+    ) {
+        let text = lines.join("\n");
+        let pieces = chunks(&text, max);
+        proptest::prop_assert!(!pieces.is_empty());
+        for p in &pieces {
+            proptest::prop_assert!(p.chars().count() <= max, "{p:?} over {max}");
+        }
+        let kept: String = pieces.concat().chars().filter(|c| *c != '\n').collect();
+        let given: String = text.chars().filter(|c| *c != '\n').collect();
+        proptest::prop_assert_eq!(kept, given);
+    }
+}
