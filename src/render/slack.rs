@@ -58,22 +58,38 @@ fn width(s: &str) -> usize {
 }
 
 /// Appends `s` escaped as `escape` does; inside a code fence (`code`) backticks also become a
-/// look-alike, so data cannot close the fence.
+/// look-alike, so data cannot close the fence. Control characters other than newline and tab
+/// are dropped (C1 controls are `0xC2 0x80..=0x9F` in UTF-8). Works on bytes and copies the
+/// runs between the few that change.
 fn push_escaped(out: &mut String, s: &str, code: bool) {
     if is_plain(s, code) {
         out.push_str(s);
         return;
     }
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '`' if code => out.push('ˋ'),
-            c if c.is_control() && c != '\n' && c != '\t' => {}
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let (mut run, mut i) = (0, 0);
+    while i < bytes.len() {
+        let (len, with) = match bytes[i] {
+            b'&' => (1, "&amp;"),
+            b'<' => (1, "&lt;"),
+            b'>' => (1, "&gt;"),
+            b'`' if code => (1, "ˋ"),
+            b'\n' | b'\t' => (0, ""),
+            0..=0x1f | 0x7f => (1, ""),
+            0xc2 if matches!(bytes.get(i + 1), Some(0x80..=0x9f)) => (2, ""),
+            _ => (0, ""),
+        };
+        if len == 0 {
+            i += 1;
+            continue;
         }
+        // `i` is at an ASCII byte or a lead byte, and `len` covers the whole character.
+        out.push_str(&s[run..i]);
+        out.push_str(with);
+        i += len;
+        run = i;
     }
+    out.push_str(&s[run..]);
 }
 
 /// Text inside a code fence: escaped, and with backticks swapped for a look-alike so data

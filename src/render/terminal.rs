@@ -42,14 +42,21 @@ pub fn cell_str(s: &str) -> Cow<'_, str> {
     if s.len() <= CELL_MAX && (!unusual || !s.chars().any(char::is_control)) {
         return Cow::Borrowed(s); // bytes >= chars, so it is short enough
     }
-    let flat: String = s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
-    let flat = flat.replace(['\n', '\t'], " ");
-    if flat.chars().count() > CELL_MAX {
-        let cut: String = flat.chars().take(CELL_MAX - 1).collect();
-        Cow::Owned(format!("{cut}…"))
-    } else {
-        Cow::Owned(flat)
+    // One pass: line breaks become spaces, other controls go, and past `CELL_MAX` characters
+    // the last one kept becomes an ellipsis.
+    let mut kept = s.chars().filter_map(|c| match c {
+        '\n' | '\t' => Some(' '),
+        c if c.is_control() => None,
+        c => Some(c),
+    });
+    let mut out = String::with_capacity(s.len().min(4 * CELL_MAX));
+    out.extend(kept.by_ref().take(CELL_MAX - 1));
+    match (kept.next(), kept.next()) {
+        (Some(last), None) => out.push(last),
+        (Some(_), Some(_)) => out.push('…'),
+        _ => {}
     }
+    Cow::Owned(out)
 }
 
 pub fn render(reply: &Reply, color: bool) -> String {
@@ -158,5 +165,23 @@ mod tests {
         let r = Reply::failed("boom");
         assert!(render(&r, true).contains('\u{1b}'));
         assert!(!render(&r, false).contains('\u{1b}'));
+    }
+
+    /// Cleaning a cell in several passes: what `cell_str` does in one.
+    fn cell_by_passes(s: &str) -> String {
+        let flat: String = s.chars().filter(|c| !c.is_control() || *c == '\n' || *c == '\t').collect();
+        let flat = flat.replace(['\n', '\t'], " ");
+        if flat.chars().count() > CELL_MAX {
+            format!("{}…", flat.chars().take(CELL_MAX - 1).collect::<String>())
+        } else {
+            flat
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_cell_is_cleaned_and_cut_in_one_pass(s in "[a-z\n\t\u{0}-\u{1f}\u{7f}-\u{a0}é😀 ]{0,80}") {
+            proptest::prop_assert_eq!(cell_str(&s).into_owned(), cell_by_passes(&s));
+        }
     }
 }

@@ -11,9 +11,11 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, extract::State};
+use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 
 use super::http::{AppState, bad_request};
 use crate::decide::policy::{self, Decision};
@@ -165,37 +167,92 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
         text: if text.is_empty() { "help".to_string() } else { text.to_string() },
     };
     let later = answers_later(&state, &msg);
-    let (tx, rx) = oneshot::channel::<Reply>();
-    let work = state.clone();
-    let response_url = form.response_url.clone();
-    let job_msg = msg.clone();
     let sink = progress_sink(&state, form.response_url.clone());
-    state.tasks.spawn(async move {
-        let reply = crate::act::progress::with(sink, work.bot.handle(&job_msg, Options::default())).await;
-        work.observe(&reply);
-        // The request is still waiting: it answers. Otherwise this task does.
-        if let Err(reply) = tx.send(reply) {
-            deliver_late(&work, &job_msg, response_url.as_deref(), &reply).await;
-        }
-    });
+    let mut job = Job::start(&state, msg, form.response_url, sink);
     if let Some(canonical) = later {
-        drop(rx);
+        job.finish_later();
         return working_on(&canonical);
     }
     // A zero budget always answers later (a timer of zero still lets a fast reply through).
     let budget = state.settings.ack_budget;
     if budget.is_zero() {
-        drop(rx);
-        return working_on(&msg.text);
+        let text = job.msg.text.clone();
+        job.finish_later();
+        return working_on(&text);
     }
-    match tokio::time::timeout(budget, rx).await {
-        Ok(Ok(reply)) => Json(response_body(&reply, &blocks::render(&reply))).into_response(),
-        Ok(Err(_)) => {
-            state.metrics.error("internal");
-            Json(json!({"response_type": "ephemeral", "text": "internal error: the command stopped; see the server log"}))
-                .into_response()
+    match tokio::time::timeout(budget, job.run()).await {
+        Ok(reply) => Json(response_body(&reply, &blocks::render(&reply))).into_response(),
+        Err(_) => {
+            let text = job.msg.text.clone();
+            job.finish_later();
+            working_on(&text)
         }
-        Err(_) => working_on(&msg.text),
+    }
+}
+
+type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+
+/// A slash command's work. It runs inside the request while Slack waits for the answer, with no
+/// task or channel in between on this busiest path. What is left of it when the request stops
+/// waiting (the ack budget ran out, or Slack hung up and the request was dropped) moves to a
+/// background task that answers through the `response_url`: a command once started always
+/// finishes and always answers.
+struct Job {
+    work: Option<Work>,
+    state: AppState,
+    msg: Arc<Message>,
+    response_url: Option<String>,
+}
+
+impl Job {
+    fn start(state: &AppState, msg: Message, response_url: Option<String>, sink: crate::act::progress::Sink) -> Job {
+        let msg = Arc::new(msg);
+        let (work_state, work_msg) = (state.clone(), msg.clone());
+        let work = Box::pin(async move {
+            let handling = crate::act::progress::with(sink, work_state.bot.handle(&work_msg, Options::default()));
+            // A bug in a plugin answers as an error instead of taking the connection down.
+            let reply = match AssertUnwindSafe(handling).catch_unwind().await {
+                Ok(reply) => reply,
+                Err(_) => {
+                    work_state.metrics.error("internal");
+                    tracing::error!(who = %work_msg.who, "a slash command panicked");
+                    Reply::failed("internal error: the command stopped; see the server log")
+                }
+            };
+            work_state.observe(&reply);
+            reply
+        });
+        Job { work: Some(work), state: state.clone(), msg, response_url }
+    }
+
+    /// Runs the work to its end here. Dropping this future part-way leaves the rest in `work`.
+    async fn run(&mut self) -> Reply {
+        let Some(work) = self.work.as_mut() else {
+            return Reply::failed("internal error: the command was already answered");
+        };
+        let reply = work.await;
+        self.work = None;
+        reply
+    }
+
+    /// Moves what is left of the work to a background task that delivers the reply late.
+    fn finish_later(&mut self) {
+        let Some(work) = self.work.take() else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            tracing::error!(who = %self.msg.who, "runtime gone: a slash command's work was abandoned");
+            return;
+        }
+        let (state, msg, url) = (self.state.clone(), self.msg.clone(), self.response_url.take());
+        self.state.tasks.spawn(async move {
+            let reply = work.await;
+            deliver_late(&state, &msg, url.as_deref(), &reply).await;
+        });
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        self.finish_later();
     }
 }
 

@@ -165,3 +165,28 @@ proptest::proptest! {
         proptest::prop_assert_eq!(kept, given);
     }
 }
+
+/// Escaping one character at a time: what `push_escaped` does on bytes.
+fn escaped_by_chars(s: &str, code: bool) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '`' if code => out.push('ˋ'),
+            c if c.is_control() && c != '\n' && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    #[test]
+    fn escaping_bytes_matches_escaping_characters(s in "[a-z<>&`\n\t\u{0}-\u{1f}\u{7f}-\u{a0}é€😀 ]{0,40}", code: bool) {
+        let mut out = String::new();
+        push_escaped(&mut out, &s, code);
+        proptest::prop_assert_eq!(out, escaped_by_chars(&s, code));
+    }
+}
