@@ -13,14 +13,14 @@ fn main() {
 }
 
 fn help_reply() -> Reply {
-    let rows = SPECS.iter().map(|s| vec![Value::from(s.usage()), Value::from(s.summary)]).collect();
+    let rows: Vec<Vec<Value>> = SPECS.iter().map(|s| vec![Value::from(s.usage()), Value::from(s.summary)]).collect();
     Reply::done("lazyops commands")
-        .with(Block::Table { columns: vec!["command".into(), "what it does".into()], rows, note: None })
+        .with(Block::Table { columns: vec!["command".into(), "what it does".into()], rows: rows.into(), note: None })
         .text("Type a command, or ask in a sentence. `help <command>` shows its arguments and examples.")
 }
 
 fn query_reply() -> Reply {
-    let rows = (0..200)
+    let rows: Vec<Vec<Value>> = (0..200)
         .map(|i| {
             vec![
                 Value::from(i),
@@ -32,7 +32,11 @@ fn query_reply() -> Reply {
         })
         .collect();
     let columns = ["id", "email", "created_at", "deleted_at", "admin"].map(String::from).to_vec();
-    Reply::done("user-by-id on prod: 200 rows").with(Block::Table { columns, rows, note: Some("read-only".into()) })
+    Reply::done("user-by-id on prod: 200 rows").with(Block::Table {
+        columns,
+        rows: rows.into(),
+        note: Some("read-only".into()),
+    })
 }
 
 #[divan::bench(args = ["help", "query"])]

@@ -1,6 +1,6 @@
 //! The commands every requester has: `help`, `whoami`, `explain`; and `audit` for admins.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use serde_json::Value;
 
@@ -28,7 +28,7 @@ impl Plugin for Core {
 fn help(topic: Option<&str>) -> Reply {
     let Some(topic) = topic else {
         // The command table never changes: its usage lines are formatted once.
-        static ROWS: LazyLock<Vec<Vec<Value>>> =
+        static ROWS: LazyLock<Arc<[Vec<Value>]>> =
             LazyLock::new(|| SPECS.iter().map(|s| vec![Value::from(s.usage()), Value::from(s.summary)]).collect());
         let rows = ROWS.clone();
         return Reply::done("lazyops commands")
@@ -68,7 +68,7 @@ fn whoami(ctx: &Ctx<'_>) -> Reply {
     if teams.is_empty() {
         return reply.text("You are in no team, so you may run only help, whoami and explain. An admin can add you to a team's `members` in lazyops.toml.");
     }
-    let rows = teams
+    let rows: Vec<Vec<Value>> = teams
         .iter()
         .map(|m| {
             let here = m.team.channels.iter().any(|c| ctx.place.matches(c));
@@ -83,7 +83,7 @@ fn whoami(ctx: &Ctx<'_>) -> Reply {
         .collect();
     reply = reply.with(Block::Table {
         columns: vec!["team".into(), "roles".into(), "plugins".into(), "allowed".into(), "applies here".into()],
-        rows,
+        rows: rows.into(),
         note: None,
     });
     reply
@@ -125,9 +125,10 @@ pub fn explanation(e: &crate::understand::Explanation) -> Reply {
     };
     let mut reply = Reply::done(headline).with(Block::Fields { fields });
     if !e.candidates.is_empty() {
-        let rows =
+        let rows: Vec<Vec<Value>> =
             e.candidates.iter().map(|(i, s)| vec![Value::from(i.as_str()), Value::from(format!("{s:.3}"))]).collect();
-        reply = reply.with(Block::Table { columns: vec!["intent".into(), "score".into()], rows, note: None });
+        reply =
+            reply.with(Block::Table { columns: vec!["intent".into(), "score".into()], rows: rows.into(), note: None });
     }
     if let Some(err) = &e.error {
         reply = reply.text(err.clone());
@@ -150,7 +151,7 @@ impl Plugin for Audit {
                 .audit_list(since_ms, who.as_deref(), 50)
                 .await
                 .map_err(|e| ActError::User(e.to_string()))?;
-            let table = rows
+            let table: Vec<Vec<Value>> = rows
                 .iter()
                 .map(|r| {
                     vec![
@@ -165,7 +166,7 @@ impl Plugin for Audit {
                 .collect();
             Ok(Reply::done(format!("{} audit entries, newest first", rows.len())).with(Block::Table {
                 columns: ["when", "who", "where", "command", "decision", "outcome"].map(String::from).to_vec(),
-                rows: table,
+                rows: table.into(),
                 note: None,
             }))
         })

@@ -55,7 +55,7 @@ fn list(ctx: &Ctx<'_>) -> Reply {
     if queries.is_empty() {
         return Reply::done("no queries you may run").text("Your teams allow no predefined queries; see `whoami`.");
     }
-    let rows = queries
+    let rows: Vec<Vec<Value>> = queries
         .iter()
         .map(|q| {
             vec![
@@ -69,7 +69,7 @@ fn list(ctx: &Ctx<'_>) -> Reply {
     Reply::done(format!("{} queries you may run", queries.len()))
         .with(Block::Table {
             columns: ["query", "parameters", "database", "description"].map(String::from).to_vec(),
-            rows,
+            rows: rows.into(),
             note: None,
         })
         .text("Run one with `db query <name> name=value`, or `db describe <name>` for details.")
@@ -87,7 +87,7 @@ fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ActError> {
     ];
     let usage: Vec<String> = q.params.iter().map(|p| format!("{}=<{}>", p.name, p.ty.name())).collect();
     fields.push(("usage".to_string(), format!("db query {} {}", q.name, usage.join(" ")).trim_end().to_string()));
-    let rows = q
+    let rows: Vec<Vec<Value>> = q
         .params
         .iter()
         .map(|p| {
@@ -107,7 +107,7 @@ fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ActError> {
     if !q.params.is_empty() {
         reply = reply.with(Block::Table {
             columns: ["param", "type", "default", "help"].map(String::from).to_vec(),
-            rows,
+            rows: rows.into(),
             note: None,
         });
     }
@@ -141,7 +141,7 @@ fn query_reply(out: Outcome, max_rows: usize) -> Reply {
         More::Exactly(total) => format!("first {n} of {total} rows: the query stops at max_rows = {max_rows}"),
         More::Unknown => format!("first {n} of more rows: the query stops at max_rows = {max_rows}"),
     });
-    Reply::done(headline).with(Block::Table { columns: out.columns, rows: out.rows, note })
+    Reply::done(headline).with(Block::Table { columns: out.columns, rows: out.rows.into(), note })
 }
 
 /// `0.4 ms`, `12 ms`, `3.1 s`.

@@ -140,7 +140,7 @@ async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
 
 async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
     let ws = ctx.bot.workspace();
-    let suites = ws
+    let suites: Vec<Vec<Value>> = ws
         .config
         .suites
         .iter()
@@ -163,11 +163,11 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
     let mut reply =
         Reply::done(format!("{} suites, {} recent runs", ws.config.suites.len(), runs.len())).with(Block::Table {
             columns: ["suite", "description", "runs", "timeout", "at once"].map(String::from).to_vec(),
-            rows: suites,
+            rows: suites.into(),
             note: None,
         });
     if !runs.is_empty() {
-        let rows = runs
+        let rows: Vec<Vec<Value>> = runs
             .iter()
             .map(|j| {
                 let took = match (j.started_at, j.finished_at) {
@@ -188,7 +188,7 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
             .collect();
         reply = reply.with(Block::Table {
             columns: ["run", "suite", "env", "state", "by", "queued", "took"].map(String::from).to_vec(),
-            rows,
+            rows: rows.into(),
             note: None,
         });
     }

@@ -106,7 +106,7 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
             .text("Add an item with `todo add \"what needs doing\"`."));
     }
     let now = now_ms();
-    let rows = items
+    let rows: Vec<Vec<Value>> = items
         .iter()
         .map(|t| {
             vec![
@@ -122,7 +122,7 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
     Ok(Reply::done(format!("{n} open item{} on {}'s TODO list, oldest first", if n == 1 { "" } else { "s" }, ctx.team))
         .with(Block::Table {
             columns: ["#", "item", "added by", "age", "assignee"].map(String::from).to_vec(),
-            rows,
+            rows: rows.into(),
             note: None,
         })
         .text("`todo done <#>` when one is done, `todo assign <#> <who>` to hand one over."))

@@ -1,6 +1,8 @@
 //! The reply model: one type rich enough for every transport. Plugins build a `Reply`; only
 //! the renderers in `render/` turn it into terminal text, Block Kit or Markdown.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -47,7 +49,8 @@ pub enum Block {
     },
     Table {
         columns: Vec<String>,
-        rows: Vec<Vec<Value>>,
+        /// Shared, so a table that never changes (the command list) is not copied per reply.
+        rows: Arc<[Vec<Value>]>,
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },

@@ -38,7 +38,7 @@ pub fn cell_text(v: &Value) -> Cow<'_, str> {
 pub fn cell_str(s: &str) -> Cow<'_, str> {
     // One pass over the bytes without an early exit, so it vectorises: anything below a space
     // or from DEL up (non-ASCII included) takes the careful path below.
-    let unusual = s.bytes().fold(false, |acc, b| acc | (b < b' ') | (b >= 0x7f));
+    let unusual = s.bytes().fold(false, |acc, b| acc | !(b' '..0x7f).contains(&b));
     if s.len() <= CELL_MAX && (!unusual || !s.chars().any(char::is_control)) {
         return Cow::Borrowed(s); // bytes >= chars, so it is short enough
     }
@@ -89,7 +89,7 @@ pub fn render(reply: &Reply, color: bool) -> String {
                 t.load_style(if color { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });
                 t.set_content_arrangement(ContentArrangement::Disabled);
                 t.set_header(columns.iter().map(|c| clean(c)));
-                for r in rows {
+                for r in rows.iter() {
                     t.add_row(r.iter().map(cell_text));
                 }
                 out.push_str(&t.to_string());
@@ -140,7 +140,8 @@ mod tests {
                 rows: vec![
                     vec![Value::from(1), Value::from("alice@example.com"), Value::Null],
                     vec![Value::from(2), Value::from("bob\u{1b}[31m@example.com"), Value::from("x".repeat(80))],
-                ],
+                ]
+                .into(),
                 note: Some("first 2 of more".into()),
             });
         insta::assert_snapshot!(render(&reply, false));

@@ -354,7 +354,11 @@ pub fn reply(r: &Report) -> Reply {
                 rows.push(vec![name, Value::from(d.to_string())]);
             }
         }
-        reply = reply.with(Block::Table { columns: vec!["table".into(), "difference".into()], rows, note: None });
+        reply = reply.with(Block::Table {
+            columns: vec!["table".into(), "difference".into()],
+            rows: rows.into(),
+            note: None,
+        });
     }
     if !r.matches() {
         reply = reply.text(format!(

@@ -13,7 +13,7 @@ fn check(reply: &Reply) -> String {
 fn table(rows: Vec<Vec<Value>>) -> Reply {
     Reply::done(format!("{} rows from users (prod)", rows.len()))
         .command("db query recent-signups")
-        .with(Block::Table { columns: vec!["id".into(), "email".into(), "note".into()], rows, note: None })
+        .with(Block::Table { columns: vec!["id".into(), "email".into(), "note".into()], rows: rows.into(), note: None })
 }
 
 #[test]

@@ -38,7 +38,8 @@ fn a_table_reply_is_a_monospace_block_with_a_fallback() {
         rows: vec![
             vec![Value::from(1), Value::from("alice@example.com"), Value::Null],
             vec![Value::from(2), Value::from("bob@example.com"), Value::from("likes `code` & <tags>")],
-        ],
+        ]
+        .into(),
         note: Some("first 2 of more".into()),
     });
     insta::assert_json_snapshot!(check(&reply));
@@ -75,9 +76,12 @@ fn long_text_is_split_into_sections_of_at_most_3000_characters() {
 
 #[test]
 fn a_long_table_is_split_and_every_piece_repeats_the_header() {
-    let rows = (0..400).map(|i| vec![Value::from(i), Value::from(format!("user{i}@example.com"))]).collect();
-    let reply =
-        Reply::done("400 rows").with(Block::Table { columns: vec!["id".into(), "email".into()], rows, note: None });
+    let rows: Vec<_> = (0..400).map(|i| vec![Value::from(i), Value::from(format!("user{i}@example.com"))]).collect();
+    let reply = Reply::done("400 rows").with(Block::Table {
+        columns: vec!["id".into(), "email".into()],
+        rows: rows.into(),
+        note: None,
+    });
     let msg = check(&reply);
     assert!(msg.blocks.len() > 3);
     for b in &msg.blocks[1..] {
@@ -91,7 +95,7 @@ fn a_long_table_is_split_and_every_piece_repeats_the_header() {
 fn backticks_in_a_cell_cannot_close_the_code_fence() {
     let reply = Reply::done("x").with(Block::Table {
         columns: vec!["v".into()],
-        rows: vec![vec![Value::from("```\n<!here>")]],
+        rows: vec![vec![Value::from("```\n<!here>")]].into(),
         note: None,
     });
     let msg = check(&reply);
