@@ -95,6 +95,7 @@ pub(super) fn spawn_writer(pool: AnyPool, postgres: bool) -> mpsc::Sender<Job> {
     let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
     tokio::spawn(async move {
         let mut jobs = Vec::with_capacity(MAX_BATCH);
+        let mut checkpoints = (!postgres).then(|| super::wal::Checkpoints::new(pool.clone()));
         while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
             let writes: Vec<&Write> = jobs.iter().map(|j| &j.write).collect();
             let result = write_batch(&pool, postgres, &writes).await;
@@ -107,6 +108,9 @@ pub(super) fn spawn_writer(pool: AnyPool, postgres: bool) -> mpsc::Sender<Job> {
             }
             for j in jobs.drain(..) {
                 let _ = j.done.send(result.clone());
+            }
+            if let Some(c) = &mut checkpoints {
+                c.after_commit();
             }
         }
     });

@@ -8,6 +8,7 @@ pub mod confirm;
 pub mod jobs;
 pub mod meme;
 pub mod todo;
+mod wal;
 
 use std::borrow::Cow;
 use std::str::FromStr;
@@ -129,6 +130,8 @@ impl Store {
                         // With WAL, NORMAL syncs at checkpoints, not on every commit: a crash
                         // keeps the database whole and the reply path skips two fsyncs.
                         sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        // Checkpoints run in the background instead (store::wal).
+                        sqlx::query("PRAGMA wal_autocheckpoint = 0").execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
