@@ -15,6 +15,7 @@ pub mod decide;
 pub mod demo;
 pub mod deploy;
 pub mod jobs;
+pub mod lazy_client;
 pub mod manifests;
 pub mod message;
 pub mod param;

@@ -217,12 +217,13 @@ impl AppState {
 /// The router, shared by `lazyops serve` and the tests. Work a request starts after its
 /// answer runs on `tasks`.
 pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
-    let http = reqwest::Client::builder()
-        .timeout(settings.http_timeout)
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("lazyops/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default();
+    let timeout = settings.http_timeout;
+    let http = crate::lazy_client::LazyClient::new(move || {
+        reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .user_agent(concat!("lazyops/", env!("CARGO_PKG_VERSION")))
+    });
     let slack = slack::api::SlackApi::new(
         http.clone(),
         &settings.slack_api_url,

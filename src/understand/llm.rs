@@ -843,7 +843,7 @@ impl Limits {
 /// The client for one bot process: endpoint, cache, rate limits and what each server was
 /// found to support. Settings that hot-reload (model, timeouts, limits) are read per call.
 pub struct Llm {
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
     /// `OPENAI_BASE_URL` at start-up; wins over the config's `base_url`.
     base_url: Option<String>,
     api_key: Option<String>,
@@ -871,10 +871,8 @@ impl Llm {
     }
 
     pub fn new(base_url: Option<String>, api_key: Option<String>) -> Llm {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http =
+            crate::lazy_client::LazyClient::new(|| reqwest::Client::builder().connect_timeout(Duration::from_secs(2)));
         Llm { http, base_url, api_key, cache: Mutex::default(), limits: Mutex::default(), quirks: Mutex::default() }
     }
 
@@ -886,7 +884,7 @@ impl Llm {
     fn client(&self, base: &str, retries: u32) -> Client<OpenAIConfig> {
         let cfg = OpenAIConfig::new().with_api_base(base).with_api_key(self.api_key.clone().unwrap_or_default());
         let service =
-            tower::Layer::layer(&OpenAIRetryLayer::new(retries as usize), ReqwestService::new(self.http.clone()));
+            tower::Layer::layer(&OpenAIRetryLayer::new(retries as usize), ReqwestService::new(self.http.get().clone()));
         Client::with_config(cfg).with_http_service(service)
     }
 

@@ -21,7 +21,7 @@ pub enum ApiError {
 }
 
 pub struct GithubApi {
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
     base: String,
     token: Option<String>,
     /// The longest rate-limit wait honoured before giving up.
@@ -49,7 +49,12 @@ fn rate_limit_wait(resp: &reqwest::Response) -> Option<Duration> {
 }
 
 impl GithubApi {
-    pub fn new(http: reqwest::Client, base: &str, token: Option<String>, max_wait: Duration) -> GithubApi {
+    pub fn new(
+        http: crate::lazy_client::LazyClient,
+        base: &str,
+        token: Option<String>,
+        max_wait: Duration,
+    ) -> GithubApi {
         GithubApi {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -65,6 +70,7 @@ impl GithubApi {
         for attempt in 0..ATTEMPTS {
             let sent = self
                 .http
+                .get()
                 .post(&url)
                 .bearer_auth(token)
                 .header("accept", "application/vnd.github+json")

@@ -35,7 +35,7 @@ pub struct BotIdentity {
 }
 
 pub struct SlackApi {
-    http: reqwest::Client,
+    http: crate::lazy_client::LazyClient,
     base: String,
     token: Option<String>,
     /// The longest `Retry-After` honoured before giving up.
@@ -49,7 +49,12 @@ enum Attempt {
 }
 
 impl SlackApi {
-    pub fn new(http: reqwest::Client, base: &str, token: Option<String>, max_wait: Duration) -> SlackApi {
+    pub fn new(
+        http: crate::lazy_client::LazyClient,
+        base: &str,
+        token: Option<String>,
+        max_wait: Duration,
+    ) -> SlackApi {
         SlackApi {
             http,
             base: base.trim_end_matches('/').to_string(),
@@ -108,7 +113,7 @@ impl SlackApi {
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, ApiError> {
         let token = self.token.as_deref().ok_or(ApiError::NoToken)?;
         let url = format!("{}/{method}", self.base);
-        let resp = self.send(method, || self.http.post(&url).bearer_auth(token).json(body)).await?;
+        let resp = self.send(method, || self.http.get().post(&url).bearer_auth(token).json(body)).await?;
         let status = resp.status().as_u16();
         let value: Value = resp.json().await.map_err(|_| ApiError::Status { method: method.to_string(), status })?;
         if value["ok"].as_bool() == Some(true) {
@@ -150,7 +155,7 @@ impl SlackApi {
     /// Posts to a `response_url` (no token: the URL is the credential, so it is never logged).
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), ApiError> {
         let what = "response_url";
-        let resp = self.send(what, || self.http.post(response_url).json(body)).await?;
+        let resp = self.send(what, || self.http.get().post(response_url).json(body)).await?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ApiError::Status { method: what.to_string(), status: status.as_u16() });

@@ -1,0 +1,54 @@
+//! An HTTP client built on first use. Building a reqwest client loads and parses the system's
+//! root certificates (about 300 files on a Debian machine): that cost every `lazyops serve` start
+//! several milliseconds and the idle process its certificate store, though most processes make
+//! no outbound call for a long time, or ever (slash commands answered in the HTTP response).
+
+use std::sync::{Arc, OnceLock};
+
+type Builder = dyn Fn() -> reqwest::ClientBuilder + Send + Sync;
+
+/// Cheap to clone: clones share one client.
+#[derive(Clone)]
+pub struct LazyClient {
+    client: Arc<OnceLock<reqwest::Client>>,
+    builder: Arc<Builder>,
+}
+
+impl LazyClient {
+    /// `builder` configures the client (timeouts, user agent); it runs once, on first use.
+    pub fn new(builder: impl Fn() -> reqwest::ClientBuilder + Send + Sync + 'static) -> LazyClient {
+        LazyClient { client: Arc::default(), builder: Arc::new(builder) }
+    }
+
+    /// The client, built now if this is the first call. A builder that fails (no usable TLS
+    /// backend) falls back to reqwest's defaults rather than leaving the bot without a client.
+    pub fn get(&self) -> &reqwest::Client {
+        self.client.get_or_init(|| (self.builder)().build().unwrap_or_default())
+    }
+}
+
+impl std::fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyClient").field("built", &self.client.get().is_some()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_client_is_built_once_on_first_use_and_shared_by_clones() {
+        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = built.clone();
+        let lazy = LazyClient::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            reqwest::Client::builder()
+        });
+        let other = lazy.clone();
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing built before use");
+        let _ = lazy.get();
+        let _ = other.get();
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+}
