@@ -7,6 +7,11 @@
 pub mod api;
 pub mod verify;
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,8 +19,6 @@ use axum::{Json, extract::State};
 use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 
 use super::http::{AppState, bad_request};
 use crate::decide::policy::{self, Decision};
@@ -167,8 +170,8 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
         text: if text.is_empty() { "help".to_string() } else { text.to_string() },
     };
     let later = answers_later(&state, &msg);
-    let sink = progress_sink(&state, form.response_url.clone());
-    let mut job = Job::start(&state, msg, form.response_url, sink);
+    let text = msg.text.clone();
+    let mut job = slash_job(&state, msg, form.response_url);
     if let Some(canonical) = later {
         job.finish_later();
         return working_on(&canonical);
@@ -176,53 +179,61 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
     // A zero budget always answers later (a timer of zero still lets a fast reply through).
     let budget = state.settings.ack_budget;
     if budget.is_zero() {
-        let text = job.msg.text.clone();
         job.finish_later();
         return working_on(&text);
     }
     match tokio::time::timeout(budget, job.run()).await {
         Ok(reply) => Json(response_body(&reply, &blocks::render(&reply))).into_response(),
         Err(_) => {
-            let text = job.msg.text.clone();
             job.finish_later();
             working_on(&text)
         }
     }
 }
 
-type Work = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send>>;
+/// The work of a slash command, and its late delivery through the `response_url`.
+fn slash_job(state: &AppState, msg: Message, response_url: Option<String>) -> Job {
+    let sink = progress_sink(state, response_url.clone());
+    let msg = Arc::new(msg);
+    let (work_state, work_msg) = (state.clone(), msg.clone());
+    let work = Box::pin(async move {
+        let handling = crate::act::progress::with(sink, work_state.bot.handle(&work_msg, Options::default()));
+        // A bug in a plugin answers as an error instead of taking the connection down.
+        let reply = match AssertUnwindSafe(handling).catch_unwind().await {
+            Ok(reply) => reply,
+            Err(_) => {
+                work_state.metrics.error("internal");
+                tracing::error!(who = %work_msg.who, "a slash command panicked");
+                Reply::failed("internal error: the command stopped; see the server log")
+            }
+        };
+        work_state.observe(&reply);
+        reply
+    });
+    let late_state = state.clone();
+    let late: Late = Box::new(move |reply| {
+        Box::pin(async move { deliver_late(&late_state, &msg, response_url.as_deref(), &reply).await })
+    });
+    Job::new(work, late, state.tasks.clone())
+}
+
+type Work = Pin<Box<dyn Future<Output = Reply> + Send>>;
+type Late = Box<dyn FnOnce(Reply) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
 
 /// A slash command's work. It runs inside the request while Slack waits for the answer, with no
 /// task or channel in between on this busiest path. What is left of it when the request stops
 /// waiting (the ack budget ran out, or Slack hung up and the request was dropped) moves to a
-/// background task that answers through the `response_url`: a command once started always
-/// finishes and always answers.
+/// background task that hands the reply to `late`: a command once started always finishes and
+/// always answers.
 struct Job {
     work: Option<Work>,
-    state: AppState,
-    msg: Arc<Message>,
-    response_url: Option<String>,
+    late: Option<Late>,
+    tasks: super::http::Tasks,
 }
 
 impl Job {
-    fn start(state: &AppState, msg: Message, response_url: Option<String>, sink: crate::act::progress::Sink) -> Job {
-        let msg = Arc::new(msg);
-        let (work_state, work_msg) = (state.clone(), msg.clone());
-        let work = Box::pin(async move {
-            let handling = crate::act::progress::with(sink, work_state.bot.handle(&work_msg, Options::default()));
-            // A bug in a plugin answers as an error instead of taking the connection down.
-            let reply = match AssertUnwindSafe(handling).catch_unwind().await {
-                Ok(reply) => reply,
-                Err(_) => {
-                    work_state.metrics.error("internal");
-                    tracing::error!(who = %work_msg.who, "a slash command panicked");
-                    Reply::failed("internal error: the command stopped; see the server log")
-                }
-            };
-            work_state.observe(&reply);
-            reply
-        });
-        Job { work: Some(work), state: state.clone(), msg, response_url }
+    fn new(work: Work, late: Late, tasks: super::http::Tasks) -> Job {
+        Job { work: Some(work), late: Some(late), tasks }
     }
 
     /// Runs the work to its end here. Dropping this future part-way leaves the rest in `work`.
@@ -237,15 +248,14 @@ impl Job {
 
     /// Moves what is left of the work to a background task that delivers the reply late.
     fn finish_later(&mut self) {
-        let Some(work) = self.work.take() else { return };
+        let (Some(work), Some(late)) = (self.work.take(), self.late.take()) else { return };
         if tokio::runtime::Handle::try_current().is_err() {
-            tracing::error!(who = %self.msg.who, "runtime gone: a slash command's work was abandoned");
+            tracing::error!("runtime gone: a slash command's work was abandoned");
             return;
         }
-        let (state, msg, url) = (self.state.clone(), self.msg.clone(), self.response_url.take());
-        self.state.tasks.spawn(async move {
+        self.tasks.spawn(async move {
             let reply = work.await;
-            deliver_late(&state, &msg, url.as_deref(), &reply).await;
+            late(reply).await;
         });
     }
 }
@@ -581,7 +591,61 @@ async fn tell_presser(state: &AppState, p: &BlockActions, who: &Identity, here: 
 
 #[cfg(test)]
 mod tests {
-    use super::plain_text;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::{Job, Late, Work, plain_text};
+    use crate::render::Reply;
+    use crate::transport::http::Tasks;
+
+    /// Work that takes `ms`, and a late delivery that records what it got.
+    fn slow_job(ms: u64, tasks: &Tasks) -> (Job, Arc<Mutex<Vec<String>>>) {
+        let work: Work = Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Reply::done("finished")
+        });
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let record = got.clone();
+        let late: Late =
+            Box::new(move |reply| Box::pin(async move { record.lock().unwrap().push(reply.headline.clone()) }));
+        (Job::new(work, late, tasks.clone()), got)
+    }
+
+    #[tokio::test]
+    async fn work_answered_in_time_is_not_delivered_again() {
+        let tasks = Tasks::default();
+        let (mut job, got) = slow_job(5, &tasks);
+        assert_eq!(job.run().await.headline, "finished");
+        drop(job);
+        tasks.idle().await;
+        assert!(got.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn work_past_the_budget_finishes_in_the_background_and_is_delivered_once() {
+        let tasks = Tasks::default();
+        let (mut job, got) = slow_job(100, &tasks);
+        assert!(tokio::time::timeout(Duration::from_millis(10), job.run()).await.is_err());
+        job.finish_later();
+        drop(job);
+        tasks.idle().await;
+        assert_eq!(*got.lock().unwrap(), ["finished"]);
+    }
+
+    /// Slack hanging up drops the request, and with it the job, part-way through its work.
+    #[tokio::test]
+    async fn a_dropped_request_leaves_its_work_to_finish_and_answer() {
+        let tasks = Tasks::default();
+        let (mut job, got) = slow_job(50, &tasks);
+        let request = tokio::spawn(async move {
+            let _ = job.run().await;
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        request.abort();
+        let _ = request.await;
+        tasks.idle().await;
+        assert_eq!(*got.lock().unwrap(), ["finished"]);
+    }
 
     #[test]
     fn slack_markup_becomes_what_the_person_typed() {
