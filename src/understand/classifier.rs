@@ -646,7 +646,10 @@ fn train_model(data: &Data, subset: &[usize], cv: bool, opts: &Options, rng: &mu
         let smoothing = opts.label_smoothing.clamp(0.0, 0.5);
         let lr = opts.low_rank_learning_rate;
         let members = (0..members.max(1))
-            .map(|_| train_low_rank(data, subset, epochs.max(1), lr, smoothing, opts.hidden_dim, rng))
+            .map(|_| {
+                let run = LowRankRun { data, subset, epochs: epochs.max(1), lr0: lr, smoothing, dim: opts.hidden_dim };
+                train_low_rank(run, rng)
+            })
             .collect();
         Model::LowRank(members)
     }
@@ -672,47 +675,35 @@ fn smoothed_gradient(p: &mut [f32], y: usize, smoothing: f32) {
 /// faster training on CLINC150 (the same as `-C target-cpu=native`), with
 /// bit-identical results (Rust never fuses or reorders float operations,
 /// so the arithmetic is the same).
-fn train_low_rank(
-    data: &Data,
-    subset: &[usize],
+fn train_low_rank(run: LowRankRun<'_>, rng: &mut SplitMix) -> LowRank {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        return unsafe { train_low_rank_avx2(run, rng) };
+    }
+    train_low_rank_impl(run, rng)
+}
+
+/// What one low-rank training run is given.
+#[derive(Clone, Copy)]
+struct LowRankRun<'a> {
+    data: &'a Data,
+    subset: &'a [usize],
     epochs: usize,
     lr0: f32,
     smoothing: f32,
     dim: usize,
-    rng: &mut SplitMix,
-) -> LowRank {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU supports AVX2, checked just above.
-        return unsafe { train_low_rank_avx2(data, subset, epochs, lr0, smoothing, dim, rng) };
-    }
-    train_low_rank_impl(data, subset, epochs, lr0, smoothing, dim, rng)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn train_low_rank_avx2(
-    data: &Data,
-    subset: &[usize],
-    epochs: usize,
-    lr0: f32,
-    smoothing: f32,
-    dim: usize,
-    rng: &mut SplitMix,
-) -> LowRank {
-    train_low_rank_impl(data, subset, epochs, lr0, smoothing, dim, rng)
+fn train_low_rank_avx2(run: LowRankRun<'_>, rng: &mut SplitMix) -> LowRank {
+    train_low_rank_impl(run, rng)
 }
 
 #[inline(always)]
-fn train_low_rank_impl(
-    data: &Data,
-    subset: &[usize],
-    epochs: usize,
-    lr0: f32,
-    smoothing: f32,
-    dim: usize,
-    rng: &mut SplitMix,
-) -> LowRank {
+fn train_low_rank_impl(run: LowRankRun<'_>, rng: &mut SplitMix) -> LowRank {
+    let LowRankRun { data, subset, epochs, lr0, smoothing, dim } = run;
     let (xs, ys, classes) = (&data.xs, &data.ys, data.classes);
     let d = dim.max(1);
     let scale = 2.0 / (d as f32).sqrt();
