@@ -96,7 +96,12 @@ CHECK="$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$PORT/
     -H "X-Slack-Signature: $SIG" --data "$BODY")"
 if [ "$CHECK" != 200 ]; then echo "the signed request was answered $CHECK, not 200" >&2; exit 1; fi
 
+# CPU time the server spends per request (user + system, from /proc): steadier than requests/s
+# on a shared machine, where wrk competes for the same two cores.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+CPU_BEFORE="$(cpu_ticks)"
 wrk -t2 -c32 -d"${DURATION}s" --latency -s "$WORK/help.lua" "http://127.0.0.1:$PORT/slack/commands" >"$WORK/wrk.txt"
+CPU_AFTER="$(cpu_ticks)"
 LOADED_RSS="$(rss_mb)"
 
 RPS="$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk.txt")"
@@ -112,6 +117,8 @@ printf '  requests/s      %s   (target >= 15000)\n' "$RPS"
 printf '  latency p50     %s\n' "$P50"
 printf '  latency p99     %s   (target <= 5ms)\n' "$P99"
 printf '  non-2xx         %s\n' "${NON2XX:-0}"
+REQUESTS="$(awk '/requests in/ {print $1}' "$WORK/wrk.txt")"
+printf '  server CPU      %s µs per request\n' "$(awk -v t=$((CPU_AFTER - CPU_BEFORE)) -v n="$REQUESTS" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}')"
 printf '  audit rows      %s   (one per answered request)\n' "$AUDIT"
 printf '  cold start      %s ms   (exec to first 200 on /healthz, median of 7; target <= 20)\n' "$COLD_MS"
 printf '  RSS idle        %s   (target <= 15 MB)\n' "$IDLE_RSS"
