@@ -417,9 +417,7 @@ impl Bot {
     ) -> AuditStart {
         let ws = self.workspace();
         AuditStart {
-            // Time-ordered ids: new rows append to the primary key's index instead of landing
-            // at random pages of it.
-            id: uuid::Uuid::now_v7().to_string(),
+            id: AuditStart::new_id(),
             at: now_ms(),
             who: req.who.to_string(),
             transport: req.place.transport.name().to_string(),

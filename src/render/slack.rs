@@ -239,17 +239,9 @@ fn table_text(columns: &[String], rows: &[Vec<Value>]) -> (String, usize) {
     (out, head_len)
 }
 
-/// Appends `n` spaces, or `n` dashes when `c` is `-`.
+/// Appends `n` copies of `c`.
 fn pad(out: &mut String, c: char, n: usize) {
-    const SPACES: &str = "                                                                ";
-    const DASHES: &str = "----------------------------------------------------------------";
-    let run = if c == ' ' { SPACES } else { DASHES };
-    let mut left = n;
-    while left > 0 {
-        let take = left.min(run.len());
-        out.push_str(&run[..take]);
-        left -= take;
-    }
+    out.extend(std::iter::repeat_n(c, n));
 }
 
 fn block(b: &Block) -> Vec<Value> {

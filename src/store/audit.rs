@@ -32,6 +32,14 @@ pub struct AuditStart {
     pub llm_outcome: Option<String>,
 }
 
+impl AuditStart {
+    /// A new row's id. Time-ordered (UUIDv7): new rows append to the primary key's index
+    /// instead of landing at random pages of it.
+    pub fn new_id() -> String {
+        uuid::Uuid::now_v7().to_string()
+    }
+}
+
 /// The LLM tier's part of an audit row.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LlmUsage {

@@ -8,11 +8,10 @@
 //! every 250 ms / 4,096 pages 4.4-5.5 ms; every second / 16,384 pages 5.3-5.7 ms; every
 //! 50 ms / 1,024 pages 3.4-4.9 ms (no better, more checkpoints).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::AnyPool;
+use tokio::task::JoinHandle;
 
 /// How often a checkpoint may start.
 const EVERY: Duration = Duration::from_millis(100);
@@ -23,28 +22,27 @@ const RESTART_PAGES: i64 = 2048;
 
 pub(super) struct Checkpoints {
     pool: AnyPool,
-    last: Option<Instant>,
-    running: Arc<AtomicBool>,
+    /// When the last checkpoint started, and its task.
+    last: Option<(Instant, JoinHandle<()>)>,
 }
 
 impl Checkpoints {
     pub(super) fn new(pool: AnyPool) -> Checkpoints {
-        Checkpoints { pool, last: None, running: Arc::new(AtomicBool::new(false)) }
+        Checkpoints { pool, last: None }
     }
 
     /// Called after each commit: starts a checkpoint when one is due and none is running.
     pub(super) fn after_commit(&mut self) {
-        if self.last.is_some_and(|t| t.elapsed() < EVERY) || self.running.swap(true, Ordering::AcqRel) {
+        if self.last.as_ref().is_some_and(|(at, task)| at.elapsed() < EVERY || !task.is_finished()) {
             return;
         }
-        self.last = Some(Instant::now());
-        let (pool, running) = (self.pool.clone(), self.running.clone());
-        tokio::spawn(async move {
+        let pool = self.pool.clone();
+        let task = tokio::spawn(async move {
             if let Err(e) = checkpoint(&pool).await {
                 tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
             }
-            running.store(false, Ordering::Release);
         });
+        self.last = Some((Instant::now(), task));
     }
 }
 

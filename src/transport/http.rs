@@ -197,7 +197,7 @@ impl AppState {
         self.metrics.error("delivery");
         tracing::error!(who = %who, place = %place.key(), error, "reply not delivered");
         let row = AuditStart {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: AuditStart::new_id(),
             at: now_ms(),
             who: who.to_string(),
             transport: place.transport.name().to_string(),
