@@ -34,6 +34,28 @@ fn main() {
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded.rs");
     std::fs::write(dest, out).expect("OUT_DIR is writable");
+    link_layout(Path::new(&root));
+}
+
+/// Release binaries for x86_64 Linux, which the toolchain links with rust-lld: the functions a
+/// server runs to start and answer go first in .text (`link/order.txt`, made by
+/// `link/order.sh`), so the kernel's 64 KB fault-around maps a few MB of code instead of most
+/// of the 20 MB; relative relocations are packed (RELR, glibc 2.36+), so the loader reads a
+/// few KB of them instead of ~1 MB. Idle RSS of `lazyops serve`: see README, "Measured".
+fn link_layout(root: &Path) {
+    let order = root.join("link/order.txt");
+    println!("cargo:rerun-if-changed={}", order.display());
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    if !release || target != "x86_64-unknown-linux-gnu" {
+        return;
+    }
+    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if order.is_file() {
+        println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
+        // Symbols renamed since the file was made are skipped; they only pack less.
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
 }
 
 fn collect(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
