@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates link/order.txt: the functions `lazyops serve` runs while it starts and while it
-# answers its first requests, in the order first seen. build.rs hands the file to the linker
+# answers its first requests, then those `lazyops run help` adds, in the order first seen. build.rs hands the file to the linker
 # for release binaries (`--symbol-ordering-file`), which puts those functions side by side at
 # the start of .text. Why: the kernel maps 64 KB of the executable around every page fault,
 # and the ~3,000 functions a start touches were spread over most of the 20 MB of code, so an
@@ -95,14 +95,19 @@ kill -TERM "$VG_PID"
 wait "$VG_PID" || true
 VG_PID=""
 
-python3 - "$BIN" "$ROOT/link/order.txt" "$WORK"/cg.* <<'PY'
+# Then a one-shot command from the terminal, after the server's functions.
+valgrind --tool=callgrind --demangle=no --dump-instr=no --callgrind-out-file="$WORK/cli.cg" \
+    "$BIN" --config "$WORK/lazyops.toml" run help >/dev/null 2>"$WORK/vg-cli.log"
+
+python3 - "$BIN" "$ROOT/link/order.txt" "$WORK"/cg.* "$WORK/cli.cg" <<'PY'
 import re, subprocess, sys
-binary, out, profiles = sys.argv[1], sys.argv[2], sorted(sys.argv[3:], key=lambda p: not p.endswith(".1"))
+binary, out, profiles = sys.argv[1], sys.argv[2], sys.argv[3:]
+profiles[:-1] = sorted(profiles[:-1], key=lambda p: not p.endswith(".1"))
 # Function symbols the binary defines (callgrind also names libc functions and addresses).
 nm = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
 defined = {p[2] for p in (l.split() for l in nm.splitlines()) if len(p) == 3 and p[1] in "tTwW"}
 order, seen = [], set()
-# The start's profile first (its file name ends in `.1`), then the rest of the run.
+# The server's start (its profile's name ends in `.1`), its requests, then `run help`.
 for path in profiles:
     for line in open(path, errors="replace"):
         m = re.match(r"c?fn=\(\d+\) (\S+)", line)
