@@ -45,9 +45,14 @@ fn main() {
 fn link_layout(root: &Path) {
     let order = root.join("link/order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
+    println!("cargo:rerun-if-env-changed=RUSTC_LINKER");
     let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
     let target = std::env::var("TARGET").unwrap_or_default();
-    if !release || target != "x86_64-unknown-linux-gnu" {
+    // A linker chosen in cargo's config (RUSTC_LINKER) or flags may not be lld: leave it be.
+    let flags = std::env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    let own_linker = std::env::var_os("RUSTC_LINKER").is_some()
+        || ["fuse-ld", "link-self-contained", "linker"].iter().any(|f| flags.contains(f));
+    if !release || target != "x86_64-unknown-linux-gnu" || own_linker {
         return;
     }
     println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");

@@ -7,6 +7,12 @@ use std::sync::{Arc, OnceLock};
 
 type Builder = dyn Fn() -> reqwest::ClientBuilder + Send + Sync;
 
+/// The client could not be built (no usable TLS backend or root certificates). Nothing is
+/// cached, so the next call tries again.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(String);
+
 /// Cheap to clone: clones share one client.
 #[derive(Clone)]
 pub struct LazyClient {
@@ -20,10 +26,14 @@ impl LazyClient {
         LazyClient { client: Arc::default(), builder: Arc::new(builder) }
     }
 
-    /// The client, built now if this is the first call. A builder that fails (no usable TLS
-    /// backend) falls back to reqwest's defaults rather than leaving the bot without a client.
-    pub fn get(&self) -> &reqwest::Client {
-        self.client.get_or_init(|| (self.builder)().build().unwrap_or_default())
+    /// The client, built now if this is the first call. A failed build is an error, never a
+    /// client without the builder's timeouts, user agent or redirect policy.
+    pub fn get(&self) -> Result<&reqwest::Client, ClientError> {
+        if let Some(c) = self.client.get() {
+            return Ok(c);
+        }
+        let built = (self.builder)().build().map_err(|e| ClientError(e.to_string()))?;
+        Ok(self.client.get_or_init(|| built))
     }
 }
 
@@ -47,8 +57,8 @@ mod tests {
         });
         let other = lazy.clone();
         assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing built before use");
-        let _ = lazy.get();
-        let _ = other.get();
+        assert!(lazy.get().is_ok());
+        assert!(other.get().is_ok());
         assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

@@ -881,18 +881,18 @@ impl Llm {
         base.unwrap_or_else(|| async_openai::config::OPENAI_API_BASE.to_string()).trim_end_matches('/').to_string()
     }
 
-    fn client(&self, base: &str, retries: u32) -> Client<OpenAIConfig> {
+    fn client(&self, base: &str, retries: u32) -> Result<Client<OpenAIConfig>, Failure> {
+        let http = self.http.get().map_err(|e| Failure::Unreachable(e.to_string()))?.clone();
         let cfg = OpenAIConfig::new().with_api_base(base).with_api_key(self.api_key.clone().unwrap_or_default());
-        let service =
-            tower::Layer::layer(&OpenAIRetryLayer::new(retries as usize), ReqwestService::new(self.http.get().clone()));
-        Client::with_config(cfg).with_http_service(service)
+        let service = tower::Layer::layer(&OpenAIRetryLayer::new(retries as usize), ReqwestService::new(http));
+        Ok(Client::with_config(cfg).with_http_service(service))
     }
 
     /// One exchange, adjusting to what the server refuses (tools, `tool_choice`,
     /// `response_format`, non-streamed answers) and remembering it for the next message.
     async fn exchange(&self, config: &LlmConfig, request: &Request) -> Result<(Answer, Usage), Failure> {
         let base = self.base(config);
-        let client = self.client(&base, config.max_retries);
+        let client = self.client(&base, config.max_retries)?;
         let mut quirks = lock(&self.quirks).get(&base).copied().unwrap_or_default();
         for _ in 0..5 {
             let body = request.body(quirks);

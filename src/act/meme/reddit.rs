@@ -4,10 +4,12 @@
 //! act on; raw bodies are never shown or logged.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use crate::lazy_client::LazyClient;
 
 /// Where lazyops reads Reddit; tests point it at a loopback server.
 pub const URL_VAR: &str = "LAZYOPS_REDDIT_URL";
@@ -82,9 +84,8 @@ pub enum RedditError {
 }
 
 /// The cache and the HTTP client; one per process.
-#[derive(Default)]
 pub struct Reddit {
-    http: OnceLock<reqwest::Client>,
+    http: LazyClient,
     slots: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Entry>>>>>,
 }
 
@@ -100,6 +101,19 @@ pub fn user_agent() -> String {
         std::env::consts::OS,
         env!("CARGO_PKG_VERSION")
     )
+}
+
+impl Default for Reddit {
+    fn default() -> Self {
+        let http = LazyClient::new(|| {
+            reqwest::Client::builder()
+                .user_agent(user_agent())
+                .timeout(TIMEOUT)
+                // A missing subreddit redirects to search; that is an answer, not a page to follow.
+                .redirect(reqwest::redirect::Policy::none())
+        });
+        Reddit { http, slots: Mutex::default() }
+    }
 }
 
 impl Reddit {
@@ -136,20 +150,10 @@ impl Reddit {
     }
 
     fn http(&self) -> Result<&reqwest::Client, RedditError> {
-        if let Some(c) = self.http.get() {
-            return Ok(c);
-        }
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent())
-            .timeout(TIMEOUT)
-            // A missing subreddit redirects to search; that is an answer, not a page to follow.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                tracing::error!(error = %e, "cannot build the Reddit HTTP client");
-                RedditError::Unreachable
-            })?;
-        Ok(self.http.get_or_init(|| client))
+        self.http.get().map_err(|e| {
+            tracing::error!(error = %e, "cannot build the Reddit HTTP client");
+            RedditError::Unreachable
+        })
     }
 
     #[tracing::instrument(skip_all, fields(subreddit = sub))]

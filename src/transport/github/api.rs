@@ -66,11 +66,11 @@ impl GithubApi {
     async fn post(&self, what: &str, path: &str, body: &Value) -> Result<Value, ApiError> {
         let token = self.token.as_deref().ok_or(ApiError::NoToken)?;
         let url = format!("{}{path}", self.base);
+        let http =
+            self.http.get().map_err(|e| ApiError::Unreachable { what: what.to_string(), reason: e.to_string() })?;
         let mut last = None;
         for attempt in 0..ATTEMPTS {
-            let sent = self
-                .http
-                .get()
+            let sent = http
                 .post(&url)
                 .bearer_auth(token)
                 .header("accept", "application/vnd.github+json")

@@ -65,10 +65,16 @@ impl SlackApi {
     }
 
     /// One POST with the retry policy: 429 waits `Retry-After`, 5xx and network errors back off.
-    async fn send(&self, what: &str, req: impl Fn() -> reqwest::RequestBuilder) -> Result<reqwest::Response, ApiError> {
+    async fn send(
+        &self,
+        what: &str,
+        req: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ApiError> {
+        let client =
+            self.http.get().map_err(|e| ApiError::Unreachable { method: what.to_string(), reason: e.to_string() })?;
         let mut last = None;
         for attempt in 0..ATTEMPTS {
-            let outcome = match req().send().await {
+            let outcome = match req(client).send().await {
                 Ok(resp) if resp.status().as_u16() == 429 => {
                     let wait = resp
                         .headers()
@@ -113,7 +119,7 @@ impl SlackApi {
     pub async fn call(&self, method: &str, body: &Value) -> Result<Value, ApiError> {
         let token = self.token.as_deref().ok_or(ApiError::NoToken)?;
         let url = format!("{}/{method}", self.base);
-        let resp = self.send(method, || self.http.get().post(&url).bearer_auth(token).json(body)).await?;
+        let resp = self.send(method, |http| http.post(&url).bearer_auth(token).json(body)).await?;
         let status = resp.status().as_u16();
         let value: Value = resp.json().await.map_err(|_| ApiError::Status { method: method.to_string(), status })?;
         if value["ok"].as_bool() == Some(true) {
@@ -155,7 +161,7 @@ impl SlackApi {
     /// Posts to a `response_url` (no token: the URL is the credential, so it is never logged).
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), ApiError> {
         let what = "response_url";
-        let resp = self.send(what, || self.http.get().post(response_url).json(body)).await?;
+        let resp = self.send(what, |http| http.post(response_url).json(body)).await?;
         let status = resp.status();
         if !status.is_success() {
             return Err(ApiError::Status { method: what.to_string(), status: status.as_u16() });
