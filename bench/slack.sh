@@ -122,4 +122,9 @@ printf '  server CPU      %s µs per request\n' "$(awk -v t=$((CPU_AFTER - CPU_B
 printf '  audit rows      %s   (one per answered request)\n' "$AUDIT"
 printf '  cold start      %s ms   (exec to first 200 on /healthz, median of 7; target <= 20)\n' "$COLD_MS"
 printf '  RSS idle        %s   (target <= 15 MB)\n' "$IDLE_RSS"
+# The idle figure depends on link/order.txt naming the functions this binary runs at start.
+ORDERED="$(wc -l <"$ROOT/link/order.txt")"
+FOUND="$(comm -12 <(nm --defined-only "$BIN" | awk '{print $3}' | sort -u) <(sort -u "$ROOT/link/order.txt") | wc -l)"
+printf '  link order      %s of %s functions in link/order.txt found in the binary%s\n' "$FOUND" "$ORDERED" \
+    "$( [ $((FOUND * 10)) -lt $((ORDERED * 9)) ] && echo ': stale, run link/order.sh')"
 printf '  RSS after load  %s\n' "$LOADED_RSS"
