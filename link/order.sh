@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates link/order.txt: the functions `lazyops serve` runs while it starts and while it
-# answers its first requests, then those `lazyops run help` adds, in the order first seen. build.rs hands the file to the linker
+# answers its first requests, then those `lazyops run help` adds. build.rs hands the file to the linker
 # for release binaries (`--symbol-ordering-file`), which puts those functions side by side at
 # the start of .text. Why: the kernel maps 64 KB of the executable around every page fault,
 # and the ~3,000 functions a start touches were spread over most of the 20 MB of code, so an
@@ -107,16 +107,18 @@ profiles[:-1] = sorted(profiles[:-1], key=lambda p: not p.endswith(".1"))
 nm = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True, check=True).stdout
 defined = {p[2] for p in (l.split() for l in nm.splitlines()) if len(p) == 3 and p[1] in "tTwW"}
 order, seen = [], set()
-# The server's start (its profile's name ends in `.1`), its requests, then `run help`.
+# The server's start (its profile's name ends in `.1`), its requests, then `run help`; sorted
+# within each, because callgrind's file order is not the order of execution and a sorted file
+# changes only where the code did.
 for path in profiles:
+    names = set()
     for line in open(path, errors="replace"):
         m = re.match(r"c?fn=\(\d+\) (\S+)", line)
-        if not m:
-            continue
-        name = re.sub(r"'\d+$", "", m.group(1))  # callgrind marks recursion depth with 'N
-        if name in defined and name not in seen:
-            seen.add(name)
-            order.append(name)
+        if m:
+            names.add(re.sub(r"'\d+$", "", m.group(1)))  # callgrind marks recursion depth with 'N
+    new = sorted(n for n in names if n in defined and n not in seen)
+    seen.update(new)
+    order += new
 with open(out, "w") as f:
     f.write("\n".join(order) + "\n")
 print(f"{len(order)} functions written to {out}")
