@@ -61,4 +61,19 @@ mod tests {
         assert!(other.get().is_ok());
         assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_and_is_tried_again() {
+        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = built.clone();
+        // rustls has no TLS 1.0, so this builder cannot produce a client.
+        let lazy = LazyClient::new(move || {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            reqwest::Client::builder().max_tls_version(reqwest::tls::Version::TLS_1_0)
+        });
+        let err = lazy.get().expect_err("no TLS version left");
+        assert!(err.to_string().starts_with("cannot build the HTTP client"), "{err}");
+        assert!(lazy.get().is_err());
+        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 2, "a failure is not cached");
+    }
 }
