@@ -17,6 +17,7 @@ use crate::deploy::{self, Relation};
 use crate::message::{Identity, Place};
 use crate::pipeline::Bot;
 use crate::render::{Action, Block, Reply, Status};
+use crate::store::audit::{AuditStart, Completion};
 use crate::store::{Store, now_ms};
 use crate::workspace::Workspace;
 
@@ -299,10 +300,35 @@ pub async fn tick(bot: &Bot, who: &Identity, place: &Place, action: &str) -> Rep
         return Reply::failed(format!("`{item}` is not a manual checklist item of {service} ({env})"));
     }
     let cmd = Command::ReleaseCheck { service: service.to_string(), env: env.to_string() };
+    // Every tick of a real item (a button, or y in the terminal) is audited, refused or not.
+    let row = AuditStart {
+        id: AuditStart::new_id(),
+        at: now_ms(),
+        who: who.to_string(),
+        transport: place.transport.name().to_string(),
+        place: place.key(),
+        text: format!("(tick) {item}"),
+        command: Some(cmd.to_string()),
+        ..AuditStart::default()
+    };
     if let Decision::Refused { reason } = policy::decide(&ws.config, who, place, &cmd) {
+        let row = AuditStart { decision: "refused".into(), ..row };
+        if let Err(e) = bot.store().audit_start(row).await {
+            tracing::error!(error = %e, "audit of a refused tick failed");
+        }
         return Reply::new(Status::Refused, reason);
     }
-    match bot.store().checklist_tick(service, env, item, who.as_str(), now_ms()).await {
+    let started = std::time::Instant::now();
+    let ticked = bot.store().checklist_tick(service, env, item, who.as_str(), now_ms()).await;
+    let done = Completion {
+        outcome: if ticked.is_ok() { "ok" } else { "error" }.into(),
+        duration_ms: started.elapsed().as_millis() as i64,
+        error: ticked.as_ref().err().map(ToString::to_string),
+    };
+    if let Err(e) = bot.store().audit_record(AuditStart { decision: "allowed".into(), ..row }, done).await {
+        tracing::error!(error = %e, "audit of a tick failed");
+    }
+    match ticked {
         Ok(()) => Reply::done(format!("✅ ticked “{item}” for {service} ({env})")),
         Err(e) => Reply::failed(e.to_string()),
     }

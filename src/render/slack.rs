@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::reply::{Block, PendingConfirm, Reply};
+use super::reply::{Action, Block, PendingConfirm, Reply};
 use super::terminal::{cell_str, cell_text};
 
 pub const MAX_BLOCKS: usize = 50;
@@ -25,6 +25,15 @@ const FENCE: usize = 8;
 /// `action_id`s of the two buttons; their `value` is the confirmation's full id.
 pub const CONFIRM_ACTION: &str = "lazyops_confirm";
 pub const CANCEL_ACTION: &str = "lazyops_cancel";
+/// `action_id` prefix of a reply's other buttons (`Reply::actions`, e.g. a checklist item to
+/// tick), numbered because ids must differ within a block; their `value` is the action's id.
+pub const REPLY_ACTION: &str = "lazyops_action";
+/// Slack's limits for a button: its label, its value, and buttons per actions block.
+const MAX_BUTTON_TEXT: usize = 75;
+const MAX_BUTTON_VALUE: usize = 2000;
+const MAX_BUTTONS: usize = 25;
+/// At most this many actions blocks, so the rest of the reply keeps its room.
+const MAX_ACTION_BLOCKS: usize = 4;
 
 /// A message body for `chat.postMessage`, `chat.update`, a `response_url` or an HTTP answer.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -315,6 +324,22 @@ fn confirm_blocks(c: &PendingConfirm) -> Vec<Value> {
     ]
 }
 
+/// A reply's own buttons, 25 to an actions block, at most 100. An id longer than a button's value can
+/// hold would come back cut and match nothing, so it gets no button; its text still says
+/// what to do.
+fn action_blocks(actions: &[Action]) -> Vec<Value> {
+    let buttons: Vec<Value> = actions
+        .iter()
+        .filter(|a| a.id.len() <= MAX_BUTTON_VALUE)
+        .enumerate()
+        .map(|(i, a)| {
+            json!({"type": "button", "action_id": format!("{REPLY_ACTION}_{i}"), "value": a.id,
+                   "text": {"type": "plain_text", "text": cut(&a.label, MAX_BUTTON_TEXT)}})
+        })
+        .collect();
+    buttons.chunks(MAX_BUTTONS).take(MAX_ACTION_BLOCKS).map(|b| json!({"type": "actions", "elements": b})).collect()
+}
+
 /// The notification text: the headline and the plain text blocks, escaped and cut.
 fn fallback(reply: &Reply) -> String {
     let mut text = reply.plain();
@@ -331,7 +356,8 @@ pub fn render(reply: &Reply) -> SlackMessage {
     for b in &reply.blocks {
         blocks.extend(block(b));
     }
-    let tail = reply.confirm.as_ref().map(confirm_blocks).unwrap_or_default();
+    let mut tail = action_blocks(&reply.actions);
+    tail.extend(reply.confirm.as_ref().map(confirm_blocks).unwrap_or_default());
     let room = MAX_BLOCKS - tail.len();
     if blocks.len() > room {
         let dropped = blocks.len() - (room - 1);
@@ -344,7 +370,11 @@ pub fn render(reply: &Reply) -> SlackMessage {
 
 /// The original confirmation message once answered: who answered and the outcome, no buttons.
 pub fn answered(outcome: &Reply, user_id: &str, confirmed: bool) -> SlackMessage {
-    let verb = if confirmed { "Confirmed" } else { "Cancelled" };
+    pressed(outcome, user_id, if confirmed { "Confirmed" } else { "Cancelled" })
+}
+
+/// An outcome headed by who pressed the button that led to it ("Ticked by @ana").
+pub fn pressed(outcome: &Reply, user_id: &str, verb: &str) -> SlackMessage {
     let user: String = user_id.chars().filter(char::is_ascii_alphanumeric).collect();
     let mut msg = render(outcome);
     if msg.blocks.len() >= MAX_BLOCKS {

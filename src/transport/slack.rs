@@ -24,7 +24,7 @@ use super::http::{AppState, bad_request};
 use crate::decide::policy::{self, Decision};
 use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::Options;
-use crate::render::slack::{self as blocks, CANCEL_ACTION, CONFIRM_ACTION, SlackMessage};
+use crate::render::slack::{self as blocks, CANCEL_ACTION, CONFIRM_ACTION, REPLY_ACTION, SlackMessage};
 use crate::render::{Reply, Status};
 use crate::spec::CommandKind;
 use crate::store::confirm::Answer;
@@ -517,6 +517,14 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
     let answer = match action.action_id.as_str() {
         CONFIRM_ACTION => Answer::Confirm,
         CANCEL_ACTION => Answer::Cancel,
+        reply_action if reply_action.starts_with(REPLY_ACTION) => {
+            let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
+                return bad_request(&state, "slack", "button without an action id".into());
+            };
+            let work = state.clone();
+            state.tasks.spawn(async move { press_action(&work, p, &id).await });
+            return StatusCode::OK.into_response();
+        }
         other => {
             tracing::info!(action_id = other, "slack action not ours; ignored");
             return StatusCode::OK.into_response();
@@ -530,18 +538,52 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
     StatusCode::OK.into_response()
 }
 
-async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &str) {
-    let user = p.user.id.as_str();
-    let who = identity(user);
-    let container = p.container.as_ref();
+/// Who pressed a button, and where: the message's channel and thread.
+fn presser(p: &BlockActions) -> (Identity, Place) {
     let channel = p
         .channel
         .as_ref()
         .map(|c| c.id.clone())
-        .or_else(|| container.and_then(|c| c.channel_id.clone()))
+        .or_else(|| p.container.as_ref().and_then(|c| c.channel_id.clone()))
         .unwrap_or_default();
     let thread = p.message.as_ref().and_then(|m| m.thread_ts.clone());
-    let here = place(&channel, thread.as_deref());
+    (identity(&p.user.id), place(&channel, thread.as_deref()))
+}
+
+/// A reply's own button (a checklist item to tick): done, it is said in the channel with who
+/// pressed it; refused or failed, only the presser hears why.
+async fn press_action(state: &AppState, p: BlockActions, id: &str) {
+    let (who, here) = presser(&p);
+    let outcome = crate::act::release::tick(&state.bot, &who, &here, id).await;
+    if outcome.status != Status::Done {
+        tell_presser(state, &p, &who, &here, &outcome).await;
+        return;
+    }
+    let msg = blocks::pressed(&outcome, &p.user.id, "Ticked");
+    let body =
+        json!({"response_type": "in_channel", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
+    let first = match p.response_url.as_deref() {
+        Some(url) => state.slack.respond(url, &body).await,
+        None => Err(api::ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
+    };
+    let Err(first) = first else { return };
+    state.metrics.error("slack_api");
+    let thread = p.message.as_ref().and_then(|m| m.thread_ts.as_deref());
+    let second = if here.channel.is_empty() {
+        Err(first)
+    } else {
+        state.slack.post_message(&here.channel, thread, &msg).await.map(|_| ())
+    };
+    if let Err(e) = second {
+        state.metrics.error("slack_api");
+        state.undelivered(&who, &here, None, &e.to_string()).await;
+    }
+}
+
+async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &str) {
+    let user = p.user.id.as_str();
+    let (who, here) = presser(&p);
+    let container = p.container.as_ref();
     let outcome = state.bot.answer(id, &who, &here, answer).await;
     // No canonical command means the confirmation was not ours to answer (someone else's,
     // expired, used or unknown): only the presser hears about it.

@@ -780,6 +780,12 @@ async fn a_manual_item_waits_for_a_tick_and_passes_after_one() {
     let text = lazyops::render::terminal::render(&reply, false);
     assert!(text.contains("✅ changelog reviewed: ticked by local:alice"), "{text}");
     assert!(reply.actions.is_empty());
+    let audit = bot.store().audit_list(None, None, 100).await.expect("audit");
+    let mut ticks: Vec<_> = audit.iter().filter(|r| r.text == "(tick) changelog reviewed").collect();
+    ticks.sort_by(|a, b| a.id.cmp(&b.id));
+    let rows: Vec<(&str, &str, Option<&str>)> =
+        ticks.iter().map(|r| (r.who.as_str(), r.decision.as_str(), r.outcome.as_deref())).collect();
+    assert_eq!(rows, [("slack:U999", "refused", None), ("local:alice", "allowed", Some("ok"))]);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -751,3 +751,57 @@ async fn a_release_check_shows_its_progress_then_the_checklist() {
     let last = all_text(&posts[posts.len() - 1].json());
     assert!(last.contains("schema migrated"), "{last}");
 }
+
+#[tokio::test]
+async fn a_checklist_item_is_ticked_with_its_button_announced_in_the_channel_and_audited() {
+    let (server, slack) = start(&[]).await;
+    let url = format!("{}/respond/rc", slack.url);
+    command(&server, &slash("U0123ABC", "release check payments prod", &url)).await;
+    slack.wait("/respond/rc", 2).await;
+    let posts = slack.to("/respond/rc");
+    let last = posts[posts.len() - 1].json();
+    let buttons: Vec<Value> = last["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["type"] == "actions")
+        .flat_map(|b| b["elements"].as_array().unwrap().clone())
+        .collect();
+    let tick = buttons.iter().find(|b| b["value"] == "tick:payments:prod:changelog reviewed").expect("a tick button");
+    let action_id = tick["action_id"].as_str().unwrap();
+
+    // Someone outside the team: refused, privately, and nothing is ticked.
+    let pressed = format!("{}/respond/tick", slack.url);
+    let value = tick["value"].as_str().unwrap();
+    assert_eq!(press(&server, &button(action_id, value, "W999", &pressed)).await.status(), 200);
+    let eph = slack.wait("/api/chat.postEphemeral", 1).await[0].json();
+    assert_eq!(eph["user"], "W999");
+    slack.none("/respond/tick").await;
+
+    // The on-call engineer: the tick is said in the channel, with who pressed it.
+    assert_eq!(press(&server, &button(action_id, value, "U0123ABC", &pressed)).await.status(), 200);
+    let said = slack.wait("/respond/tick", 1).await[0].json();
+    assert_eq!(said["response_type"], "in_channel", "{said}");
+    assert_eq!(said["replace_original"], false, "the checklist stays");
+    let text = all_text(&said);
+    assert!(text.contains("Ticked by <@U0123ABC>") && text.contains("changelog reviewed"), "{text}");
+
+    // A forged value (an item that is not a manual one) is refused to the presser.
+    press(&server, &button(action_id, "tick:payments:prod:schema migrated", "U0123ABC", &pressed)).await;
+    slack.wait("/api/chat.postEphemeral", 2).await;
+    assert_eq!(slack.to("/respond/tick").len(), 1);
+
+    let mut ticks: Vec<_> = server.audit().await.into_iter().filter(|r| r.text.starts_with("(tick) ")).collect();
+    ticks.sort_by(|a, b| a.id.cmp(&b.id));
+    let decisions: Vec<(&str, &str)> = ticks.iter().map(|r| (r.who.as_str(), r.decision.as_str())).collect();
+    assert_eq!(decisions, [("slack:W999", "refused"), ("slack:U0123ABC", "allowed")], "{ticks:?}");
+    assert!(ticks.iter().all(|r| r.command.as_deref() == Some("release check payments prod")));
+
+    // The next check counts the tick.
+    let again = format!("{}/respond/rc2", slack.url);
+    command(&server, &slash("U0123ABC", "release check payments prod", &again)).await;
+    slack.wait("/respond/rc2", 2).await;
+    let posts = slack.to("/respond/rc2");
+    let text = all_text(&posts[posts.len() - 1].json());
+    assert!(text.contains("changelog reviewed: ticked by slack:U0123ABC"), "{text}");
+}

@@ -58,6 +58,54 @@ fn a_confirmation_has_confirm_and_cancel_buttons_carrying_the_id() {
     insta::assert_json_snapshot!(msg);
 }
 
+fn checklist_reply(items: usize) -> Reply {
+    let mut reply = Reply::done("⚠️ payments → prod: 1 item to look at before releasing")
+        .with(Block::List { items: vec!["⚠️ changelog reviewed: waiting for someone to tick it".into()] });
+    for i in 0..items {
+        let name = if i == 0 { "changelog reviewed".to_string() } else { format!("item {i}") };
+        reply
+            .actions
+            .push(crate::render::Action {
+                id: format!("tick:payments:prod:{name}"), label: format!("tick “{name}”")
+            });
+    }
+    reply
+}
+
+#[test]
+fn a_checklist_item_to_tick_is_a_button_carrying_its_action_id() {
+    let msg = check(&checklist_reply(1));
+    let actions = msg.blocks.last().unwrap();
+    assert_eq!(actions["type"], "actions");
+    assert_eq!(actions["elements"][0]["action_id"], format!("{REPLY_ACTION}_0"));
+    assert_eq!(actions["elements"][0]["value"], "tick:payments:prod:changelog reviewed");
+    assert_eq!(actions["elements"][0]["text"]["text"], "tick “changelog reviewed”");
+    insta::assert_json_snapshot!(msg);
+}
+
+#[test]
+fn many_buttons_stay_inside_slacks_limits_and_unusable_ids_get_none() {
+    let mut reply = checklist_reply(300);
+    reply.actions[1].label = "x".repeat(200);
+    reply.actions[2].id = format!("tick:payments:prod:{}", "y".repeat(3000));
+    let msg = check(&reply);
+    let blocks: Vec<&Value> = msg.blocks.iter().filter(|b| b["type"] == "actions").collect();
+    assert_eq!(blocks.len(), MAX_ACTION_BLOCKS);
+    let buttons: Vec<&Value> = blocks.iter().flat_map(|b| b["elements"].as_array().unwrap()).collect();
+    assert_eq!(buttons.len(), MAX_ACTION_BLOCKS * MAX_BUTTONS);
+    assert!(blocks.iter().all(|b| b["elements"].as_array().unwrap().len() <= MAX_BUTTONS));
+    assert!(buttons.iter().all(|b| b["value"].as_str().unwrap().len() <= MAX_BUTTON_VALUE));
+    assert!(buttons.iter().all(|b| b["text"]["text"].as_str().unwrap().chars().count() <= MAX_BUTTON_TEXT));
+    let ids: std::collections::HashSet<&str> = buttons.iter().map(|b| b["action_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), buttons.len(), "action ids are unique");
+    assert!(!buttons.iter().any(|b| b["value"].as_str().unwrap().contains("yyy")), "a cut id would match nothing");
+    // With a confirmation too, both sets of buttons fit.
+    let mut both = reply.clone();
+    both.confirm = confirm_reply().confirm;
+    let msg = check(&both);
+    assert_eq!(msg.blocks.last().unwrap()["elements"][0]["action_id"], CONFIRM_ACTION);
+}
+
 #[test]
 fn mentions_and_links_in_data_stay_text() {
     let reply = Reply::failed("<!channel> boom <@U123>").text("see <https://evil.example|here> & more");
