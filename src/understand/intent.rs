@@ -504,16 +504,28 @@ impl Model {
         if let Some(reason) = refused_request(text) {
             return done(Outcome::OutOfScope { reason: Some(reason.into()), candidates: Vec::new() }, None);
         }
-        // An answer to the question asked last in this thread.
+        // An answer to the question asked last in this thread, unless the message is a new
+        // request of its own ("find the user with email …" after "Which service?").
         if let Some(pending) = &convo.pending
             && let (Some(intent), Some(missing)) = (self.intent(&pending.intent), &pending.missing)
             && let Some(slot) = intent.slots.iter().find(|s| &s.name == missing)
-            && let Some(value) = extract(&slot.ty, &slot.name, text, catalog, today, &mut Vec::new())
-                .or_else(|| (slot.ty == SlotType::Text).then(|| text.trim().to_string()))
+            && !self.new_request(text, &candidates, &pending.intent)
         {
-            let mut slots = pending.slots.clone();
-            slots.insert(missing.clone(), value);
-            return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
+            let mut used = Vec::new();
+            let answer = extract(&slot.ty, &slot.name, text, catalog, today, &mut used);
+            let whole = answer.is_none() && slot.ty == SlotType::Text;
+            if let Some(value) = answer.or_else(|| whole.then(|| text.trim().to_string())) {
+                let mut slots = pending.slots.clone();
+                slots.insert(missing.clone(), value);
+                // What the answer names besides wins over what was understood before
+                // ("users, on staging" after a question about a prod request).
+                for s in intent.slots.iter().filter(|s| !whole && &s.name != missing) {
+                    if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
+                        slots.insert(s.name.clone(), v);
+                    }
+                }
+                return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
+            }
         }
         // "same for staging": the last command with the slots this message names.
         if is_follow_up(text)
@@ -555,6 +567,15 @@ impl Model {
             }
         }
         self.complete(intent, slots, score, &sentence, convo, candidates)
+    }
+
+    /// Whether a message sent while a question is pending asks for something else: a
+    /// sentence of its own (a bare answer is a few words) that the classifier confidently
+    /// gives another intent.
+    fn new_request(&self, text: &str, candidates: &[(String, f32)], pending: &str) -> bool {
+        const ANSWER_WORDS: usize = 3;
+        let top = candidates.first().filter(|(name, score)| name != OOS && *score >= self.threshold());
+        text.split_whitespace().count() > ANSWER_WORDS && top.is_some_and(|(name, _)| name != pending)
     }
 
     /// "check payments and run the smoke tests": two requests; ask which one first.
@@ -778,5 +799,23 @@ mod tests {
         let answered = model.interpret("ledger pls", &catalog, &convo, today);
         let Outcome::Text { text, .. } = answered.outcome else { panic!("{:?}", answered.outcome) };
         assert_eq!(text, "deploy version ledger");
+    }
+
+    #[test]
+    fn an_answer_that_names_other_slots_too_overrides_them_and_a_new_request_is_not_an_answer() {
+        let catalog = demo_catalog();
+        let (intents, _) = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/intents")));
+        let model = Model::train(&intents, &catalog);
+        let today = time::macros::date!(2026 - 11 - 25);
+        let asked = model.interpret("which version is live in prod?", &catalog, &Conversation::default(), today);
+        assert!(matches!(asked.outcome, Outcome::Question { .. }), "{:?}", asked.outcome);
+        let convo = asked.conversation.expect("remembers the question");
+        let text_of = |message: &str| match model.interpret(message, &catalog, &convo, today).outcome {
+            Outcome::Text { text, .. } => text,
+            other => panic!("{message}: {other:?}"),
+        };
+        assert_eq!(text_of("show me the users version on staging pls"), "deploy version users staging");
+        assert_eq!(text_of("users"), "deploy version users prod");
+        assert_eq!(text_of("find the user with email bob@example.com"), "db query user-by-email email=bob@example.com");
     }
 }
