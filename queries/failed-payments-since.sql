@@ -11,6 +11,9 @@
 -- example: how many payments have failed since 2026-12-01
 -- example: could you pull the payment failures from {since} onwards
 -- example: declined payments since {since} on staging
+-- example: failed charges in the last 2 days
+-- example: which payments failed during the past 5 days?
+-- example: payment failures over the last week
 SELECT id, order_id, user_id, amount_cents, currency, failure_reason, created_at
 FROM payments
 WHERE status = 'failed'

@@ -13,6 +13,8 @@
 -- example: latest user signups
 -- example: who registered recently
 -- example: new signups on staging
+-- example: how many new users joined this month
+-- example: accounts created over the past 2 weeks
 -- example: any new users recently?
 -- example: how many people joined lately
 SELECT id, email, name, status, created_at

@@ -43,8 +43,8 @@ impl ParamType {
         }
     }
 
-    /// What a user should type, for error messages.
-    fn expected(self) -> &'static str {
+    /// What a user should type, for error messages and questions.
+    pub(crate) fn expected(self) -> &'static str {
         match self {
             ParamType::Int => "a whole number",
             ParamType::Text => "text",

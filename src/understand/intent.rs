@@ -14,6 +14,7 @@ use super::slots::{SlotType, delexicalize, extract};
 use crate::catalog::{Catalog, or_list};
 use crate::command::{always_quote, quote};
 use crate::config::{Problem, line_of};
+use crate::param::ParamType;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,11 +169,12 @@ fn param_slots(params: &[crate::param::ParamSpec]) -> Vec<Slot> {
             name: p.name.clone(),
             ty: SlotType::Param(p.clone()),
             required: p.required(),
+            // "What should `since` be: the first day to include? Send a date like 2026-11-25."
             question: Some(format!(
-                "Which {}? ({}{})",
+                "What should `{}` be{}?{}",
                 p.name,
-                p.ty.name(),
-                if p.help.is_empty() { String::new() } else { format!(": {}", p.help) }
+                if p.help.is_empty() { String::new() } else { format!(": {}", p.help) },
+                if p.ty == ParamType::Text { String::new() } else { format!(" Send {}.", p.ty.expected()) }
             )),
         })
         .collect()

@@ -246,15 +246,22 @@ pub fn find_date(text: &str, today: Date) -> Option<Date> {
         match *w {
             "today" => return Some(today),
             "yesterday" => return today.previous_day(),
-            "week" if i > 0 && lower[i - 1] == "last" => return Some(today - Duration::days(7)),
-            "week" if i > 0 && lower[i - 1] == "this" => {
-                return Some(today - Duration::days(i64::from(today.weekday().number_days_from_monday())));
+            "week" | "month" if i > 0 && lower[i - 1] == "this" => {
+                let into = if *w == "week" { today.weekday().number_days_from_monday() } else { today.day() - 1 };
+                return Some(today - Duration::days(i64::from(into)));
             }
-            "month" if i > 0 && lower[i - 1] == "this" => return today.replace_day(1).ok(),
-            "month" if i > 0 && lower[i - 1] == "last" => return Some(today - Duration::days(30)),
-            "days" | "day" if i > 0 => {
+            // "last week", "the past month", "a week ago": a week is 7 days, a month 30.
+            "week" | "month" if i > 0 && matches!(lower[i - 1], "last" | "past" | "previous" | "a" | "one") => {
+                return Some(today - Duration::days(if *w == "week" { 7 } else { 30 }));
+            }
+            "days" | "day" | "weeks" | "week" | "months" | "month" if i > 0 => {
                 if let Ok(n) = lower[i - 1].parse::<i64>() {
-                    return Some(today - Duration::days(n.clamp(0, 36_500)));
+                    let unit = match *w {
+                        "weeks" | "week" => 7,
+                        "months" | "month" => 30,
+                        _ => 1,
+                    };
+                    return Some(today - Duration::days(n.clamp(0, 36_500) * unit));
                 }
             }
             _ => {}
@@ -435,10 +442,15 @@ pub fn extract(
         }
         SlotType::Command => topic(&ws),
         SlotType::Param(p) => match p.ty {
-            ParamType::Int | ParamType::Decimal => {
-                // "last 30 days" for a days param; otherwise the next free number.
-                next_int()
+            // A number of days from any date phrase ("last 2 weeks", "since Monday"); otherwise
+            // the next free number.
+            ParamType::Int
+                if p.name.contains("day")
+                    && let Some(d) = find_date(text, today) =>
+            {
+                Some((today - d).whole_days().max(1).to_string())
             }
+            ParamType::Int | ParamType::Decimal => next_int(),
             ParamType::Date => find_date(text, today).map(|d| crate::param::ParamValue::Date(d).to_string()),
             ParamType::Bool => None,
             ParamType::Timestamp => ws
@@ -547,6 +559,14 @@ mod tests {
         check(SlotType::Date, "failed payments since yesterday", Some("2026-11-24"));
         check(SlotType::Date, "since Monday", Some("2026-11-23"));
         check(SlotType::Date, "in the last 3 days", Some("2026-11-22"));
+        check(SlotType::Date, "failed payments over the past week", Some("2026-11-18"));
+        check(SlotType::Date, "a month ago", Some("2026-10-26"));
+        check(SlotType::Date, "in the last 2 weeks", Some("2026-11-11"));
+        check(SlotType::Date, "since this month", Some("2026-11-01"));
+        let days = SlotType::Param(crate::queries::file::parse_param("days int default=7").unwrap());
+        check(days.clone(), "signups over the last 2 weeks", Some("14"));
+        check(days.clone(), "who signed up in the last 30 days", Some("30"));
+        check(days, "new accounts since monday", Some("2"));
         check(SlotType::Date, "since 2026-11-01", Some("2026-11-01"));
         check(
             SlotType::Text,
