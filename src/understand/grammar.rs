@@ -144,10 +144,9 @@ pub fn typed_as_command(text: &str, catalog: &Catalog) -> bool {
         s.words.len() <= words.len()
             && s.words.iter().zip(&words).all(|(a, b)| a == b)
             && (s.words.len() >= 2
-                || matches!(
-                    s.kind,
-                    CommandKind::Confirm | CommandKind::Cancel | CommandKind::Audit | CommandKind::Whoami
-                )
+                || matches!(s.kind, CommandKind::Audit | CommandKind::Whoami)
+                // `cancel 7F3K`, but "cancel test run 12" is a sentence.
+                || (matches!(s.kind, CommandKind::Confirm | CommandKind::Cancel) && words.len() <= 2)
                 || (s.kind == CommandKind::Manifest
                     && words.get(1).is_some_and(|t| {
                         catalog.templates.contains_key(t) || (t.contains('-') && crate::queries::file::is_name(t))

@@ -349,9 +349,9 @@ fn refused_request(text: &str) -> Option<&'static str> {
     }
     let data = [
         "table", "tables", "database", "db", "schema", "row", "rows", "column", "index", "data", "record", "records",
-        "user", "users", "account", "accounts", "payment", "payments", "order", "orders",
+        "user", "users", "account", "accounts", "payment", "payments", "order", "orders", "audit", "log", "logs",
     ];
-    if near(&["drop", "delete", "truncate", "wipe", "purge", "destroy", "erase", "remove"], &data) {
+    if near(&["drop", "delete", "truncate", "wipe", "purge", "destroy", "erase", "remove", "clear"], &data) {
         return Some("I never change data; writes go through `manifest`, which a human applies");
     }
     // Imperatives that write: "migrate the ledger schema", "refund pay_x", "suspend user 12".
@@ -684,13 +684,20 @@ fn question(s: &Slot, catalog: &Catalog) -> String {
 /// `--env`, free text quoted; absent optional slots dropped.
 fn fill(intent: &Intent, slots: &BTreeMap<String, String>) -> String {
     let is_query = intent.command.starts_with("db query ");
+    let placeholder = |word: &str| word.strip_prefix('{').and_then(|w| w.strip_suffix('}')).map(str::to_string);
+    let words: Vec<&str> = intent.command.split_whitespace().collect();
     let mut out = Vec::new();
-    for word in intent.command.split_whitespace() {
-        let Some(name) = word.strip_prefix('{').and_then(|w| w.strip_suffix('}')) else {
-            out.push(word.to_string());
+    for (i, word) in words.iter().enumerate() {
+        let Some(name) = placeholder(word) else {
+            // `--since {since}`: the flag goes with its value, or not at all.
+            let flag_of_missing = word.starts_with("--")
+                && words.get(i + 1).and_then(|w| placeholder(w)).is_some_and(|n| !slots.contains_key(&n));
+            if !flag_of_missing {
+                out.push(word.to_string());
+            }
             continue;
         };
-        let Some(value) = slots.get(name) else { continue };
+        let Some(value) = slots.get(&name) else { continue };
         let ty = intent.slots.iter().find(|s| s.name == name).map(|s| &s.ty);
         out.push(match ty {
             Some(SlotType::Param(_)) => format!("{name}={}", quote(value)),
@@ -748,6 +755,12 @@ mod tests {
             "deploy version users",
         );
         check_fill(
+            "audit --since {since} --who {who}",
+            &[("since", SlotType::Date, false), ("who", SlotType::Identity, false)],
+            &[("who", "slack:U1")],
+            "audit --who slack:U1",
+        );
+        check_fill(
             "todo add {text}",
             &[("text", SlotType::Text, true)],
             &[("text", "say \"hi\"")],
@@ -760,6 +773,8 @@ mod tests {
         for t in [
             "drop the users table",
             "please restart the payments pods",
+            "wipe the audit log",
+            "clear the logs of yesterday",
             "DELETE FROM users",
             "migrate the ledger schema",
             "deploy payments to prod",

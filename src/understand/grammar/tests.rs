@@ -226,3 +226,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn confirm_and_cancel_are_typed_commands_only_with_a_code() {
+    let catalog = demo_catalog();
+    assert!(typed_as_command("cancel 7F3K", &catalog));
+    assert!(typed_as_command("confirm 7F3K", &catalog));
+    assert!(!typed_as_command("cancel test run 12", &catalog), "a sentence, for the intent layer");
+    assert!(!typed_as_command("confirm the release of payments", &catalog));
+}
