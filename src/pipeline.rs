@@ -417,12 +417,6 @@ impl Bot {
     ) -> AuditStart {
         let ws = self.workspace();
         AuditStart {
-            id: AuditStart::new_id(),
-            at: now_ms(),
-            who: req.who.to_string(),
-            transport: req.place.transport.name().to_string(),
-            place: req.place.key(),
-            text: redact_text(req.text, command, &ws.catalog),
             tier: Some(req.tier.name().to_string()),
             intent: req.intent.clone(),
             confidence: Some(f64::from(req.confidence)),
@@ -434,6 +428,7 @@ impl Bot {
             llm_completion_tokens: req.llm.map(|r| i64::from(r.completion_tokens)),
             llm_latency_ms: req.llm.map(|r| r.latency_ms as i64),
             llm_outcome: req.llm.map(|r| r.outcome.to_string()),
+            ..AuditStart::of(req.who, req.place, redact_text(req.text, command, &ws.catalog))
         }
     }
 

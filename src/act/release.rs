@@ -301,16 +301,7 @@ pub async fn tick(bot: &Bot, who: &Identity, place: &Place, action: &str) -> Rep
     }
     let cmd = Command::ReleaseCheck { service: service.to_string(), env: env.to_string() };
     // Every tick of a real item (a button, or y in the terminal) is audited, refused or not.
-    let row = AuditStart {
-        id: AuditStart::new_id(),
-        at: now_ms(),
-        who: who.to_string(),
-        transport: place.transport.name().to_string(),
-        place: place.key(),
-        text: format!("(tick) {item}"),
-        command: Some(cmd.to_string()),
-        ..AuditStart::default()
-    };
+    let row = AuditStart { command: Some(cmd.to_string()), ..AuditStart::of(who, place, format!("(tick) {item}")) };
     if let Decision::Refused { reason } = policy::decide(&ws.config, who, place, &cmd) {
         let row = AuditStart { decision: "refused".into(), ..row };
         if let Err(e) = bot.store().audit_start(row).await {

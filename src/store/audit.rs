@@ -38,6 +38,19 @@ impl AuditStart {
     pub fn new_id() -> String {
         uuid::Uuid::now_v7().to_string()
     }
+
+    /// A row for something `who` did in `place` now, its other fields empty.
+    pub fn of(who: &crate::message::Identity, place: &crate::message::Place, text: impl Into<String>) -> AuditStart {
+        AuditStart {
+            id: AuditStart::new_id(),
+            at: super::now_ms(),
+            who: who.to_string(),
+            transport: place.transport.name().to_string(),
+            place: place.key(),
+            text: text.into(),
+            ..AuditStart::default()
+        }
+    }
 }
 
 /// The LLM tier's part of an audit row.

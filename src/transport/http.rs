@@ -197,15 +197,9 @@ impl AppState {
         self.metrics.error("delivery");
         tracing::error!(who = %who, place = %place.key(), error, "reply not delivered");
         let row = AuditStart {
-            id: AuditStart::new_id(),
-            at: now_ms(),
-            who: who.to_string(),
-            transport: place.transport.name().to_string(),
-            place: place.key(),
-            text: "(reply delivery)".into(),
             command: command.map(str::to_string),
             decision: "undelivered".into(),
-            ..AuditStart::default()
+            ..AuditStart::of(who, place, "(reply delivery)")
         };
         let done = Completion { outcome: "error".into(), duration_ms: 0, error: Some(error.to_string()) };
         if let Err(e) = self.bot.store().audit_record(row, done).await {
