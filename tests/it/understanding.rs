@@ -87,6 +87,22 @@ fn a_misspelled_service_resolves_and_the_confirmation_shows_it() {
 }
 
 #[test]
+fn every_todo_command_has_its_sentences() {
+    let ws = Ws::new();
+    for (text, command) in [
+        ("reopen todo 2", "todo undo 2"),
+        ("put todo 5 back on the list, it is not finished", "todo undo 5"),
+        ("assign todo 3 to slack:U0123ABC", "todo assign 3 slack:U0123ABC"),
+        ("mark todo 3 done", "todo done 3"),
+        ("cancel test run 12", "test cancel 12"),
+    ] {
+        assert_eq!(explain(&ws, text)["command"], command, "{text}");
+    }
+    let v = explain(&ws, "give todo 4 to bob");
+    assert!(v["question"].as_str().is_some_and(|q| q.starts_with("Who takes it?")), "{v}");
+}
+
+#[test]
 fn a_service_that_does_not_exist_is_asked_about_never_guessed() {
     let ws = Ws::new();
     let v = explain(&ws, "which version of billing is live?");
