@@ -116,10 +116,15 @@ fn find_named(list: &[Named], ws: &[Word<'_>]) -> Option<String> {
             }
         }
     }
-    for w in ws {
-        if let Some(n) = exact(&w.lower) {
-            return Some(n.name.clone());
-        }
+    // Several names ("what's live on dev": `live` is prod's alias): the one a preposition
+    // introduces is the one meant, else the first.
+    let found: Vec<(usize, &Named)> =
+        ws.iter().enumerate().filter_map(|(i, w)| exact(&w.lower).map(|n| (i, n))).collect();
+    let introduced = |i: usize| {
+        i > 0 && matches!(ws[i - 1].lower.as_str(), "on" | "in" | "to" | "at" | "for" | "from" | "against" | "of")
+    };
+    if let Some((_, n)) = found.iter().find(|(i, _)| introduced(*i)).or(found.first()) {
+        return Some(n.name.clone());
     }
     let mut best: Option<(f64, &Named)> = None;
     for w in ws.iter().filter(|w| w.lower.chars().count() >= 5 && !COMMON.contains(&w.lower.as_str())) {
@@ -548,6 +553,9 @@ mod tests {
         check(SlotType::Env, "is it on stg yet", Some("staging"));
         check(SlotType::Env, "what runs in production", Some("prod"));
         check(SlotType::Env, "stagign please", Some("staging"));
+        check(SlotType::Env, "whats live on dev for ledger", Some("dev"));
+        check(SlotType::Env, "is payments live?", Some("prod"));
+        check(SlotType::Service, "the users version of payments", Some("payments"));
         check(SlotType::Query, "run the recent signups query", Some("recent-signups"));
         check(SlotType::Suite, "kick off the smoke tests", Some("smoke"));
     }
