@@ -511,7 +511,8 @@ impl Model {
         if let Some(pending) = &convo.pending
             && let (Some(intent), Some(missing)) = (self.intent(&pending.intent), &pending.missing)
             && let Some(slot) = intent.slots.iter().find(|s| &s.name == missing)
-            && !self.new_request(text, &candidates, &pending.intent)
+            // Free text ("What should the TODO say?") takes any sentence as the answer.
+            && (slot.ty == SlotType::Text || !self.new_request(text, &candidates, &pending.intent))
         {
             let mut used = Vec::new();
             let answer = extract(&slot.ty, &slot.name, text, catalog, today, &mut used);
@@ -834,5 +835,12 @@ mod tests {
         assert_eq!(text_of("show me the users version on staging pls"), "deploy version users staging");
         assert_eq!(text_of("users"), "deploy version users prod");
         assert_eq!(text_of("find the user with email bob@example.com"), "db query user-by-email email=bob@example.com");
+        // A free-text answer is the answer, whatever it sounds like.
+        let asked = model.interpret("add a todo", &catalog, &Conversation::default(), today);
+        assert!(matches!(asked.outcome, Outcome::Question { .. }), "{:?}", asked.outcome);
+        let convo = asked.conversation.expect("remembers the question");
+        let answered = model.interpret("check which version of payments is live in prod", &catalog, &convo, today);
+        let Outcome::Text { text, .. } = answered.outcome else { panic!("{:?}", answered.outcome) };
+        assert_eq!(text, "todo add \"check which version of payments is live in prod\"");
     }
 }
