@@ -40,8 +40,8 @@ fn main() {
 /// Release binaries for x86_64 Linux, which the toolchain links with rust-lld: the functions a
 /// server runs to start and answer go first in .text (`link/order.txt`, made by
 /// `link/order.sh`), so the kernel's 64 KB fault-around maps a few MB of code instead of most
-/// of the 20 MB; relative relocations are packed (RELR, glibc 2.36+), so the loader reads a
-/// few KB of them instead of ~1 MB. Idle RSS of `lazyops serve`: see README, "Measured".
+/// of the 20 MB; relative relocations are packed (RELR) when the build machine has glibc 2.36+,
+/// so the loader reads a few KB of them instead of ~1 MB. Idle RSS of `lazyops serve`: see README, "Measured".
 fn link_layout(root: &Path) {
     let order = root.join("link/order.txt");
     println!("cargo:rerun-if-changed={}", order.display());
@@ -55,12 +55,23 @@ fn link_layout(root: &Path) {
     if !release || target != "x86_64-unknown-linux-gnu" || own_linker {
         return;
     }
-    println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    if host_glibc_at_least(2, 36) {
+        println!("cargo:rustc-link-arg-bins=-Wl,-z,pack-relative-relocs");
+    }
     if order.is_file() {
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", order.display());
         // Symbols renamed since the file was made are skipped; they only pack less.
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     }
+}
+
+/// Packed relocations need glibc 2.36 where the binary runs; a binary runs where it is built
+/// far more often than not, so the build machine's glibc decides (older: plain relocations).
+fn host_glibc_at_least(major: u32, minor: u32) -> bool {
+    let Ok(out) = std::process::Command::new("getconf").arg("GNU_LIBC_VERSION").output() else { return false };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut version = text.trim().trim_start_matches("glibc ").split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    (version.next().unwrap_or(0), version.next().unwrap_or(0)) >= (major, minor)
 }
 
 fn collect(dir: &Path, files: &mut Vec<std::path::PathBuf>) {
