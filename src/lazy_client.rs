@@ -45,35 +45,38 @@ impl std::fmt::Debug for LazyClient {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
+
+    /// A lazy client from `configure`, and how many times its builder has run.
+    fn counted(configure: fn() -> reqwest::ClientBuilder) -> (LazyClient, Arc<AtomicUsize>) {
+        let built = Arc::new(AtomicUsize::new(0));
+        let counter = built.clone();
+        let lazy = LazyClient::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            configure()
+        });
+        (lazy, built)
+    }
 
     #[test]
     fn the_client_is_built_once_on_first_use_and_shared_by_clones() {
-        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = built.clone();
-        let lazy = LazyClient::new(move || {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            reqwest::Client::builder()
-        });
+        let (lazy, built) = counted(reqwest::Client::builder);
         let other = lazy.clone();
-        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 0, "nothing built before use");
+        assert_eq!(built.load(Ordering::SeqCst), 0, "nothing built before use");
         assert!(lazy.get().is_ok());
         assert!(other.get().is_ok());
-        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(built.load(Ordering::SeqCst), 1);
     }
 
     #[test]
     fn a_client_that_cannot_be_built_is_an_error_and_is_tried_again() {
-        let built = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = built.clone();
         // rustls has no TLS 1.0, so this builder cannot produce a client.
-        let lazy = LazyClient::new(move || {
-            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            reqwest::Client::builder().max_tls_version(reqwest::tls::Version::TLS_1_0)
-        });
+        let (lazy, built) = counted(|| reqwest::Client::builder().max_tls_version(reqwest::tls::Version::TLS_1_0));
         let err = lazy.get().expect_err("no TLS version left");
         assert!(err.to_string().starts_with("cannot build the HTTP client"), "{err}");
         assert!(lazy.get().is_err());
-        assert_eq!(built.load(std::sync::atomic::Ordering::SeqCst), 2, "a failure is not cached");
+        assert_eq!(built.load(Ordering::SeqCst), 2, "a failure is not cached");
     }
 }

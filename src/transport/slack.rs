@@ -272,10 +272,7 @@ async fn deliver_late(state: &AppState, msg: &Message, response_url: Option<&str
     let rendered = blocks::render(reply);
     let mut body = json!(response_body(reply, &rendered));
     body["replace_original"] = json!(false);
-    let first = match response_url {
-        Some(url) => state.slack.respond(url, &body).await,
-        None => Err(api::ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
-    };
+    let first = state.slack.respond_if_given(response_url, &body).await;
     let Err(first) = first else { return };
     state.metrics.error("slack_api");
     tracing::warn!(error = %first, "response_url failed; trying the Web API");
@@ -562,10 +559,7 @@ async fn press_action(state: &AppState, p: BlockActions, id: &str) {
     let msg = blocks::pressed(&outcome, &p.user.id, "Ticked");
     let body =
         json!({"response_type": "in_channel", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
-    let first = match p.response_url.as_deref() {
-        Some(url) => state.slack.respond(url, &body).await,
-        None => Err(api::ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
-    };
+    let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
     let Err(first) = first else { return };
     state.metrics.error("slack_api");
     let thread = p.message.as_ref().and_then(|m| m.thread_ts.as_deref());
@@ -596,10 +590,7 @@ async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &s
     state.observe(&outcome);
     let msg = blocks::answered(&outcome, user, answer == Answer::Confirm);
     let body = json!({"replace_original": true, "text": msg.text, "blocks": msg.blocks});
-    let first = match p.response_url.as_deref() {
-        Some(url) => state.slack.respond(url, &body).await,
-        None => Err(api::ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
-    };
+    let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
     let Err(first) = first else { return };
     state.metrics.error("slack_api");
     // An ephemeral original can only be replaced through its response_url.

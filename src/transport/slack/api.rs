@@ -158,6 +158,15 @@ impl SlackApi {
         self.call("chat.update", &body).await.map(|_| ())
     }
 
+    /// Posts to a `response_url` if the payload gave one; none is an error like a failed post,
+    /// so callers fall back to the Web API the same way.
+    pub async fn respond_if_given(&self, response_url: Option<&str>, body: &Value) -> Result<(), ApiError> {
+        match response_url {
+            Some(url) => self.respond(url, body).await,
+            None => Err(ApiError::Unreachable { method: "response_url".into(), reason: "none given".into() }),
+        }
+    }
+
     /// Posts to a `response_url` (no token: the URL is the credential, so it is never logged).
     pub async fn respond(&self, response_url: &str, body: &Value) -> Result<(), ApiError> {
         let what = "response_url";
