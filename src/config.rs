@@ -50,7 +50,10 @@ pub struct BotConfig {
     pub max_message_bytes: usize,
     /// Statement timeout for predefined queries, in milliseconds.
     pub query_timeout_ms: u64,
-    /// Extra SQL functions a query may not call, on top of the built-in deny list.
+    /// SQL functions a query may call on top of the built-in allow-list (names as the server
+    /// resolves them; `schema.name` for a function in a schema).
+    pub allow_functions: Vec<String>,
+    /// SQL functions a query may never call, even when allowed (a denial wins).
     pub deny_functions: Vec<String>,
 }
 
@@ -68,6 +71,7 @@ impl Default for BotConfig {
             audit_retention_days: 90,
             max_message_bytes: 4096,
             query_timeout_ms: 5000,
+            allow_functions: Vec::new(),
             deny_functions: Vec::new(),
         }
     }
@@ -463,6 +467,13 @@ pub fn line_at(text: &str, offset: usize) -> usize {
 /// The line where a TOML table header or key first appears, so semantic errors point somewhere.
 pub fn line_of(text: &str, needle: &str) -> Option<usize> {
     text.find(needle).map(|at| line_at(text, at))
+}
+
+impl BotConfig {
+    /// The SQL functions queries may call beyond the built-in allow-list, and those they may not.
+    pub fn functions(&self) -> crate::queries::safety::Functions<'_> {
+        crate::queries::safety::Functions { allow: &self.allow_functions, deny: &self.deny_functions }
+    }
 }
 
 impl Config {

@@ -319,8 +319,9 @@ fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTr
                 }
                 let dialects = query_dialects(config, &q.database);
                 for d in dialects {
-                    if let Err(e) = crate::queries::safety::check(&q, d, &config.bot.deny_functions) {
-                        problems.push(Problem::new(&path, Some(q.sql_line), e.to_string()));
+                    if let Err(e) = crate::queries::safety::check(&q, d, config.bot.functions()) {
+                        let line = e.line().map_or(q.body_line(d), |l| q.body_line(d) + l - 1);
+                        problems.push(Problem::new(&path, Some(line), e.to_string()));
                     }
                 }
                 if let Some(first) = out.get(&q.name) {
@@ -368,16 +369,16 @@ fn load_manifests(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> B
     out
 }
 
-/// The dialects a query's database is reached with; all three when only `env:` URLs say.
+/// The dialects a query's database may be reached with: an `env:NAME` URL can name any engine
+/// when it is read, so a database with one (or none known) is checked in all three.
 fn query_dialects(config: &Config, database: &str) -> Vec<Dialect> {
-    let mut ds: Vec<Dialect> = config
-        .databases
-        .get(database)
-        .map(|urls| urls.values().filter_map(|u| Dialect::of_url(u)).collect())
-        .unwrap_or_default();
-    if ds.is_empty() {
-        ds = vec![Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql];
-    }
+    let urls = config.databases.get(database);
+    let literal: Option<Vec<Option<Dialect>>> =
+        urls.map(|urls| urls.values().map(|u| Dialect::of_url(u)).collect()).filter(|ds: &Vec<_>| !ds.is_empty());
+    let mut ds = match literal {
+        Some(ds) if ds.iter().all(Option::is_some) => ds.into_iter().flatten().collect(),
+        _ => vec![Dialect::Sqlite, Dialect::Postgres, Dialect::Mysql],
+    };
     ds.sort();
     ds.dedup();
     ds

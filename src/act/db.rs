@@ -123,7 +123,7 @@ async fn query(ctx: &Ctx<'_>, name: &str, params: &Params, env: Option<&str>) ->
         return Err(ActError::User(format!("you may not run the query `{name}`")));
     };
     let env = env.map_or_else(|| ws.config.default_env(), str::to_string);
-    match run::run(ctx.bot.pools(), &ws, q, params, &env).await {
+    match run::checked(ctx.bot.pools(), &ws, q, params, &env).await {
         Ok(out) => Ok(query_reply(out, q.max_rows)),
         Err(e) if e.is_internal() => Err(ActError::Internal(e.to_string())),
         Err(e) => Err(ActError::User(e.to_string())),

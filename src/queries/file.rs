@@ -55,6 +55,9 @@ pub struct QueryFile {
     /// The line where the SQL body starts, for problems found in it.
     #[serde(skip)]
     pub sql_line: usize,
+    /// The line where each dialect's variant starts.
+    #[serde(skip)]
+    pub variant_lines: BTreeMap<Dialect, usize>,
 }
 
 /// SQL ready for one driver: placeholders rewritten, and the declared params in bind order.
@@ -70,6 +73,15 @@ impl QueryFile {
     /// The SQL body for a dialect: its own variant if the file has one, else the default body.
     pub fn body(&self, dialect: Dialect) -> &str {
         self.variants.get(&dialect).map_or(self.sql.as_str(), String::as_str)
+    }
+
+    /// The file line where the SQL body for a dialect starts.
+    pub fn body_line(&self, dialect: Dialect) -> usize {
+        if self.variants.contains_key(&dialect) {
+            self.variant_lines.get(&dialect).copied().unwrap_or(self.sql_line)
+        } else {
+            self.sql_line
+        }
     }
 
     /// The SQL for a dialect with its placeholders rewritten; decimal (and, on PostgreSQL, uuid)
@@ -97,6 +109,7 @@ impl QueryFile {
             variants: BTreeMap::new(),
             path: path.to_path_buf(),
             sql_line: 0,
+            variant_lines: BTreeMap::new(),
         };
         let mut body = String::new();
         let mut current: Option<Dialect> = None;
@@ -129,6 +142,7 @@ impl QueryFile {
                     Some(d) => {
                         store_body(&mut q, current, std::mem::take(&mut body));
                         current = Some(d);
+                        q.variant_lines.insert(d, lineno + 1);
                     }
                     None => problems.push(Problem::new(
                         path,
@@ -230,10 +244,15 @@ impl QueryFile {
 }
 
 fn store_body(q: &mut QueryFile, dialect: Option<Dialect>, body: String) {
+    let blank_lines = body.len() - body.trim_start_matches(['\n', '\r', ' ', '\t']).len();
+    let skipped = body[..blank_lines].matches('\n').count();
     let body = body.trim().to_string();
     match dialect {
         None => q.sql = body,
         Some(d) => {
+            if let Some(line) = q.variant_lines.get_mut(&d) {
+                *line += skipped;
+            }
             q.variants.insert(d, body);
         }
     }

@@ -74,6 +74,8 @@ pub enum QueryError {
     Database { target: Target, query: String, reason: String },
     #[error("query `{query}` has no value for its param `{param}`")]
     MissingParam { query: String, param: String },
+    #[error("query `{query}` is not run on database {target}: {reason}")]
+    Unsafe { target: Target, query: String, reason: String },
 }
 
 impl QueryError {
@@ -83,7 +85,26 @@ impl QueryError {
     }
 }
 
-/// Runs `q` with checked `params` in `env`.
+/// Runs `q` with checked `params` in `env`, after checking its SQL again for the dialect of
+/// the URL it resolves to now: an `env:NAME` URL may name another engine than the one the
+/// file was last checked for.
+pub async fn checked(
+    pools: &Pools,
+    ws: &Workspace,
+    q: &QueryFile,
+    params: &Params,
+    env: &str,
+) -> Result<Outcome, QueryError> {
+    let target = Target { database: q.database.clone(), env: env.to_string() };
+    let dialect = pools.get(ws, &target)?.dialect();
+    if let Err(e) = super::safety::check(q, dialect, ws.config.bot.functions()) {
+        return Err(QueryError::Unsafe { target, query: q.name.clone(), reason: e.to_string() });
+    }
+    run(pools, ws, q, params, env).await
+}
+
+/// Runs `q` with checked `params` in `env`: the database's layers of read-only (transaction,
+/// timeout, row cap) without the static check, which [`checked`] adds.
 pub async fn run(
     pools: &Pools,
     ws: &Workspace,
