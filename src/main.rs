@@ -60,7 +60,11 @@ enum Cmd {
         json: bool,
     },
     /// Validate the config, every query file and intent file; exit 1 on any problem
-    Check,
+    Check {
+        /// Also connect to every configured target database and warn when lazyops' user could write
+        #[arg(long)]
+        connect: bool,
+    },
     /// Write the demo workspace into DIR (default: the current directory)
     Init { dir: Option<PathBuf> },
     /// Apply the state database's migrations
@@ -254,7 +258,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             }
             Ok(if e.command.is_some() || e.question.is_some() { 0 } else { 2 })
         }
-        Cmd::Check => {
+        Cmd::Check { connect } => {
             let path = workspace::locate(config).await?;
             match Workspace::load(&path) {
                 Ok(ws) => {
@@ -265,7 +269,20 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                         ws.catalog.services.len(),
                         ws.catalog.queries.len()
                     );
-                    Ok(0)
+                    if !connect {
+                        return Ok(0);
+                    }
+                    let pools = lazyops::queries::pools::Pools::new();
+                    let findings = lazyops::queries::doctor::inspect(&ws, &pools).await;
+                    pools.close().await;
+                    for f in &findings {
+                        out!("{f}");
+                    }
+                    let problems = findings.iter().filter(|f| f.is_problem()).count();
+                    if problems > 0 {
+                        out!("{problems} database(s) could write or could not be checked");
+                    }
+                    Ok(if problems > 0 { 1 } else { 0 })
                 }
                 Err(WorkspaceError::Problems(problems)) => {
                     for p in &problems {

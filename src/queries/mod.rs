@@ -2,6 +2,7 @@
 //! target databases, running them, and showing their cells.
 
 pub mod cell;
+pub mod doctor;
 pub mod file;
 pub mod pools;
 pub mod run;

@@ -145,6 +145,20 @@ impl Db {
         ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", &format!("prod = \"{}\"", self.url));
         ws
     }
+
+    /// A demo workspace whose `users` database is this one in every environment, so its
+    /// queries are checked for this engine alone.
+    fn workspace_everywhere(&self) -> Ws {
+        let ws = self.workspace();
+        for env in ["staging", "dev"] {
+            ws.edit(
+                "lazyops.toml",
+                &format!("{env} = \"sqlite://demo/users-{env}.db\""),
+                &format!("{env} = \"{}\"", self.url),
+            );
+        }
+        ws
+    }
 }
 
 impl Drop for Db {
@@ -904,4 +918,239 @@ fn every_query_is_rolled_back_before_its_connection_is_reused_on_postgres() {
     assert_ne!(second.rows[0][0], json!("dirty"), "the first query was committed, not rolled back");
     assert!(!states.is_empty());
     assert!(states.iter().all(|(s,)| s.as_deref() == Some("idle")), "{states:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 17: query files are checked by what the server will run, against an allow-list.
+
+/// Writes each `(name, sql)` as `queries/x-<name>.sql` with the SQL on line 5, runs `check`,
+/// and asserts that every file is refused at `line` (5 unless the SQL says otherwise) with
+/// `says` in the message.
+fn assert_refused_at_load(ws: &Ws, database: &str, attacks: &[(&str, String, usize, &str)]) {
+    for (name, sql, _, _) in attacks {
+        ws.write(
+            &format!("queries/x-{name}.sql"),
+            &format!("-- name: x-{name}\n-- description: an attack\n-- database: {database}\n-- max_rows: 5\n{sql}\n"),
+        );
+    }
+    let r = ws.run("alice", &["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    for (name, _, line, says) in attacks {
+        let at = format!("x-{name}.sql:{line}: ");
+        let found = r.stdout.lines().find(|l| l.contains(&at));
+        let found = found.unwrap_or_else(|| panic!("x-{name}.sql not refused at line {line}:\n{}", r.stdout));
+        assert!(found.contains(says), "x-{name}.sql: {found}");
+    }
+}
+
+#[test]
+fn issue_17_mariadb_executable_comments_are_refused_and_never_run() {
+    let Some(db) = Db::mysql() else { return };
+    let ws = db.workspace_everywhere();
+    let outfile = std::env::temp_dir().join(format!("{}.txt", unique_name("lazyops_outfile")));
+    let outfile = outfile.display().to_string();
+    let not_a_comment = "is not a comment to MySQL and MariaDB";
+    let attacks = [
+        ("sleep", "SELECT 1 AS one /*M!, SLEEP(3) */".to_string(), 5, not_a_comment),
+        ("outfile", format!("SELECT id FROM users /*M! INTO OUTFILE '{outfile}' */"), 5, not_a_comment),
+        ("loadfile", "SELECT 1 AS one\n/*M!100000 , LOAD_FILE('/etc/hostname') */".into(), 6, not_a_comment),
+        ("notimeout", "/*M!SET STATEMENT max_statement_time=0 FOR*/ SELECT id FROM users".into(), 5, not_a_comment),
+        (
+            "gtid",
+            "SELECT id,\n  MASTER_GTID_WAIT('0-1-100', 2) AS w FROM users".into(),
+            6,
+            "`master_gtid_wait` is not on",
+        ),
+        ("hint", "SELECT /*+ SET_VAR(max_statement_time=0) */ id FROM users".into(), 5, "optimizer hints"),
+    ];
+    assert_refused_at_load(&ws, "users", &attacks);
+    let before = db.checksum();
+    let started = Instant::now();
+    for (name, ..) in &attacks {
+        let (r, _) = query(&ws, &format!("db query x-{name}"));
+        assert_eq!(r.code, 1, "x-{name} ran: {}{}", r.stdout, r.stderr);
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "something slept: {:?}", started.elapsed());
+    assert!(!std::path::Path::new(&outfile).exists(), "the server wrote {outfile}");
+    assert_eq!(db.checksum(), before);
+}
+
+#[test]
+fn issue_17_postgres_names_are_resolved_and_calls_checked_against_the_allow_list() {
+    let Some(db) = Db::postgres() else { return };
+    let ws = db.workspace_everywhere();
+    let escaped = "unicode-escaped identifiers";
+    let attacks = [
+        ("sleep", r#"SELECT U&"pg\005fsleep"(3)"#.to_string(), 5, escaped),
+        ("readfile", r#"SELECT U&"pg\005fread\005ffile"('/etc/hostname')"#.into(), 5, escaped),
+        (
+            "terminate",
+            "SELECT count(*) AS n\nFROM pg_stat_activity\nWHERE U&\"pg\\005fterminate\\005fbackend\"(pid)".into(),
+            7,
+            escaped,
+        ),
+        ("setconfig", r#"SELECT U&"set\005fconfig"('statement_timeout', '0', false)"#.into(), 5, escaped),
+        ("quoted", r#"SELECT "pg_sleep"(3)"#.into(), 5, "`pg_sleep` is not on the PostgreSQL allow-list"),
+        ("qualified", "SELECT pg_catalog.pg_sleep(3)".into(), 5, "`pg_catalog.pg_sleep` is not on"),
+        ("statreset", "SELECT pg_stat_reset()".into(), 5, "`pg_stat_reset` is not on"),
+        (
+            "lock",
+            "SELECT pg_try_advisory_lock_shared(42) AS locked".into(),
+            5,
+            "`pg_try_advisory_lock_shared` is not on",
+        ),
+        (
+            "memory",
+            "SELECT pg_log_backend_memory_contexts(pg_backend_pid())".into(),
+            5,
+            "`pg_log_backend_memory_contexts` is not on",
+        ),
+        ("lateral", "SELECT id FROM users, LATERAL pg_sleep(3) AS s".into(), 5, "`pg_sleep` is not on"),
+    ];
+    assert_refused_at_load(&ws, "users", &attacks);
+    let started = Instant::now();
+    let (r, _) = query(&ws, "db query x-sleep");
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(started.elapsed() < Duration::from_secs(3), "it slept");
+}
+
+#[test]
+fn issue_17_the_allow_list_is_extended_and_narrowed_by_config() {
+    let Some(db) = Db::postgres() else { return };
+    let ws = db.workspace_everywhere();
+    ws.write(
+        "queries/ver.sql",
+        "-- name: ver\n-- description: server version\n-- database: users\nSELECT split_part(version(), ' ', 1) AS engine\n",
+    );
+    let r = ws.run("alice", &["check"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("ver.sql:4: the function `version` is not on the PostgreSQL allow-list"), "{}", r.stdout);
+    ws.edit("lazyops.toml", "[bot]\n", "[bot]\nallow_functions = [\"version\"]\n");
+    let (_, rows) = rows_of(&ws, "db query ver");
+    assert_eq!(rows, vec![vec![json!("PostgreSQL")]]);
+    // A denial wins over the built-in list.
+    ws.edit("lazyops.toml", "[bot]\n", "[bot]\ndeny_functions = [\"split_part\"]\n");
+    let r = ws.run("alice", &["check"]);
+    assert!(
+        r.stdout.contains("ver.sql:4: the function `split_part` is on the config's `deny_functions`"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn issue_17_a_database_with_env_urls_is_checked_in_every_dialect() {
+    let ws = Ws::new();
+    // prod is a literal SQLite URL; staging comes from a variable and may be any engine.
+    ws.edit(
+        "lazyops.toml",
+        "[databases.users]",
+        "[databases.mixed]\nprod = \"sqlite://demo/users.db\"\nstaging = \"env:LAZYOPS_TEST_MIXED_URL\"\n\n[databases.users]",
+    );
+    ws.write(
+        "queries/kill.sql",
+        "-- name: kill\n-- description: one\n-- database: mixed\nSELECT 1 AS one\n-- dialect: postgres\nSELECT pg_terminate_backend(pg_backend_pid()) AS killed\n",
+    );
+    let r = ws.run("alice", &["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("kill.sql:6: the function `pg_terminate_backend` is not on the PostgreSQL allow-list"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn issue_17_a_query_is_checked_again_for_the_engine_its_url_resolves_to() {
+    use lazyops::queries::file::QueryFile;
+    let Some(db) = Db::postgres() else { return };
+    let ws = db.workspace();
+    let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("workspace loads");
+    // Never loaded from a file (as if checked for another engine): `checked` refuses it for
+    // PostgreSQL before any connection is used; `run`, the database layers alone, would sleep.
+    let text = "-- name: sneaky\n-- database: users\nSELECT pg_sleep(3) AS s\n";
+    let q = QueryFile::parse(text, std::path::Path::new("sneaky.sql")).expect("parses");
+    let pools = lazyops::queries::pools::Pools::new();
+    let started = Instant::now();
+    let result = block_on(async {
+        let r = lazyops::queries::run::checked(&pools, &workspace, &q, &Vec::new(), "prod").await;
+        pools.close().await;
+        r
+    });
+    let err = result.expect_err("pg_sleep ran").to_string();
+    assert_eq!(
+        err,
+        "query `sneaky` is not run on database `users` (prod): the function `pg_sleep` is not on the PostgreSQL allow-list (aggregates, window, string, date/time, math, JSON, conditional, casts); if it only reads, an admin can add it to `[bot] allow_functions`"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+/// Runs admin statements on the test MariaDB server.
+fn mysql_admin(url: &str, statements: &[String]) {
+    block_on(async {
+        let mut conn = sqlx::MySqlConnection::connect(url).await.expect("connect mariadb");
+        for sql in statements {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone())).execute(&mut conn).await.expect("admin statement");
+        }
+    });
+}
+
+#[test]
+fn issue_17_check_connect_warns_when_the_database_user_can_write() {
+    let (Some(pg), Some(my)) = (Db::postgres(), Db::mysql()) else { return };
+    let ws = pg.workspace();
+    ws.edit("lazyops.toml", "staging = \"sqlite://demo/users-staging.db\"", &format!("staging = \"{}\"", my.url));
+    ws.edit("lazyops.toml", "dev = \"sqlite://demo/users-dev.db\"", "dev = \"env:LAZYOPS_TEST_NEVER_SET\"");
+    // The test servers' admin users can write everything.
+    let r = ws.run("alice", &["check", "--connect"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let line = |env: &str| r.stdout.lines().find(|l| l.contains(&format!("`users` ({env})"))).unwrap_or("").to_string();
+    assert!(line("prod").contains("WARNING: user `postgres` can write: superuser"), "{}", r.stdout);
+    assert!(line("staging").contains("WARNING: user `root@"), "{}", r.stdout);
+    assert!(line("staging").contains("ALL PRIVILEGES on *.*"), "{}", r.stdout);
+    assert!(line("dev").contains("skipped: environment variable `LAZYOPS_TEST_NEVER_SET` is not set"), "{}", r.stdout);
+
+    // The roles the README gives: read-only, and said so.
+    let role = unique_name("lazyops_ro");
+    let admin = pg.admin.clone().expect("server database");
+    crate::support::pg_admin(
+        &admin,
+        &format!("CREATE ROLE {role} LOGIN; GRANT CONNECT ON DATABASE {} TO {role}", pg.name),
+    );
+    crate::support::pg_admin(
+        &pg.url,
+        &format!(
+            "GRANT USAGE ON SCHEMA public TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+        ),
+    );
+    let my_admin = my.admin.clone().expect("server database");
+    mysql_admin(
+        &my_admin,
+        &[
+            format!("CREATE USER '{role}'@'%'"),
+            format!("CREATE USER '{role}'@'localhost'"),
+            format!("GRANT SELECT, SHOW VIEW ON `{}`.* TO '{role}'@'%'", my.name),
+            format!("GRANT SELECT, SHOW VIEW ON `{}`.* TO '{role}'@'localhost'", my.name),
+        ],
+    );
+    let as_role = |url: &str| {
+        url.replacen("://postgres@", &format!("://{role}@"), 1).replacen("://root@", &format!("://{role}@"), 1)
+    };
+    ws.edit("lazyops.toml", &format!("prod = \"{}\"", pg.url), &format!("prod = \"{}\"", as_role(&pg.url)));
+    ws.edit("lazyops.toml", &format!("staging = \"{}\"", my.url), &format!("staging = \"{}\"", as_role(&my.url)));
+    let r = ws.run("alice", &["check", "--connect"]);
+    let line = |env: &str| r.stdout.lines().find(|l| l.contains(&format!("`users` ({env})"))).unwrap_or("").to_string();
+    assert!(
+        line("prod").contains(&format!("read-only (PostgreSQL user `{role}` has no write privilege)")),
+        "{}",
+        r.stdout
+    );
+    assert!(line("staging").contains("read-only (MySQL/MariaDB user"), "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    // And the demo queries still run as that role.
+    let (_, rows) = rows_of(&ws, "db query user-by-id 42");
+    assert_eq!(rows.len(), 1);
+    drop(pg);
+    crate::support::pg_admin(&admin, &format!("DROP ROLE {role}"));
+    mysql_admin(&my_admin, &[format!("DROP USER '{role}'@'%'"), format!("DROP USER '{role}'@'localhost'")]);
 }
