@@ -1154,3 +1154,30 @@ fn issue_17_check_connect_warns_when_the_database_user_can_write() {
     crate::support::pg_admin(&admin, &format!("DROP ROLE {role}"));
     mysql_admin(&my_admin, &[format!("DROP USER '{role}'@'%'"), format!("DROP USER '{role}'@'localhost'")]);
 }
+
+#[test]
+fn issue_17_a_mariadb_server_without_backslash_escapes_reads_strings_as_the_check_does() {
+    let Some(db) = Db::mysql() else { return };
+    let ws = db.workspace_everywhere();
+    // With backslash escapes (the check's reading) this is one string named `c`; without them
+    // (a server set to NO_BACKSLASH_ESCAPES) the string ends at `\'` and SLEEP runs.
+    ws.write(
+        "queries/strings.sql",
+        "-- name: strings\n-- description: one string\n-- database: users\nSELECT 'x\\' AS a, SLEEP(2) AS b -- ' AS c\n",
+    );
+    let admin = db.admin.clone().expect("server database");
+    let (mode,): (String,) = block_on(async {
+        let mut conn = sqlx::MySqlConnection::connect(&admin).await.expect("connect");
+        sqlx::query_as("SELECT @@GLOBAL.sql_mode").fetch_one(&mut conn).await.expect("sql_mode")
+    });
+    mysql_admin(&admin, &["SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES')".to_string()]);
+    let started = Instant::now();
+    let (r, v) = query(&ws, "db query strings");
+    let took = started.elapsed();
+    mysql_admin(&admin, &[format!("SET GLOBAL sql_mode = '{mode}'")]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let (cols, rows) = table(&v);
+    assert_eq!(cols, ["c"]);
+    assert_eq!(rows, vec![vec![json!("x' AS a, SLEEP(2) AS b -- ")]]);
+    assert!(took < Duration::from_secs(2), "the server slept: {took:?}");
+}
