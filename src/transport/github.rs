@@ -1,8 +1,13 @@
 //! GitHub webhooks: issue and pull-request comments that address the bot are answered with a
-//! comment in the same thread. Deliveries are verified (`X-Hub-Signature-256`, constant time)
-//! and deduplicated by `X-GitHub-Delivery` (GitHub signs no timestamp, so that id is the replay
-//! guard); only trusted authors reach the pipeline, and comments by bots, edits and the bot's
-//! own comments are ignored. Work happens after the acknowledgement.
+//! comment in the same thread. Deliveries are verified (`X-Hub-Signature-256`, constant time);
+//! only trusted authors reach the pipeline, and comments by bots, edits and the bot's own
+//! comments are ignored. Work happens after the acknowledgement.
+//!
+//! Replays: the signature covers the body but not `X-GitHub-Delivery`, so a captured delivery
+//! sent again with a fresh delivery id verifies. A comment is therefore answered once by what
+//! is signed — its repository, kind and id (and its edit time, for edits) — recorded in the
+//! state store's `events` table so every instance agrees, and a comment older than that
+//! record lives is refused as stale. The delivery id still drops GitHub's own redeliveries.
 
 pub mod api;
 
@@ -73,6 +78,9 @@ struct App {
 struct Comment {
     id: u64,
     body: String,
+    /// RFC 3339 (the creation time until the comment is edited), signed with the rest of the
+    /// body: what tells an old comment sent again from a new one.
+    updated_at: String,
     user: User,
     #[serde(default)]
     author_association: String,
@@ -127,6 +135,26 @@ pub fn addressed(body: &str, prefix: &str, login: &str) -> Option<String> {
     })
 }
 
+/// What identifies a comment among everything GitHub signs: the same comment delivered again
+/// (with any delivery id) has the same key; an edit of it, a new one. Hashed, so a long
+/// repository name fits the `events` key column.
+fn comment_key(event: &str, ev: &CommentEvent) -> String {
+    let c = &ev.comment;
+    let key = match ev.action.as_str() {
+        "edited" => format!("{event}:{}:{}@{}", ev.repository.full_name, c.id, c.updated_at),
+        _ => format!("{event}:{}:{}", ev.repository.full_name, c.id),
+    };
+    hex::encode(<Sha256 as sha2::Digest>::digest(key.as_bytes()))
+}
+
+/// Whether a comment was written (or last edited) longer ago than its record in `events`
+/// lives: a replay of it would no longer be recognised, so it is not answered at all.
+fn stale(c: &Comment, window: std::time::Duration, now_secs: i64) -> Result<bool, String> {
+    let at = time::OffsetDateTime::parse(&c.updated_at, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| format!("comment.updated_at `{}` is not an RFC 3339 time", c.updated_at))?;
+    Ok(now_secs - at.unix_timestamp() > window.as_secs() as i64)
+}
+
 fn ack(what: &str) -> Response {
     (StatusCode::OK, format!("{what}\n")).into_response()
 }
@@ -179,16 +207,32 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
     if delivery.is_empty() || delivery.len() > 200 {
         return bad_request(&state, "github", "no usable X-GitHub-Delivery header".into());
     }
-    match state.bot.store().first_delivery("github", &delivery, state.settings.dedup_ttl, now_ms()).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(delivery = %delivery, "duplicate github delivery dropped");
-            return ack("duplicate delivery");
+    let window = state.settings.dedup_ttl;
+    match stale(&ev.comment, window, state.settings.clock.now_secs()) {
+        Ok(false) => {}
+        Ok(true) => {
+            tracing::warn!(delivery = %delivery, comment = ev.comment.id, "stale github comment dropped (replay?)");
+            return ack("ignored: comment older than the replay window");
         }
-        Err(e) => {
-            state.metrics.error("store");
-            tracing::error!(error = %e, "cannot record the github delivery");
-            return (StatusCode::SERVICE_UNAVAILABLE, "state database unavailable\n").into_response();
+        Err(reason) => return bad_request(&state, "github", reason),
+    }
+    // GitHub's own redelivery first (same delivery id), then the comment itself under any id.
+    let seen = [
+        ("github", delivery.clone(), "duplicate delivery"),
+        ("github-comment", comment_key(&event, &ev), "comment already answered"),
+    ];
+    for (source, key, said) in seen {
+        match state.bot.store().first_delivery(source, &key, window, now_ms()).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(delivery = %delivery, reason = said, "github delivery dropped");
+                return ack(said);
+            }
+            Err(e) => {
+                state.metrics.error("store");
+                tracing::error!(error = %e, "cannot record the github delivery");
+                return (StatusCode::SERVICE_UNAVAILABLE, "state database unavailable\n").into_response();
+            }
         }
     }
     let text = if text.is_empty() { "help".to_string() } else { text };
@@ -332,6 +376,40 @@ mod tests {
         assert_eq!(check("> /lazyops db list"), None, "a quote is not a command");
         assert_eq!(check("@lazyops-bots hi"), None);
         assert_eq!(check("nothing here"), None);
+    }
+
+    fn event(action: &str, repo: &str, id: u64, updated_at: &str) -> CommentEvent {
+        serde_json::from_value(serde_json::json!({
+            "action": action,
+            "comment": {"id": id, "body": "/lazyops help", "user": {"login": "octocat"}, "updated_at": updated_at},
+            "repository": {"full_name": repo},
+            "sender": {"login": "octocat"},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_comment_is_known_by_its_repository_kind_and_id_and_an_edit_by_its_time() {
+        let t = "2026-11-20T10:00:00Z";
+        let key = |action, repo, id, at| comment_key("issue_comment", &event(action, repo, id, at));
+        let first = key("created", "acme/app", 7, t);
+        assert_eq!(first, key("created", "acme/app", 7, "2026-11-21T10:00:00Z"), "a replay is the same comment");
+        assert_ne!(first, key("created", "acme/app", 8, t));
+        assert_ne!(first, key("created", "acme/other", 7, t));
+        assert_ne!(first, comment_key("pull_request_review_comment", &event("created", "acme/app", 7, t)));
+        assert_ne!(key("edited", "acme/app", 7, t), key("edited", "acme/app", 7, "2026-11-20T10:05:00Z"));
+        assert_eq!(first.len(), 64, "fits the events key column whatever the repository name");
+    }
+
+    #[test]
+    fn comments_older_than_the_replay_window_are_stale() {
+        let day = std::time::Duration::from_secs(24 * 3600);
+        let c = event("created", "acme/app", 7, "2026-11-20T10:00:00Z").comment;
+        let written = 1_795_168_800; // 2026-11-20T10:00:00Z
+        assert_eq!(stale(&c, day, written + 60), Ok(false));
+        assert_eq!(stale(&c, day, written + 24 * 3600 + 1), Ok(true));
+        let bad = event("created", "acme/app", 7, "yesterday").comment;
+        assert!(stale(&bad, day, written).is_err());
     }
 
     #[test]

@@ -46,11 +46,27 @@ async fn start() -> (Server, Fake) {
     start_with(workspace(), github_ok).await
 }
 
+/// A comment as GitHub would send it now: its own id and the current time (the bot answers a
+/// comment once, and only while it is recent).
+pub fn fresh(mut v: Value) -> Value {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(900_000_000);
+    v["comment"]["id"] = json!(NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    written_now(v)
+}
+
+/// The fixture's comment, written just now.
+pub fn written_now(mut v: Value) -> Value {
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    v["comment"]["created_at"] = json!(now);
+    v["comment"]["updated_at"] = json!(now);
+    v
+}
+
 /// An `issue_comment` delivery from the fixture with another comment body and author.
 fn issue_comment(body: &str) -> Value {
     let mut v: Value = serde_json::from_slice(&fixture("github/issue_comment.created.issue.json")).unwrap();
     v["comment"]["body"] = json!(body);
-    v
+    fresh(v)
 }
 
 fn author(mut v: Value, login: &str, association: &str) -> Value {
@@ -112,7 +128,7 @@ async fn a_command_in_an_issue_comment_is_answered_with_a_comment_in_the_same_is
 async fn a_mention_in_an_app_delivery_is_answered_too() {
     let (server, github) = start().await;
     let mut v: Value =
-        serde_json::from_slice(&fixture("github/issue_comment.created.issue.with-installation.json")).unwrap();
+        fresh(serde_json::from_slice(&fixture("github/issue_comment.created.issue.with-installation.json")).unwrap());
     v["comment"]["body"] = json!("Thanks!\n@lazyops whoami");
     assert_eq!(deliver_json(&server, "issue_comment", &v).await.status(), 202);
     let body = comment_body(&github.wait(ISSUE_COMMENTS, 1).await[0]);
@@ -122,7 +138,8 @@ async fn a_mention_in_an_app_delivery_is_answered_too() {
 #[tokio::test]
 async fn a_review_comment_is_answered_in_its_review_thread() {
     let (server, github) = start().await;
-    let mut v: Value = serde_json::from_slice(&fixture("github/pull_request_review_comment.created.json")).unwrap();
+    let mut v: Value =
+        written_now(serde_json::from_slice(&fixture("github/pull_request_review_comment.created.json")).unwrap());
     v["comment"]["body"] = json!("/lazyops db list");
     assert_eq!(deliver_json(&server, "pull_request_review_comment", &v).await.status(), 202);
     let calls = github.wait("/repos/Codertocat/Hello-World/pulls/2/comments/284312630/replies", 1).await;
@@ -243,6 +260,38 @@ async fn a_redelivered_delivery_is_answered_once() {
     github.wait(ISSUE_COMMENTS, 1).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(github.to(ISSUE_COMMENTS).len(), 1);
+}
+
+/// Issue 17: the signature covers the body, not `X-GitHub-Delivery`; a captured comment sent
+/// again under new delivery ids must not run again.
+#[tokio::test]
+async fn issue_17_a_signed_comment_replayed_with_fresh_delivery_ids_is_answered_once() {
+    let (server, github) = start().await;
+    let body = issue_comment("/lazyops whoami").to_string();
+    let mut said = Vec::new();
+    for i in 0..6 {
+        let resp = deliver(&server, "issue_comment", &format!("replay-{i}"), body.as_bytes()).await;
+        said.push((resp.status().as_u16(), resp.text().await.unwrap()));
+    }
+    assert_eq!(said[0], (202, "accepted\n".to_string()));
+    assert!(said[1..].iter().all(|s| *s == (200, "comment already answered\n".to_string())), "{said:?}");
+    github.wait(ISSUE_COMMENTS, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(github.to(ISSUE_COMMENTS).len(), 1);
+    assert_eq!(server.audit().await.len(), 1, "the pipeline saw it once");
+
+    // Another comment by the same person is a new command, and is answered.
+    deliver_json(&server, "issue_comment", &issue_comment("/lazyops whoami")).await;
+    github.wait(ISSUE_COMMENTS, 2).await;
+
+    // A comment written before the replay window (24 h) cannot be told from a replay.
+    let mut old = issue_comment("/lazyops whoami");
+    old["comment"]["updated_at"] = json!("2019-05-15T15:20:21Z");
+    let resp = deliver_json(&server, "issue_comment", &old).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "ignored: comment older than the replay window\n");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(github.to(ISSUE_COMMENTS).len(), 2);
 }
 
 #[tokio::test]
