@@ -279,7 +279,9 @@ impl Bot {
                     confidence: 0.0,
                     llm,
                 };
-                let _ = self.audit(&req, None, "not_understood", None).await;
+                // A request refused outright (a write, a restart) was understood: it is refused.
+                let decision = if reason.is_some() { "refused" } else { "not_understood" };
+                let _ = self.audit(&req, None, decision, None).await;
                 return not_understood(error.as_deref(), &suggestions, reason.as_deref());
             }
         };
@@ -557,7 +559,7 @@ fn not_understood(
     reason: Option<&str>,
 ) -> Reply {
     if let Some(reason) = reason {
-        return Reply::new(Status::NotUnderstood, "that is not something I do")
+        return Reply::new(Status::Refused, "that is not something I do")
             .text(reason)
             .text("Type `help` for the commands.");
     }

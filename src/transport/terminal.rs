@@ -37,20 +37,36 @@ pub fn read_stdin() -> Result<String, InputError> {
 }
 
 /// One message through the pipeline; prints the reply and returns the exit code. A test run
-/// it started is waited for (the process must not exit under it) and its end printed.
-pub async fn run(bot: &Bot, who: &Identity, text: &str, opts: Options, json: bool) -> i32 {
+/// it started is waited for (the process must not exit under it), and its end is the final
+/// reply: it decides the exit code, and `--json` prints only it (one document per invocation),
+/// with the command that started the run.
+pub async fn run(bot: &Bot, who: &Identity, text: &str, opts: Options, json: bool) -> u8 {
     let mut finished = bot.jobs().subscribe();
     let reply = with_progress(bot.handle(&message(who, text), opts)).await;
-    print_reply(&reply, json);
+    if !json {
+        print_reply(&reply, false);
+    }
     if bot.jobs().active() > 0 {
         eprintln!("waiting for the test run to end (Ctrl-C leaves it interrupted)…");
         bot.jobs().wait_idle().await;
     }
     // A quick run may have ended already while the reply was printed.
+    let mut last = None;
     while let Ok(outcome) = finished.try_recv() {
-        print_reply(&crate::jobs::notification(&outcome), json);
+        let end = crate::jobs::notification(&outcome);
+        if !json {
+            print_reply(&end, false);
+        }
+        last = Some(end);
     }
-    reply.exit_code()
+    let last = match last {
+        Some(end) => Reply { command: reply.command, understood: reply.understood, ..end },
+        None => reply,
+    };
+    if json {
+        print_reply(&last, true);
+    }
+    last.exit_code()
 }
 
 /// A progress bar on stderr while a slow command reports steps, when stderr is a terminal.
@@ -148,7 +164,14 @@ impl Input {
     }
 }
 
-pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), ReadlineError> {
+/// `notices` are sentences for the person from elsewhere (a refused hot reload), printed above
+/// the prompt like a finished test run.
+pub async fn chat(
+    bot: &Bot,
+    who: &Identity,
+    history: &Path,
+    mut notices: tokio::sync::mpsc::Receiver<String>,
+) -> Result<(), ReadlineError> {
     let interactive = std::io::stdin().is_terminal();
     let color = std::io::stdout().is_terminal();
     let mut input = if interactive {
@@ -168,19 +191,27 @@ pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), Readl
     let notifier = tokio::spawn(async move {
         use rustyline::ExternalPrinter as _;
         let here = Place::terminal().key();
+        let mut notices_open = true;
         loop {
-            match finished.recv().await {
-                Ok(o) if o.place == here => {
-                    let text = terminal::render(&crate::jobs::notification(&o), color);
-                    match printer.as_mut() {
-                        Some(p) => {
-                            let _ = p.print(text);
-                        }
-                        None => show(&text),
+            let text = tokio::select! {
+                o = finished.recv() => match o {
+                    Ok(o) if o.place == here => terminal::render(&crate::jobs::notification(&o), color),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                n = notices.recv(), if notices_open => match n {
+                    Some(n) => format!("{}\n", clean(&n)),
+                    None => {
+                        notices_open = false;
+                        continue;
                     }
+                },
+            };
+            match printer.as_mut() {
+                Some(p) => {
+                    let _ = p.print(text);
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                None => show(&text),
             }
         }
     });
