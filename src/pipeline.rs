@@ -216,7 +216,7 @@ impl Bot {
         let asking = self.asking(&ws, &msg.who, &msg.place, opts.llm_timeout);
         // A typed command needs no thread state: skip the read on the busiest path. (With the
         // LLM tier on, every turn goes into the thread's history, so the state is read.)
-        let typed = if asking.is_none() { understand::grammar::parse(text, &ws.catalog).ok() } else { None };
+        let typed = if asking.is_none() { understand::typed_command(text, &ws.catalog) } else { None };
         let conversation =
             if typed.is_some() { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
         let ctx = self.context(&ws, &conversation);

@@ -199,3 +199,29 @@ fn a_refused_hot_reload_in_chat_is_one_sentence_above_the_prompt_and_no_log_line
     assert_eq!(r.stdout.matches("you are local:alice").count(), 3, "the session went on: {}", r.stdout);
     assert_eq!(r.stderr, "", "no log line in the session");
 }
+
+#[test]
+fn typed_commands_with_a_courtesy_word_are_confirmed_as_the_command_understood() {
+    let ws = Ws::new();
+    for (text, command) in [
+        ("todo list please", "todo list"),
+        ("meme pls", "meme"),
+        ("release check ledger pls", "release check ledger prod"),
+        ("please whoami", "whoami"),
+    ] {
+        let r = ws.run("alice", &["run", "--json", text]);
+        let v = one_document(&r);
+        assert_eq!((r.code, v["confirm"]["command"].as_str()), (3, Some(command)), "{text}: {v}");
+    }
+    // Extra words are a sentence for the intent layer, never a caret under the grammar's error.
+    for text in ["test status of run 3", "cancel that run"] {
+        let r = ws.run("bob", &["run", "--json", text]);
+        let v = one_document(&r);
+        assert!(!v.to_string().contains('^'), "{text}: {v}");
+    }
+    // A bad value in a typed command is still the grammar's error, with its caret.
+    let r = ws.run("carol", &["run", "--json", "db query user-by-id abc"]);
+    let v = one_document(&r);
+    assert_eq!((r.code, v["status"].as_str()), (2, Some("error")), "{v}");
+    assert!(v["blocks"][0]["text"].as_str().is_some_and(|t| t.contains("^^^")), "{v}");
+}
