@@ -305,6 +305,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                         ws.catalog.services.len(),
                         ws.catalog.queries.len()
                     );
+                    // Advice, not problems: a service whose version is read somewhere, but not
+                    // on every environment, answers "no known version" there.
+                    for (name, svc) in ws.config.services.iter().filter(|(_, s)| !s.version.is_empty()) {
+                        for env in ws.config.envs.keys().filter(|e| !svc.version.contains_key(*e)) {
+                            out!("note: {}", lazyops::deploy::admin_hint(name, env));
+                        }
+                    }
                     Ok(0)
                 }
                 Err(WorkspaceError::Problems(problems)) => {

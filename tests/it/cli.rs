@@ -225,3 +225,44 @@ fn typed_commands_with_a_courtesy_word_are_confirmed_as_the_command_understood()
     assert_eq!((r.code, v["status"].as_str()), (2, Some("error")), "{v}");
     assert!(v["blocks"][0]["text"].as_str().is_some_and(|t| t.contains("^^^")), "{v}");
 }
+
+#[test]
+fn text_typed_at_a_confirmation_prompt_cancels_it_and_is_the_next_message() {
+    let ws = Ws::new();
+    let r = ws.run_stdin("alice", &["chat"], b"what queries can i run\ntodo list\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cancelled = r.stdout.find("cancelled `db list`").unwrap_or_else(|| panic!("{}", r.stdout));
+    let listed =
+        r.stdout.find("TODO list is empty").unwrap_or_else(|| panic!("todo list was thrown away: {}", r.stdout));
+    assert!(cancelled < listed, "said cancelled first: {}", r.stdout);
+    assert!(!r.stdout.contains("6 queries you may run"), "db list did not run: {}", r.stdout);
+}
+
+#[test]
+fn a_release_check_asked_in_a_sentence_asks_for_its_ticks_after_confirmation() {
+    let ws = Ws::new();
+    let r = ws.run_stdin("alice", &["chat"], b"check the release of payments on staging\ny\ny\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("tick “changelog reviewed”? [y/N]"), "{}", r.stdout);
+    assert!(r.stdout.contains("ticked “changelog reviewed” for payments (staging)"), "{}", r.stdout);
+}
+
+#[test]
+fn a_missing_version_source_is_a_plain_sentence_and_its_config_advice_goes_to_check() {
+    let ws = Ws::new();
+    let r = ws.run("alice", &["run", "--json", "deploy version ledger dev"]);
+    let v = one_document(&r);
+    assert_eq!(v["headline"], "ledger has no known version on dev", "{v}");
+    assert!(!r.stdout.contains("[services."), "no config advice for on-call: {}", r.stdout);
+    let check = ws.run("alice", &["check"]);
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("note: service `ledger` has no version source for `dev`: add [services.ledger.version.dev]"),
+        "{}",
+        check.stdout
+    );
+    let log = std::fs::read_to_string(ws.path().join("lazyops.log")).expect("log");
+    assert!(log.contains("[services.ledger.version.dev]"), "{log}");
+}
