@@ -1,6 +1,7 @@
 //! The `lazyops` command line. Only this file uses `anyhow`; everything below returns typed
 //! errors.
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -42,7 +43,7 @@ struct Cli {
 enum Cmd {
     /// Interactive terminal session on the full pipeline
     Chat,
-    /// One message through the pipeline, then exit (0 done, 1 refused/failed, 2 not understood, 3 waiting for confirmation)
+    /// One message through the pipeline, then exit (0 done, 1 refused/failed, 2 not understood, 3 waiting for confirmation, 4 a question was asked)
     Run {
         /// The message; `-` reads it from standard input
         text: String,
@@ -152,18 +153,53 @@ enum LogFormat {
     Json,
 }
 
-/// Logs go to stderr, filtered by LAZYOPS_LOG; the server logs requests (info), the rest
-/// only warnings.
+/// The server logs requests (info) to stderr, for its operator. Every other command talks to a
+/// person, who sees friendly sentences only: its warnings go to `lazyops.log` in the workspace
+/// (once it is known), unless LAZYOPS_LOG asks for them on stderr. Colours only on a terminal.
 fn init_logs(cmd: &Cmd) {
+    let asked = std::env::var("LAZYOPS_LOG").is_ok_and(|v| !v.trim().is_empty());
     let (format, default) = match cmd {
         Cmd::Serve { log_format, .. } => (*log_format, "info"),
         _ => (LogFormat::Text, "warn"),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAZYOPS_LOG").unwrap_or_else(|_| default.into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().flatten_event(true).init(),
+    let to_stderr = asked || matches!(cmd, Cmd::Serve { .. });
+    let ansi = to_stderr && std::io::stderr().is_terminal();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    match (format, to_stderr) {
+        (LogFormat::Text, true) => logs.with_writer(std::io::stderr).init(),
+        (LogFormat::Json, true) => logs.json().flatten_event(true).with_writer(std::io::stderr).init(),
+        (_, false) => logs.with_writer(WorkspaceLog).init(),
+    }
+}
+
+/// The log file of a person's session, set once the workspace is loaded; lines logged before
+/// that are dropped.
+static LOG_FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// A log file past this size is moved to `lazyops.log.1` at start, so it stays bounded.
+const LOG_FILE_MAX: u64 = 1 << 20;
+
+fn log_to(root: &Path) {
+    let path = root.join("lazyops.log");
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_FILE_MAX) {
+        let _ = std::fs::rename(&path, root.join("lazyops.log.1"));
+    }
+    let _ = LOG_FILE.set(path);
+}
+
+/// Appends each log line to [`LOG_FILE`] (opened per line: a person's session logs rarely).
+struct WorkspaceLog;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for WorkspaceLog {
+    type Writer = Box<dyn std::io::Write>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        let file = LOG_FILE.get().and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
+        match file {
+            Some(f) => Box::new(f),
+            None => Box::new(std::io::sink()),
+        }
     }
 }
 
@@ -200,7 +236,9 @@ async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>)
 async fn load(config: Option<&Path>) -> anyhow::Result<Workspace> {
     let path =
         workspace::locate(config).await.context("finding the config (--config, LAZYOPS_CONFIG, ./lazyops.toml)")?;
-    Ok(Workspace::load(&path)?)
+    let ws = Workspace::load(&path)?;
+    log_to(&ws.root);
+    Ok(ws)
 }
 
 async fn open_bot(config: Option<&Path>) -> anyhow::Result<Bot> {
@@ -225,10 +263,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Cmd::Chat => {
             let bot = std::sync::Arc::new(open_bot(config).await?);
-            // Edits to queries, intents and config apply without leaving the session.
-            let _watcher = lazyops::reload::watch(bot.clone()).context("watching the workspace for changes")?;
+            // Edits to queries, intents and config apply without leaving the session; a refused
+            // edit is told in one sentence above the prompt (the log has the details).
+            let (tell, notices) = tokio::sync::mpsc::channel(16);
+            let _watcher = lazyops::reload::watch_telling(bot.clone(), Some(tell))
+                .context("watching the workspace for changes")?;
             let history = bot.workspace().root.join("history");
-            terminal::chat(&bot, &who, &history).await.context("reading the terminal")?;
+            terminal::chat(&bot, &who, &history, notices).await.context("reading the terminal")?;
             Ok(0)
         }
         Cmd::Run { text, yes, json } => {
@@ -244,8 +285,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 text
             };
             let bot = open_bot(config).await?;
-            let code = terminal::run(&bot, &who, &text, Options { assume_yes: yes, ..Options::default() }, json).await;
-            Ok(u8::try_from(code).unwrap_or(1))
+            Ok(terminal::run(&bot, &who, &text, Options { assume_yes: yes, ..Options::default() }, json).await)
         }
         Cmd::Explain { text, json } => {
             let bot = open_bot(config).await?;
@@ -269,6 +309,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                         ws.catalog.services.len(),
                         ws.catalog.queries.len()
                     );
+                    // Advice, not problems: a service whose version is read somewhere, but not
+                    // on every environment, answers "no known version" there.
+                    for (name, svc) in ws.config.services.iter().filter(|(_, s)| !s.version.is_empty()) {
+                        for env in ws.config.envs.keys().filter(|e| !svc.version.contains_key(*e)) {
+                            out!("note: {}", lazyops::deploy::admin_hint(name, env));
+                        }
+                    }
                     if !connect {
                         return Ok(0);
                     }
@@ -324,8 +371,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 text.push_str(&format!(" --who {}", lazyops::command::quote(&w)));
             }
             let bot = open_bot(config).await?;
-            let code = terminal::run(&bot, &who, &text, Options::default(), json).await;
-            Ok(u8::try_from(code).unwrap_or(1))
+            Ok(terminal::run(&bot, &who, &text, Options::default(), json).await)
         }
     }
 }

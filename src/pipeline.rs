@@ -216,7 +216,7 @@ impl Bot {
         let asking = self.asking(&ws, &msg.who, &msg.place, opts.llm_timeout);
         // A typed command needs no thread state: skip the read on the busiest path. (With the
         // LLM tier on, every turn goes into the thread's history, so the state is read.)
-        let typed = if asking.is_none() { understand::grammar::parse(text, &ws.catalog).ok() } else { None };
+        let typed = if asking.is_none() { understand::typed_command(text, &ws.catalog) } else { None };
         let conversation =
             if typed.is_some() { Conversation::default() } else { self.conversation(&msg.who, &msg.place).await };
         let ctx = self.context(&ws, &conversation);
@@ -279,7 +279,9 @@ impl Bot {
                     confidence: 0.0,
                     llm,
                 };
-                let _ = self.audit(&req, None, "not_understood", None).await;
+                // A request refused outright (a write, a restart) was understood: it is refused.
+                let decision = if reason.is_some() { "refused" } else { "not_understood" };
+                let _ = self.audit(&req, None, decision, None).await;
                 return not_understood(error.as_deref(), &suggestions, reason.as_deref());
             }
         };
@@ -557,7 +559,7 @@ fn not_understood(
     reason: Option<&str>,
 ) -> Reply {
     if let Some(reason) = reason {
-        return Reply::new(Status::NotUnderstood, "that is not something I do")
+        return Reply::new(Status::Refused, "that is not something I do")
             .text(reason)
             .text("Type `help` for the commands.");
     }

@@ -29,9 +29,8 @@ pub struct Deployed {
 
 #[derive(Debug, thiserror::Error)]
 pub enum VersionError {
-    #[error(
-        "service `{service}` has no version source for `{env}`: add [services.{service}.version.{env}] with source = \"git\", \"http\", \"github\" or \"kubernetes\""
-    )]
+    /// Said to whoever asked; the config advice ([`admin_hint`]) goes to the log and `check`.
+    #[error("{service} has no known version on {env}")]
     NotConfigured { service: String, env: String },
     #[error("the `git` program is not installed or not on PATH; `deploy version` reads git tags with it")]
     GitMissing,
@@ -49,6 +48,14 @@ pub enum VersionError {
     Github(String),
     #[error("{0}")]
     Kubernetes(String),
+}
+
+/// What an admin adds so that `service` has a version on `env`: for `lazyops check` and the
+/// log, not for the on-call person who asked.
+pub fn admin_hint(service: &str, env: &str) -> String {
+    format!(
+        "service `{service}` has no version source for `{env}`: add [services.{service}.version.{env}] with source = \"git\", \"http\", \"github\" or \"kubernetes\""
+    )
 }
 
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
@@ -74,12 +81,10 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The deployed version of `service` in `env`.
 pub async fn read(ws: &Workspace, service: &str, env: &str) -> Result<Deployed, VersionError> {
-    let source = ws
-        .config
-        .services
-        .get(service)
-        .and_then(|s| s.version.get(env))
-        .ok_or_else(|| VersionError::NotConfigured { service: service.to_string(), env: env.to_string() })?;
+    let source = ws.config.services.get(service).and_then(|s| s.version.get(env)).ok_or_else(|| {
+        tracing::warn!(hint = admin_hint(service, env), "deployed version asked for without a source");
+        VersionError::NotConfigured { service: service.to_string(), env: env.to_string() }
+    })?;
     let secs = |t: &Option<u64>| t.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
     match source {
         VersionSource::Git { repo, pattern } => git::read(&ws.path(repo), repo, pattern).await,

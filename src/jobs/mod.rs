@@ -18,7 +18,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::config::SuiteConfig;
-use crate::render::Reply;
+use crate::render::{Reply, Status, TestRun};
 use crate::store::jobs::{Cancel, Finished, Job, JobState, NewJob};
 use crate::store::{Store, StoreError, now_ms};
 
@@ -83,14 +83,21 @@ pub fn duration(ms: i64) -> String {
 /// The message that tells the requester a run ended; the hook every transport calls.
 pub fn notification(o: &JobOutcome) -> Reply {
     let took = o.duration_ms.map(|d| format!(" after {}", duration(d))).unwrap_or_default();
-    let mut reply = Reply::done(format!(
-        "{} test run #{} ({} on {}) {}{took}",
-        state_icon(o.state),
-        o.id,
-        o.suite,
-        o.env,
-        o.state.words()
-    ));
+    // Only a pass is done: scripts read a failed, timed-out or cut-short run as failed (exit 1).
+    // The renderers mark a failure themselves (`error:`, :x:), so only a pass gets an icon here.
+    let (status, icon) = if o.state == JobState::Passed { (Status::Done, "✅ ") } else { (Status::Failed, "") };
+    let mut reply =
+        Reply::new(status, format!("{icon}test run #{} ({} on {}) {}{took}", o.id, o.suite, o.env, o.state.words()));
+    // Said where the run was asked for, like its start, whatever the outcome.
+    reply.public = true;
+    reply.test_run = Some(TestRun {
+        id: o.id,
+        suite: o.suite.clone(),
+        env: o.env.clone(),
+        state: o.state.name(),
+        exit_code: o.exit_code,
+        duration_ms: o.duration_ms,
+    });
     if !o.detail.is_empty() {
         reply = reply.text(o.detail.clone());
     }
@@ -361,7 +368,9 @@ mod tests {
             duration_ms: Some(60_400),
         };
         let r = notification(&o);
-        assert_eq!(r.headline, "❌ test run #7 (smoke on staging) timed out after 60.4 s");
+        assert_eq!(r.headline, "test run #7 (smoke on staging) timed out after 60.4 s");
+        assert_eq!(r.status, Status::Failed, "scripts read a run that did not pass as failed");
+        assert_eq!(r.test_run.as_ref().map(|t| (t.id, t.state)), Some((7, "timed_out")));
         assert!(r.plain().contains("Requested by slack:U1"));
     }
 }

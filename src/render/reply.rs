@@ -6,7 +6,9 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-/// What the reply is, which decides the exit code of `lazyops run` and the look of a reply.
+/// What the reply is, which decides the look of a reply, `"status"` in `lazyops run --json` (its
+/// serialized name) and the exit code of `lazyops run` ([`Status::exit_code`]): both pinned in
+/// DESIGN.md, and mapped here only. A new status gets its name and its code here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -19,11 +21,24 @@ pub enum Status {
     Confirm,
     /// A required value is missing; the next message in the thread answers.
     Question,
-    /// Not a command, or a command with a usage error.
+    /// Not a command, or a command with a usage error: `"error"` in JSON.
+    #[serde(rename = "error")]
     NotUnderstood,
 }
 
 impl Status {
+    /// The exit code of `lazyops run`: 0 done, 1 refused or failed, 2 not understood or a
+    /// usage error, 3 waiting (for confirmation), 4 a clarifying question was asked.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Done => 0,
+            Status::Failed | Status::Refused => 1,
+            Status::NotUnderstood => 2,
+            Status::Confirm => 3,
+            Status::Question => 4,
+        }
+    }
+
     /// The headline's mark as an emoji shortcode, which Slack and GitHub both show.
     pub fn mark(self) -> &'static str {
         match self {
@@ -109,9 +124,26 @@ pub struct Reply {
     /// with buttons show them and hand a press to `act::release::tick`; others show the text.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<Action>,
+    /// The test run this reply reports the end of, for scripts (`run --json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_run: Option<TestRun>,
     /// Slow commands say so, so chat transports acknowledge first and answer later.
     #[serde(skip)]
     pub public: bool,
+}
+
+/// A test run's id and outcome, as `run --json` reports the end of a run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestRun {
+    pub id: i64,
+    pub suite: String,
+    pub env: String,
+    /// `passed`, `failed`, `timed_out`, `cancelled` or `interrupted`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<i64>,
 }
 
 /// A button a reply offers: `id` comes back when it is pressed.
@@ -131,6 +163,7 @@ impl Reply {
             confirm: None,
             understood: None,
             actions: Vec::new(),
+            test_run: None,
             public: status == Status::Done,
         }
     }
@@ -157,15 +190,9 @@ impl Reply {
         self
     }
 
-    /// The exit code of `lazyops run`: 0 done, 1 refused or failed, 2 not understood or a
-    /// usage error, 3 waiting for confirmation.
-    pub fn exit_code(&self) -> i32 {
-        match self.status {
-            Status::Done => 0,
-            Status::Failed | Status::Refused => 1,
-            Status::NotUnderstood | Status::Question => 2,
-            Status::Confirm => 3,
-        }
+    /// The exit code of `lazyops run` for this reply ([`Status::exit_code`]).
+    pub fn exit_code(&self) -> u8 {
+        self.status.exit_code()
     }
 
     /// Plain text of the whole reply, for notifications and fallbacks.

@@ -184,7 +184,8 @@ impl AppState {
     pub fn observe(&self, reply: &Reply) {
         if let Some(u) = &reply.understood {
             self.metrics.understood(u.tier);
-        } else if reply.status == Status::NotUnderstood {
+        } else if reply.status == Status::NotUnderstood || (reply.status == Status::Refused && reply.command.is_none())
+        {
             self.metrics.understood("none");
         }
         if reply.status == Status::Confirm {

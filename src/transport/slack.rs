@@ -29,7 +29,6 @@ use crate::render::{Reply, Status};
 use crate::spec::CommandKind;
 use crate::store::confirm::Answer;
 use crate::store::now_ms;
-use crate::understand::grammar;
 
 /// Checks the signature: `Some(401)` when it fails. The refusal is logged with its reason,
 /// never with the secret or the body.
@@ -91,7 +90,7 @@ struct SlashCommand {
 /// to a database, a deploy target, CI or Reddit), so the slash command acknowledges first.
 fn answers_later(state: &AppState, msg: &Message) -> Option<String> {
     let ws = state.bot.workspace();
-    let cmd = grammar::parse(msg.text.trim(), &ws.catalog).ok()?;
+    let cmd = crate::understand::typed_command(msg.text.trim(), &ws.catalog)?;
     let slow = matches!(
         cmd.kind(),
         CommandKind::DbQuery

@@ -37,20 +37,36 @@ pub fn read_stdin() -> Result<String, InputError> {
 }
 
 /// One message through the pipeline; prints the reply and returns the exit code. A test run
-/// it started is waited for (the process must not exit under it) and its end printed.
-pub async fn run(bot: &Bot, who: &Identity, text: &str, opts: Options, json: bool) -> i32 {
+/// it started is waited for (the process must not exit under it), and its end is the final
+/// reply: it decides the exit code, and `--json` prints only it (one document per invocation),
+/// with the command that started the run.
+pub async fn run(bot: &Bot, who: &Identity, text: &str, opts: Options, json: bool) -> u8 {
     let mut finished = bot.jobs().subscribe();
     let reply = with_progress(bot.handle(&message(who, text), opts)).await;
-    print_reply(&reply, json);
+    if !json {
+        print_reply(&reply, false);
+    }
     if bot.jobs().active() > 0 {
         eprintln!("waiting for the test run to end (Ctrl-C leaves it interrupted)…");
         bot.jobs().wait_idle().await;
     }
     // A quick run may have ended already while the reply was printed.
+    let mut last = None;
     while let Ok(outcome) = finished.try_recv() {
-        print_reply(&crate::jobs::notification(&outcome), json);
+        let end = crate::jobs::notification(&outcome);
+        if !json {
+            print_reply(&end, false);
+        }
+        last = Some(end);
     }
-    reply.exit_code()
+    let last = match last {
+        Some(end) => Reply { command: reply.command, understood: reply.understood, ..end },
+        None => reply,
+    };
+    if json {
+        print_reply(&last, true);
+    }
+    last.exit_code()
 }
 
 /// A progress bar on stderr while a slow command reports steps, when stderr is a terminal.
@@ -137,18 +153,97 @@ impl Input {
         }
     }
 
-    /// y/N: anything but yes is no.
-    fn yes(&mut self, prompt: &str) -> Result<Option<bool>, ReadlineError> {
+    /// A y/N prompt: yes, no (also an empty line or Ctrl-C), or other text, which is the
+    /// person's next message; `None` at the end of input.
+    fn ask(&mut self, prompt: &str) -> Result<Option<Said>, ReadlineError> {
         match self.read(prompt) {
-            Ok(Some(a)) => Ok(Some(matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes"))),
+            Ok(Some(a)) => Ok(Some(Said::of(&a))),
             Ok(None) => Ok(None),
-            Err(ReadlineError::Interrupted) => Ok(Some(false)),
+            Err(ReadlineError::Interrupted) => Ok(Some(Said::No)),
             Err(e) => Err(e),
         }
     }
 }
 
-pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), ReadlineError> {
+/// An answer at a y/N prompt.
+#[derive(Debug, PartialEq)]
+enum Said {
+    Yes,
+    No,
+    /// Not an answer: a message of its own.
+    Other(String),
+}
+
+impl Said {
+    fn of(line: &str) -> Said {
+        match line.trim().to_ascii_lowercase().as_str() {
+            "y" | "yes" => Said::Yes,
+            "" | "n" | "no" => Said::No,
+            _ => Said::Other(line.trim().to_string()),
+        }
+    }
+}
+
+/// What follows a reply at the prompt.
+enum Next {
+    /// Back to the prompt.
+    Prompt,
+    /// A line typed at a y/N prompt: the next message.
+    Message(String),
+    /// End of input.
+    End,
+}
+
+/// Asks what a reply asks of the person: a tick per manual checklist item, then its
+/// confirmation; a confirmed command's own reply is followed up the same way (a release check
+/// asked in a sentence gets its tick prompts too). Text typed at a prompt is not thrown away:
+/// a pending command is cancelled (and said so) and the text is the next message.
+async fn follow_up(
+    bot: &Bot,
+    who: &Identity,
+    input: &mut Input,
+    reply: Reply,
+    color: bool,
+) -> Result<Next, ReadlineError> {
+    let mut reply = reply;
+    loop {
+        for action in &reply.actions {
+            match input.ask(&format!("{}? [y/N] ", action.label))? {
+                Some(Said::Yes) => {
+                    let done = crate::act::release::tick(bot, who, &Place::terminal(), &action.id).await;
+                    show(&terminal::render(&done, color));
+                }
+                Some(Said::No) => {}
+                Some(Said::Other(text)) => return Ok(Next::Message(text)),
+                None => return Ok(Next::End),
+            }
+        }
+        let Some(pending) = reply.confirm.as_ref().filter(|_| reply.status == Status::Confirm) else {
+            return Ok(Next::Prompt);
+        };
+        let (answer, then) = match input.ask("run it? [y/N] ")? {
+            Some(Said::Yes) => (Answer::Confirm, Next::Prompt),
+            Some(Said::No) => (Answer::Cancel, Next::Prompt),
+            Some(Said::Other(text)) => (Answer::Cancel, Next::Message(text)),
+            None => return Ok(Next::End),
+        };
+        let outcome = with_progress(bot.answer(&pending.id, who, &Place::terminal(), answer)).await;
+        show(&terminal::render(&outcome, color));
+        if answer == Answer::Cancel {
+            return Ok(then);
+        }
+        reply = outcome;
+    }
+}
+
+/// `notices` are sentences for the person from elsewhere (a refused hot reload), printed above
+/// the prompt like a finished test run.
+pub async fn chat(
+    bot: &Bot,
+    who: &Identity,
+    history: &Path,
+    mut notices: tokio::sync::mpsc::Receiver<String>,
+) -> Result<(), ReadlineError> {
     let interactive = std::io::stdin().is_terminal();
     let color = std::io::stdout().is_terminal();
     let mut input = if interactive {
@@ -168,54 +263,50 @@ pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), Readl
     let notifier = tokio::spawn(async move {
         use rustyline::ExternalPrinter as _;
         let here = Place::terminal().key();
+        let mut notices_open = true;
         loop {
-            match finished.recv().await {
-                Ok(o) if o.place == here => {
-                    let text = terminal::render(&crate::jobs::notification(&o), color);
-                    match printer.as_mut() {
-                        Some(p) => {
-                            let _ = p.print(text);
-                        }
-                        None => show(&text),
+            let text = tokio::select! {
+                o = finished.recv() => match o {
+                    Ok(o) if o.place == here => terminal::render(&crate::jobs::notification(&o), color),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                n = notices.recv(), if notices_open => match n {
+                    Some(n) => format!("{}\n", clean(&n)),
+                    None => {
+                        notices_open = false;
+                        continue;
                     }
+                },
+            };
+            match printer.as_mut() {
+                Some(p) => {
+                    let _ = p.print(text);
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                None => show(&text),
             }
         }
     });
+    let mut typed_at_a_prompt: Option<String> = None;
     loop {
-        let line = match input.read("lazyops> ") {
-            Ok(Some(line)) => line,
-            Ok(None) => break,
-            Err(ReadlineError::Interrupted) => continue,
-            Err(e) => return Err(e),
+        let line = match typed_at_a_prompt.take() {
+            Some(line) => line,
+            None => match input.read("lazyops> ") {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(ReadlineError::Interrupted) => continue,
+                Err(e) => return Err(e),
+            },
         };
         if line.trim().is_empty() {
             continue;
         }
         let reply = with_progress(bot.handle(&message(who, &line), Options::default())).await;
         show(&terminal::render(&reply, color));
-        for action in &reply.actions {
-            match input.yes(&format!("{}? [y/N] ", action.label))? {
-                Some(true) => {
-                    let done = crate::act::release::tick(bot, who, &Place::terminal(), &action.id).await;
-                    show(&terminal::render(&done, color));
-                }
-                Some(false) => {}
-                None => break,
-            }
-        }
-        if reply.status == Status::Confirm
-            && let Some(pending) = &reply.confirm
-        {
-            let answer = match input.yes("run it? [y/N] ")? {
-                Some(true) => Answer::Confirm,
-                Some(false) => Answer::Cancel,
-                None => break,
-            };
-            let outcome = with_progress(bot.answer(&pending.id, who, &Place::terminal(), answer)).await;
-            show(&terminal::render(&outcome, color));
+        match follow_up(bot, who, &mut input, reply, color).await? {
+            Next::Prompt => {}
+            Next::Message(text) => typed_at_a_prompt = Some(text),
+            Next::End => break,
         }
     }
     if let Input::Editor(rl) = &mut input {
@@ -233,4 +324,18 @@ pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), Readl
     }
     notifier.abort();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prompt_answer_is_yes_no_or_the_next_message() {
+        assert_eq!(Said::of(" Y "), Said::Yes);
+        assert_eq!(Said::of("yes"), Said::Yes);
+        assert_eq!(Said::of(""), Said::No);
+        assert_eq!(Said::of("no"), Said::No);
+        assert_eq!(Said::of("todo list"), Said::Other("todo list".into()));
+    }
 }

@@ -103,11 +103,64 @@ pub fn typed(command: Command) -> Result {
     plain(Understanding::Command { command, tier: Tier::Grammar, intent: None, confidence: 1.0 })
 }
 
+/// Words a person adds around a command that no command takes.
+const COURTESY: &[&str] = &["please", "pls", "plz", "plox", "kindly", "thanks", "thx", "ty"];
+
+/// Words of a sentence that a typed command never has: with one of them, text that starts like
+/// a command and does not parse is a sentence for the intent layer, not a typing mistake.
+const FILLER: &[&str] = &["of", "the", "that", "this", "my", "me", "for", "an"];
+
+/// The words of `text` outside double quotes, lower-case.
+fn bare_words(text: &str) -> Vec<String> {
+    text.split('"').step_by(2).flat_map(str::split_whitespace).map(|w| w.to_ascii_lowercase()).collect()
+}
+
+/// `text` without the courtesy words at its start and end ("todo list please", "please
+/// todo list", "meme pls thanks"), when it has any.
+fn without_courtesy(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let polite = |w: &&&str| {
+        let w = w.trim_end_matches(['!', '.', ',']).to_ascii_lowercase();
+        COURTESY.contains(&w.as_str()) || w == "thank" || w == "you"
+    };
+    let start = words.iter().take_while(polite).count();
+    let end = words.len() - words[start..].iter().rev().take_while(polite).count();
+    // "thank you" is courtesy, a lone "you" is not.
+    let stripped = &words[start..end];
+    (stripped.len() < words.len() && words[..start].iter().chain(&words[end..]).any(|w| !w.eq_ignore_ascii_case("you")))
+        .then(|| stripped.join(" ").trim_end_matches([',', '!', '.']).to_string())
+}
+
+/// Whether text that starts like a command has words a command would not ("test status of
+/// run 3", "cancel that run", "todo list please"): such text goes to the intent layer.
+fn has_extra_words(text: &str) -> bool {
+    bare_words(text).iter().any(|w| {
+        let w = w.trim_end_matches(['!', '.', ',', '?']);
+        COURTESY.contains(&w) || FILLER.contains(&w)
+    })
+}
+
+/// The command `text` was typed as, when it is exactly a command: a command with a courtesy
+/// word around it ("meme pls" is not r/pls) is a sentence, which is confirmed first.
+pub fn typed_command(text: &str, catalog: &Catalog) -> Option<Command> {
+    if without_courtesy(text).is_some() {
+        return None;
+    }
+    grammar::parse(text, catalog).ok()
+}
+
 /// Understands one message. Text that parses is a command with confidence 1. Otherwise the
 /// intent layer may fill a command template, whose text goes back through the grammar; text
 /// that was meant as a command (starts with a command word) and is not understood gets the
 /// parse error, anything else "not understood" with the closest commands.
 pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
+    // "todo list please": the command without its courtesy words, shown for confirmation.
+    if let Some(stripped) = without_courtesy(text)
+        && let Ok(command) = grammar::parse(&stripped, ctx.catalog)
+    {
+        let intent = Some("courtesy".to_string());
+        return plain(Understanding::Command { command, tier: Tier::Local, intent, confidence: 0.95 });
+    }
     let parse_error = match grammar::parse(text, ctx.catalog) {
         Ok(command) => {
             // A typed command ends any question that was pending in this thread.
@@ -137,8 +190,10 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
             return plain(understanding);
         }
     }
-    let meant = grammar::looks_like_command(text);
-    if grammar::typed_as_command(text, ctx.catalog) {
+    // "test status of run 3" is a sentence; "db query user-by-id abc" is a typing mistake.
+    let extra = has_extra_words(text);
+    let meant = grammar::looks_like_command(text) && !extra;
+    if !extra && grammar::typed_as_command(text, ctx.catalog) {
         return plain(Understanding::NotUnderstood {
             error: Some(Box::new(parse_error)),
             suggestions: Vec::new(),
@@ -328,5 +383,29 @@ impl Explanation {
         e.slots = r.slots.clone();
         e.candidates = r.candidates.clone();
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn courtesy_words_around_a_command_are_taken_off() {
+        assert_eq!(without_courtesy("todo list please").as_deref(), Some("todo list"));
+        assert_eq!(without_courtesy("please todo list").as_deref(), Some("todo list"));
+        assert_eq!(without_courtesy("meme pls").as_deref(), Some("meme"));
+        assert_eq!(without_courtesy("release check ledger pls!").as_deref(), Some("release check ledger"));
+        assert_eq!(without_courtesy("todo list, thank you").as_deref(), Some("todo list"));
+        assert_eq!(without_courtesy("todo list"), None);
+        assert_eq!(without_courtesy("todo assign 3 you"), None, "a lone `you` is not courtesy");
+    }
+
+    #[test]
+    fn filler_words_mark_a_sentence_but_a_bad_value_does_not() {
+        assert!(has_extra_words("test status of run 3"));
+        assert!(has_extra_words("cancel that run"));
+        assert!(!has_extra_words("db query user-by-id abc"));
+        assert!(!has_extra_words("todo add \"fix the bug\""), "quoted text is not looked at");
     }
 }

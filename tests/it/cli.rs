@@ -56,6 +56,49 @@ fn run_exit_codes_follow_the_design() {
     assert_eq!(ws.run("alice", &["run", "db list"]).code, 1, "refused");
 }
 
+/// Every `run --json` prints exactly one JSON document; these are its status and exit code.
+fn one_document(r: &crate::support::Run) -> serde_json::Value {
+    let mut docs = serde_json::Deserializer::from_str(&r.stdout).into_iter::<serde_json::Value>();
+    let first = docs.next().and_then(Result::ok).unwrap_or_else(|| panic!("no JSON document: {}", r.stdout));
+    assert!(docs.next().is_none(), "more than one JSON document: {}", r.stdout);
+    first
+}
+
+#[test]
+fn run_json_statuses_and_exit_codes_are_the_pinned_ones() {
+    let ws = Ws::new();
+    let refused = ws.run("alice", &["run", "--json", "drop the users table"]);
+    assert_eq!((refused.code, one_document(&refused)["status"].as_str()), (1, Some("refused")), "{}", refused.stdout);
+    let unknown = ws.run("alice", &["run", "--json", "blorp the flibbertigibbet"]);
+    assert_eq!((unknown.code, one_document(&unknown)["status"].as_str()), (2, Some("error")));
+    let usage = ws.run("alice", &["run", "--json", "deploy version nosuch"]);
+    assert_eq!((usage.code, one_document(&usage)["status"].as_str()), (2, Some("error")));
+    let confirm = ws.run("alice", &["run", "--json", "could you list the db queries?"]);
+    assert_eq!((confirm.code, one_document(&confirm)["status"].as_str()), (3, Some("confirm")));
+    let question = ws.run("alice", &["run", "--json", "which version is deployed?"]);
+    assert_eq!((question.code, one_document(&question)["status"].as_str()), (4, Some("question")));
+}
+
+#[test]
+fn a_failed_test_run_is_one_json_document_with_status_failed_and_exit_1() {
+    let ws = Ws::new();
+    ws.write("suites/broken.sh", "echo '2 passed, 1 failed'\nexit 1\n");
+    let mut cfg = std::fs::read_to_string(ws.config()).expect("config");
+    cfg.push_str("\n[suites.broken]\ncommand = [\"sh\", \"suites/broken.sh\"]\n");
+    std::fs::write(ws.config(), cfg).expect("config");
+    let r = ws.run("alice", &["run", "--json", "--yes", "test run broken"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let v = one_document(&r);
+    assert_eq!(v["status"], "failed", "{v}");
+    assert_eq!(v["command"], "test run broken prod", "{v}");
+    assert_eq!(v["test_run"]["id"], 1, "{v}");
+    assert_eq!(v["test_run"]["state"], "failed", "{v}");
+    assert!(v["headline"].as_str().is_some_and(|h| h.contains("test run #1 (broken on prod) failed")), "{v}");
+    let passed = ws.run("alice", &["run", "--json", "--yes", "test run smoke"]);
+    assert_eq!(passed.code, 0, "{}{}", passed.stdout, passed.stderr);
+    assert_eq!(one_document(&passed)["test_run"]["state"], "passed");
+}
+
 #[test]
 fn the_demo_is_materialised_once_and_reused() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -89,4 +132,137 @@ fn check_passes_on_the_demo_and_init_keeps_existing_files() {
     assert!(again.status.success());
     let kept = std::fs::read_to_string(ws.path().join("queries/user-by-id.sql")).expect("query file");
     assert!(kept.contains("SELECT 1 AS one"), "init must not clobber a team's edits");
+}
+
+#[test]
+fn a_person_sees_a_friendly_error_and_no_log_lines_which_go_to_the_workspace_log() {
+    let ws = Ws::new();
+    // Nothing listens on port 9 of loopback: Reddit is down.
+    let down = "http://127.0.0.1:9";
+    let r: crate::support::Run = ws
+        .cmd("alice", &["run", "meme"])
+        .env_remove("LAZYOPS_LOG")
+        .env("LAZYOPS_REDDIT_URL", down)
+        .output()
+        .expect("run")
+        .into();
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stdout.trim().is_empty(), "the friendly error is on stdout");
+    assert_eq!(r.stderr, "", "no log line reaches the person");
+    let log = std::fs::read_to_string(ws.path().join("lazyops.log")).expect("the workspace log");
+    assert!(log.contains("reddit request failed"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no colours in a file: {log}");
+    // LAZYOPS_LOG asks for them on stderr: plain text, as stderr is not a terminal.
+    let asked: crate::support::Run = ws
+        .cmd("alice", &["run", "meme"])
+        .env("LAZYOPS_LOG", "warn")
+        .env("LAZYOPS_REDDIT_URL", down)
+        .output()
+        .expect("run")
+        .into();
+    assert!(asked.stderr.contains("WARN") && asked.stderr.contains("reddit request failed"), "{}", asked.stderr);
+    assert!(!asked.stderr.contains('\u{1b}'), "no ANSI colours when stderr is not a terminal: {:?}", asked.stderr);
+}
+
+#[test]
+fn a_refused_hot_reload_in_chat_is_one_sentence_above_the_prompt_and_no_log_line() {
+    use std::io::Write as _;
+    let ws = Ws::new();
+    let mut child = ws
+        .cmd("alice", &["chat"])
+        .env_remove("LAZYOPS_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn chat");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"whoami\n").expect("write");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let bad = "-- name: bad\n-- database: users\nDELETE FROM users\n";
+    ws.write("queries/bad.sql", bad);
+    let log = ws.path().join("lazyops.log");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&log).is_ok_and(|l| l.contains("not reloaded")) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "the reload was never refused");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The same problem written again is not told again.
+    ws.write("queries/bad.sql", bad);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    stdin.write_all(b"whoami\n").expect("write");
+    drop(stdin);
+    let r: crate::support::Run = child.wait_with_output().expect("wait").into();
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout.matches("Your edit was not loaded").count(), 1, "{}", r.stdout);
+    assert!(r.stdout.contains("bad.sql"), "names the file: {}", r.stdout);
+    assert_eq!(r.stdout.matches("you are local:alice").count(), 3, "the session went on: {}", r.stdout);
+    assert_eq!(r.stderr, "", "no log line in the session");
+}
+
+#[test]
+fn typed_commands_with_a_courtesy_word_are_confirmed_as_the_command_understood() {
+    let ws = Ws::new();
+    for (text, command) in [
+        ("todo list please", "todo list"),
+        ("meme pls", "meme"),
+        ("release check ledger pls", "release check ledger prod"),
+        ("please whoami", "whoami"),
+    ] {
+        let r = ws.run("alice", &["run", "--json", text]);
+        let v = one_document(&r);
+        assert_eq!((r.code, v["confirm"]["command"].as_str()), (3, Some(command)), "{text}: {v}");
+    }
+    // Extra words are a sentence for the intent layer, never a caret under the grammar's error.
+    for text in ["test status of run 3", "cancel that run"] {
+        let r = ws.run("bob", &["run", "--json", text]);
+        let v = one_document(&r);
+        assert!(!v.to_string().contains('^'), "{text}: {v}");
+    }
+    // A bad value in a typed command is still the grammar's error, with its caret.
+    let r = ws.run("carol", &["run", "--json", "db query user-by-id abc"]);
+    let v = one_document(&r);
+    assert_eq!((r.code, v["status"].as_str()), (2, Some("error")), "{v}");
+    assert!(v["blocks"][0]["text"].as_str().is_some_and(|t| t.contains("^^^")), "{v}");
+}
+
+#[test]
+fn text_typed_at_a_confirmation_prompt_cancels_it_and_is_the_next_message() {
+    let ws = Ws::new();
+    let r = ws.run_stdin("alice", &["chat"], b"what queries can i run\ntodo list\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let cancelled = r.stdout.find("cancelled `db list`").unwrap_or_else(|| panic!("{}", r.stdout));
+    let listed =
+        r.stdout.find("TODO list is empty").unwrap_or_else(|| panic!("todo list was thrown away: {}", r.stdout));
+    assert!(cancelled < listed, "said cancelled first: {}", r.stdout);
+    assert!(!r.stdout.contains("6 queries you may run"), "db list did not run: {}", r.stdout);
+}
+
+#[test]
+fn a_release_check_asked_in_a_sentence_asks_for_its_ticks_after_confirmation() {
+    let ws = Ws::new();
+    let r = ws.run_stdin("alice", &["chat"], b"check the release of payments on staging\ny\ny\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("tick “changelog reviewed”? [y/N]"), "{}", r.stdout);
+    assert!(r.stdout.contains("ticked “changelog reviewed” for payments (staging)"), "{}", r.stdout);
+}
+
+#[test]
+fn a_missing_version_source_is_a_plain_sentence_and_its_config_advice_goes_to_check() {
+    let ws = Ws::new();
+    let r = ws.run("alice", &["run", "--json", "deploy version ledger dev"]);
+    let v = one_document(&r);
+    assert_eq!(v["headline"], "ledger has no known version on dev", "{v}");
+    assert!(!r.stdout.contains("[services."), "no config advice for on-call: {}", r.stdout);
+    let check = ws.run("alice", &["check"]);
+    assert_eq!(check.code, 0, "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("note: service `ledger` has no version source for `dev`: add [services.ledger.version.dev]"),
+        "{}",
+        check.stdout
+    );
+    let log = std::fs::read_to_string(ws.path().join("lazyops.log")).expect("log");
+    assert!(log.contains("[services.ledger.version.dev]"), "{log}");
 }

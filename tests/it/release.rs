@@ -856,8 +856,8 @@ fn a_suite_that_hangs_past_its_timeout_is_timed_out_with_its_children() {
     suite(&ws, "hang", &format!("echo starting\nsleep {marker}\n"), "timeout_secs = 1");
     let started = Instant::now();
     let r = ws.run("alice", &["run", "--yes", "test run hang"]);
-    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("❌ test run #1 (hang on prod) timed out after"), "{}", r.stdout);
+    assert_eq!(r.code, 1, "a timed-out run is a failure: {}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("error: test run #1 (hang on prod) timed out after"), "{}", r.stdout);
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
     let s = status_of(&ws, 1);
     assert_all(&s, &["timed out", "stopped after the 1 s timeout", "starting"]);
@@ -987,7 +987,7 @@ async fn a_running_suite_is_cancelled_and_its_process_stopped() {
     assert_eq!(o.state.name(), "cancelled");
     assert_eq!(o.place, "local:terminal");
     let note = lazyops::jobs::notification(&o);
-    assert!(note.headline.starts_with("⚠️ test run #1 (long on prod) cancelled after"), "{}", note.headline);
+    assert!(note.headline.starts_with("test run #1 (long on prod) cancelled after"), "{}", note.headline);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -58,7 +58,7 @@ fn a_sentence_runs_only_after_its_canonical_command_is_confirmed() {
 fn a_missing_slot_gets_one_question_and_the_next_message_fills_it() {
     let ws = Ws::new();
     let q = ws.run("alice", &["run", "--json", "which version is deployed?"]);
-    assert_eq!(q.code, 2);
+    assert_eq!(q.code, 4, "a clarifying question exits 4");
     assert_eq!(q.json()["headline"], "Which service: payments, users or ledger?");
     let a = ws.run("alice", &["run", "--json", "ledger"]);
     assert_eq!(a.code, 3, "{}", a.stdout);
@@ -125,7 +125,7 @@ fn destructive_and_injected_requests_are_out_of_scope() {
         assert_eq!(v["command"], serde_json::Value::Null, "{text} → {v}");
         assert_eq!(v["question"], serde_json::Value::Null, "{text} → {v}");
         let r = ws.run("alice", &["run", text]);
-        assert_eq!(r.code, 2, "{text}: {}", r.stdout);
+        assert_eq!(r.code, 1, "a refused destructive request exits 1: {text}: {}", r.stdout);
     }
 }
 
