@@ -216,6 +216,20 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
         }
         Err(reason) => return bad_request(&state, "github", reason),
     }
+    // Busy before the deliveries are recorded, so GitHub's "Redeliver" can try again later.
+    let asked = Message {
+        who: Identity::new(Transport::Github, &ev.comment.user.login),
+        place: Place {
+            transport: Transport::Github,
+            channel: format!("{}#{number}", ev.repository.full_name),
+            thread: None,
+        },
+        text: text.clone(),
+    };
+    let permit = match state.admit(&asked).await {
+        Ok(permit) => permit,
+        Err(busy) => return (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", busy.headline)).into_response(),
+    };
     // GitHub's own redelivery first (same delivery id), then the comment itself under any id.
     let seen = [
         ("github", delivery.clone(), "duplicate delivery"),
@@ -247,7 +261,10 @@ pub(crate) async fn webhook(State(state): State<AppState>, headers: HeaderMap, b
         text,
     };
     let work = state.clone();
-    state.tasks.spawn(async move { answer(&work, job).await });
+    state.tasks.spawn(async move {
+        let _permit = permit;
+        answer(&work, job).await;
+    });
     (StatusCode::ACCEPTED, "accepted\n").into_response()
 }
 

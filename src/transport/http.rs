@@ -14,12 +14,12 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tower_http::timeout::TimeoutLayer;
 
 use super::metrics::{self, Metrics};
 use super::{github, slack};
-use crate::message::{Identity, Place, Transport};
+use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::Bot;
 use crate::render::{Reply, Status};
 use crate::store::audit::{AuditStart, Completion};
@@ -81,6 +81,9 @@ pub struct Settings {
     pub dedup_ttl: Duration,
     /// How long a shutdown waits for background work.
     pub drain_timeout: Duration,
+    /// Commands that may be in flight at once, in their requests or in the background; past
+    /// it a request is answered "busy" (`LAZYOPS_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
 }
 
 impl Default for Settings {
@@ -100,6 +103,7 @@ impl Default for Settings {
             max_retry_wait: Duration::from_secs(60),
             dedup_ttl: Duration::from_secs(24 * 3600),
             drain_timeout: Duration::from_secs(25),
+            max_in_flight: 256,
         }
     }
 }
@@ -115,6 +119,10 @@ impl Settings {
             github_webhook_secret: var("GITHUB_WEBHOOK_SECRET"),
             github_token: var("GITHUB_TOKEN"),
             github_api_url: var("LAZYOPS_GITHUB_API_URL").unwrap_or(d.github_api_url.clone()),
+            max_in_flight: var("LAZYOPS_MAX_IN_FLIGHT")
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(d.max_in_flight),
             ..d
         }
     }
@@ -177,6 +185,25 @@ pub(crate) struct AppState {
     pub slack: Arc<slack::api::SlackApi>,
     pub github: Arc<github::api::GithubApi>,
     pub tasks: Tasks,
+    pub admission: Admission,
+}
+
+/// What a request is answered when `max_in_flight` commands are already running.
+pub(crate) const BUSY: &str = "lazyops is busy, try again in a minute";
+
+/// How many commands may be in flight at once, and how many "busy" notices may be on their
+/// way at once (where the answer is a Web API call, not the HTTP response). Work past either
+/// is not queued: a flood is answered, counted and audited, and never grows memory.
+#[derive(Clone)]
+pub(crate) struct Admission {
+    work: Arc<Semaphore>,
+    notices: Arc<Semaphore>,
+}
+
+impl Admission {
+    fn new(max_in_flight: usize) -> Admission {
+        Admission { work: Arc::new(Semaphore::new(max_in_flight)), notices: Arc::new(Semaphore::new(16)) }
+    }
 }
 
 impl AppState {
@@ -191,6 +218,27 @@ impl AppState {
         if reply.status == Status::Confirm {
             self.metrics.confirmation("asked");
         }
+    }
+
+    /// A permit for one command's work, held until the work ends wherever it runs; or, with
+    /// `max_in_flight` commands already running, the "busy" answer, counted and audited.
+    pub async fn admit(&self, msg: &Message) -> Result<OwnedSemaphorePermit, Reply> {
+        if let Ok(permit) = self.admission.work.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        self.metrics.error("busy");
+        let row = AuditStart { decision: "busy".into(), ..AuditStart::of(&msg.who, &msg.place, &msg.text) };
+        let done = Completion { outcome: "refused".into(), duration_ms: 0, error: Some(BUSY.into()) };
+        if let Err(e) = self.bot.store().audit_record(row, done).await {
+            tracing::error!(error = %e, "audit of a busy answer failed");
+        }
+        Err(Reply::failed(BUSY))
+    }
+
+    /// Room for one "busy" notice that must be posted in the background; `None` when enough
+    /// are on their way already (the request is still counted and audited).
+    pub fn notice_permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.admission.notices.clone().try_acquire_owned().ok()
     }
 
     /// A reply that could not be delivered: logged, counted and written to the audit log.
@@ -233,6 +281,7 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
     );
     let body_limit = settings.body_limit;
     let timeout = settings.request_timeout;
+    let admission = Admission::new(settings.max_in_flight.max(1));
     let state = AppState {
         bot,
         settings: Arc::new(settings),
@@ -240,6 +289,7 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
         slack: Arc::new(slack),
         github: Arc::new(github),
         tasks,
+        admission,
     };
     // Test runs end after their request is long answered: tell the requester where they asked.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -19,6 +19,7 @@ use axum::{Json, extract::State};
 use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::http::{AppState, bad_request};
 use crate::decide::policy::{self, Decision};
@@ -168,9 +169,13 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
         place: place(channel, None),
         text: if text.is_empty() { "help".to_string() } else { text.to_string() },
     };
+    let permit = match state.admit(&msg).await {
+        Ok(permit) => permit,
+        Err(busy) => return Json(response_body(&busy, &blocks::render(&busy))).into_response(),
+    };
     let later = answers_later(&state, &msg);
     let text = msg.text.clone();
-    let mut job = slash_job(&state, msg, form.response_url);
+    let mut job = slash_job(&state, msg, form.response_url, permit);
     if let Some(canonical) = later {
         job.finish_later();
         return working_on(&canonical);
@@ -191,7 +196,7 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
 }
 
 /// The work of a slash command, and its late delivery through the `response_url`.
-fn slash_job(state: &AppState, msg: Message, response_url: Option<String>) -> Job {
+fn slash_job(state: &AppState, msg: Message, response_url: Option<String>, permit: OwnedSemaphorePermit) -> Job {
     let sink = progress_sink(state, response_url.clone());
     let msg = Arc::new(msg);
     let (work_state, work_msg) = (state.clone(), msg.clone());
@@ -213,7 +218,7 @@ fn slash_job(state: &AppState, msg: Message, response_url: Option<String>) -> Jo
     let late: Late = Box::new(move |reply| {
         Box::pin(async move { deliver_late(&late_state, &msg, response_url.as_deref(), &reply).await })
     });
-    Job::new(work, late, state.tasks.clone())
+    Job::new(work, late, state.tasks.clone(), permit)
 }
 
 type Work = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -228,11 +233,13 @@ struct Job {
     work: Option<Work>,
     late: Option<Late>,
     tasks: super::http::Tasks,
+    /// Its place among the commands in flight, given back when the answer is delivered.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Job {
-    fn new(work: Work, late: Late, tasks: super::http::Tasks) -> Job {
-        Job { work: Some(work), late: Some(late), tasks }
+    fn new(work: Work, late: Late, tasks: super::http::Tasks, permit: OwnedSemaphorePermit) -> Job {
+        Job { work: Some(work), late: Some(late), tasks, permit: Some(permit) }
     }
 
     /// Runs the work to its end here. Dropping this future part-way leaves the rest in `work`.
@@ -252,9 +259,11 @@ impl Job {
             tracing::error!("runtime gone: a slash command's work was abandoned");
             return;
         }
+        let permit = self.permit.take();
         self.tasks.spawn(async move {
             let reply = work.await;
             late(reply).await;
+            drop(permit);
         });
     }
 }
@@ -375,7 +384,23 @@ pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap, bo
         _ => ev.thread_ts.clone(),
     };
     let text = ev.text.unwrap_or_default();
-    state.tasks.spawn(async move { answer_event(&work, &user, &channel, thread, &text).await });
+    let asked = Message { who: identity(&user), place: place(&channel, thread.as_deref()), text: text.clone() };
+    match state.admit(&asked).await {
+        Ok(permit) => state.tasks.spawn(async move {
+            let _permit = permit;
+            answer_event(&work, &user, &channel, thread, &text).await;
+        }),
+        Err(busy) => {
+            if let Some(notice) = state.notice_permit() {
+                state.tasks.spawn(async move {
+                    let _notice = notice;
+                    if let Err(e) = work.slack.post_message(&channel, thread.as_deref(), &blocks::render(&busy)).await {
+                        tracing::warn!(error = %e, "busy notice not posted");
+                    }
+                });
+            }
+        }
+    }
     StatusCode::OK.into_response()
 }
 
@@ -517,8 +542,12 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
             let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
                 return bad_request(&state, "slack", "button without an action id".into());
             };
+            let Some(permit) = admit_press(&state, &p).await else { return StatusCode::OK.into_response() };
             let work = state.clone();
-            state.tasks.spawn(async move { press_action(&work, p, &id).await });
+            state.tasks.spawn(async move {
+                let _permit = permit;
+                press_action(&work, p, &id).await;
+            });
             return StatusCode::OK.into_response();
         }
         other => {
@@ -529,9 +558,37 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
     let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
         return bad_request(&state, "slack", "button without a confirmation id".into());
     };
+    let Some(permit) = admit_press(&state, &p).await else { return StatusCode::OK.into_response() };
     let work = state.clone();
-    state.tasks.spawn(async move { answer_button(&work, p, answer, &id).await });
+    state.tasks.spawn(async move {
+        let _permit = permit;
+        answer_button(&work, p, answer, &id).await;
+    });
     StatusCode::OK.into_response()
+}
+
+/// A permit for a button press's work; when lazyops is busy, the presser is told so through
+/// the `response_url` (when there is room for the notice) and the press does nothing.
+async fn admit_press(state: &AppState, p: &BlockActions) -> Option<OwnedSemaphorePermit> {
+    let (who, place) = presser(p);
+    let pressed = p.actions.first().map_or("(button)", |a| a.action_id.as_str());
+    let asked = Message { who, place, text: format!("(button {pressed})") };
+    match state.admit(&asked).await {
+        Ok(permit) => Some(permit),
+        Err(busy) => {
+            if let (Some(notice), Some(url)) = (state.notice_permit(), p.response_url.clone()) {
+                let work = state.clone();
+                state.tasks.spawn(async move {
+                    let _notice = notice;
+                    let body = json!({"response_type": "ephemeral", "replace_original": false, "text": busy.headline});
+                    if let Err(e) = work.slack.respond(&url, &body).await {
+                        tracing::warn!(error = %e, "busy notice not posted");
+                    }
+                });
+            }
+            None
+        }
+    }
 }
 
 /// Who pressed a button, and where: the message's channel and thread.
@@ -640,7 +697,8 @@ mod tests {
         let record = got.clone();
         let late: Late =
             Box::new(move |reply| Box::pin(async move { record.lock().unwrap().push(reply.headline.clone()) }));
-        (Job::new(work, late, tasks.clone()), got)
+        let permit = Arc::new(tokio::sync::Semaphore::new(1)).try_acquire_owned().expect("a fresh permit");
+        (Job::new(work, late, tasks.clone(), permit), got)
     }
 
     #[tokio::test]
@@ -677,6 +735,22 @@ mod tests {
         let _ = request.await;
         tasks.idle().await;
         assert_eq!(*got.lock().unwrap(), ["finished"]);
+    }
+
+    #[tokio::test]
+    async fn the_permit_is_held_until_the_late_answer_is_delivered() {
+        let tasks = Tasks::default();
+        let slots = Arc::new(tokio::sync::Semaphore::new(1));
+        let permit = slots.clone().try_acquire_owned().expect("a fresh permit");
+        let work: Work = Box::pin(async { Reply::done("finished") });
+        let late: Late = Box::new(|_| Box::pin(tokio::time::sleep(Duration::from_millis(50))));
+        let mut job = Job::new(work, late, tasks.clone(), permit);
+        job.finish_later();
+        drop(job);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(slots.available_permits(), 0, "given back before the delivery ended");
+        tasks.idle().await;
+        assert_eq!(slots.available_permits(), 1);
     }
 
     #[test]

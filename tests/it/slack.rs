@@ -805,3 +805,43 @@ async fn a_checklist_item_is_ticked_with_its_button_announced_in_the_channel_and
     let text = all_text(&posts[posts.len() - 1].json());
     assert!(text.contains("changelog reviewed: ticked by slack:U0123ABC"), "{text}");
 }
+
+// --- load shedding ------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn past_max_in_flight_requests_are_answered_busy_and_audited_instead_of_queued() {
+    let slack = Fake::start(slack_ok).await;
+    let settings = Settings { ack_budget: Duration::ZERO, max_in_flight: 1, ..settings(&slack) };
+    let server = Server::start(workspace(&[]), settings).await;
+    // The one permit is held by a command whose late answer waits on a response_url that takes
+    // 3 s, then falls back to the Web API.
+    let slow = format!("{}/slow/respond", slack.url);
+    let v: Value = command(&server, &slash("U0123ABC", "whoami", &slow)).await.json().await.unwrap();
+    assert_eq!(v["text"], "working on `whoami`…");
+    let v: Value = command(&server, &slash("U0123ABC", "help", "http://127.0.0.1:9/x")).await.json().await.unwrap();
+    assert!(all_text(&v).contains("lazyops is busy, try again in a minute"), "{v}");
+    assert_eq!(v["response_type"], "ephemeral");
+    // An event is acknowledged and told so in its thread.
+    let mut ev: Value = serde_json::from_slice(&fixture("slack/event_callback.app_mention.json")).unwrap();
+    ev["event"]["text"] = json!("<@UBOT> whoami");
+    assert_eq!(event(&server, ev.to_string().as_bytes(), &[]).await.status(), 200);
+    let posted = slack.wait("/api/chat.postMessage", 1).await;
+    assert!(all_text(&posted[0].json()).contains("lazyops is busy"), "{}", posted[0].json());
+    let busy: Vec<_> = server.audit().await.into_iter().filter(|r| r.decision == "busy").collect();
+    assert_eq!(busy.len(), 2, "each busy answer is audited");
+    assert!(busy.iter().all(|r| r.outcome.as_deref() == Some("refused")));
+    // Once the first command has answered (its response_url times out after 1 s), the permit
+    // is back.
+    let mut answered = None;
+    for _ in 0..50 {
+        let v: Value =
+            command(&server, &slash("U0123ABC", "whoami", "http://127.0.0.1:9/x")).await.json().await.unwrap();
+        if !all_text(&v).contains("busy") {
+            answered = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let answered = answered.expect("the permit came back");
+    assert_eq!(answered["text"], "working on `whoami`…");
+}
