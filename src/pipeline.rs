@@ -393,7 +393,7 @@ impl Bot {
         let mut reply = Reply::new(Status::Confirm, format!("run `{canonical}`?")).command(canonical.clone());
         if req.tier != Tier::Grammar {
             reply = reply.text(format!(
-                "I understood your message as `{canonical}` ({} tier, confidence {:.2}).",
+                "Understood from your sentence by the {} tier (confidence {:.2}).",
                 req.tier.name(),
                 req.confidence
             ));

@@ -94,7 +94,7 @@ fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ActError> {
             vec![
                 Value::from(p.name.as_str()),
                 Value::from(p.ty.name()),
-                p.default.as_ref().map_or(Value::Null, |d| Value::from(d.to_string())),
+                Value::from(p.default.as_ref().map_or_else(|| "required".to_string(), |d| d.to_string())),
                 Value::from(if p.values.is_empty() {
                     p.help.clone()
                 } else {
@@ -111,11 +111,18 @@ fn describe(ctx: &Ctx<'_>, name: &str) -> Result<Reply, ActError> {
             note: None,
         });
     }
-    if !q.examples.is_empty() {
-        reply = reply.with(Block::List { items: q.examples.iter().map(|e| format!("\"{e}\"")).collect() });
+    // Examples as a person would type them: the training sentences with `{param}` holes (and
+    // the deliberate typos that come with them) are for the classifier, not for reading.
+    let examples: Vec<String> =
+        q.examples.iter().filter(|e| !e.contains('{')).take(MAX_EXAMPLES).map(|e| format!("\"{e}\"")).collect();
+    if !examples.is_empty() {
+        reply = reply.with(Block::List { items: examples });
     }
     Ok(reply.with(Block::Code { lang: Some("sql".into()), text: q.sql.clone() }))
 }
+
+/// How many example sentences `db describe` shows.
+const MAX_EXAMPLES: usize = 5;
 
 async fn query(ctx: &Ctx<'_>, name: &str, params: &Params, env: Option<&str>) -> Result<Reply, ActError> {
     let ws = ctx.bot.workspace();
@@ -124,10 +131,37 @@ async fn query(ctx: &Ctx<'_>, name: &str, params: &Params, env: Option<&str>) ->
     };
     let env = env.map_or_else(|| ws.config.default_env(), str::to_string);
     match run::checked(ctx.bot.pools(), &ws, q, params, &env).await {
+        Ok(out) if out.rows.is_empty() => {
+            let looked = format!("{} ({}), {}", out.target.database, out.target.env, duration(out.elapsed));
+            // The empty table keeps the columns for scripts (`--json`); the terminal skips it.
+            let table = Block::Table { columns: out.columns, rows: Vec::new().into(), note: None };
+            Ok(Reply::done(nothing_found(q, params)).text(format!("The query found no rows in {looked}.")).with(table))
+        }
         Ok(out) => Ok(query_reply(out, q.max_rows)),
         Err(e) if e.is_internal() => Err(ActError::Internal(e.to_string())),
         Err(e) => Err(ActError::User(e.to_string())),
     }
+}
+
+/// A zero-row answer as a sentence made of the query's name and values: "no failed payments
+/// since 2026-12-02" (the value of a parameter the name ends with follows it), "no user by id
+/// (user_id 7)". Secret values are not repeated.
+fn nothing_found(q: &crate::queries::file::QueryFile, params: &crate::command::Params) -> String {
+    let words: Vec<&str> = q.name.split(['-', '_']).filter(|w| !w.is_empty()).collect();
+    let mut out = format!("no {}", words.join(" "));
+    let mut rest = Vec::new();
+    for (name, value) in params {
+        let value = if q.param(name).is_some_and(|p| p.secret) { "(secret)".to_string() } else { value.to_string() };
+        if words.last().is_some_and(|w| w.eq_ignore_ascii_case(name)) {
+            out.push_str(&format!(" {value}"));
+        } else {
+            rest.push(format!("{name} {value}"));
+        }
+    }
+    if !rest.is_empty() {
+        out.push_str(&format!(" ({})", rest.join(", ")));
+    }
+    out
 }
 
 /// `3 rows from users (prod) in 1.2 ms`, the table, and a note when the row cap was hit.

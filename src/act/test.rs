@@ -129,11 +129,16 @@ async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
         .with(Block::Fields { fields: fields(&job) });
     if let Some(out) = job.output.as_deref().filter(|o| !o.trim().is_empty()) {
         let shown = tail(out);
-        reply = reply.with(Block::Code { lang: None, text: shown.to_string() });
-        if let Some(total) = job.output_bytes {
-            reply = reply
-                .text(format!("output: {total} bytes; the last {} shown", crate::schema::plural(shown.len(), "byte")));
-        }
+        // A label above the output: its size, and which part of it is shown when not all.
+        let total = job.output_bytes.and_then(|t| usize::try_from(t).ok());
+        let label = match total {
+            Some(t) if t <= out.len() && shown.len() == out.trim_end().len() => {
+                format!("output ({}):", crate::schema::plural(t, "byte"))
+            }
+            Some(t) => format!("output ({t} bytes), the last {}:", crate::schema::plural(shown.len(), "byte")),
+            None => "output:".to_string(),
+        };
+        reply = reply.text(label).with(Block::Code { lang: None, text: shown.to_string() });
     }
     Ok(reply)
 }

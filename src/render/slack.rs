@@ -255,7 +255,7 @@ fn pad(out: &mut String, c: char, n: usize) {
 
 fn block(b: &Block) -> Vec<Value> {
     match b {
-        Block::Text { text } => sections(&escape(text)),
+        Block::Text { text } => sections(&dates(&escape(text))),
         Block::Fields { fields } => fields
             .chunks(MAX_FIELDS)
             .map(|group| {
@@ -264,7 +264,10 @@ fn block(b: &Block) -> Vec<Value> {
                     .map(|(k, v)| {
                         let key = escape(&k.replace('*', ""));
                         let room = MAX_FIELD.saturating_sub(key.chars().count() + 3);
-                        json!({"type": "mrkdwn", "text": format!("*{key}*\n{}", cut(&escape(v), room))})
+                        let value = escape(v);
+                        let dated = dates(&value);
+                        let value = if width(&dated) <= room { dated } else { cut(&value, room) };
+                        json!({"type": "mrkdwn", "text": format!("*{key}*\n{value}")})
                     })
                     .collect();
                 json!({"type": "section", "fields": items})
@@ -273,6 +276,20 @@ fn block(b: &Block) -> Vec<Value> {
         Block::Table { columns, rows, note } => {
             let (text, head_len) = table_text(columns, rows);
             let mut out = code_sections(&text, Some(&text[..head_len]));
+            // A long result is one code block and a count, not a wall of blocks.
+            if out.len() > 1 {
+                // The first piece: its fence, header and rule, and the rows that fit.
+                let first = out[0]["text"]["text"].as_str().unwrap_or_default();
+                let shown = first.lines().count().saturating_sub(4).min(rows.len());
+                if shown > 0 {
+                    out.truncate(1);
+                    out.push(context(&format!(
+                        "{} more rows not shown ({shown} of {}); `lazyops run` in a terminal shows them all",
+                        rows.len() - shown,
+                        rows.len()
+                    )));
+                }
+            }
             if let Some(n) = note {
                 out.push(context(&escape(n)));
             }
@@ -296,19 +313,19 @@ fn block(b: &Block) -> Vec<Value> {
             out
         }
         Block::List { items } => {
-            let text: Vec<String> = items.iter().map(|i| format!("• {}", escape(i))).collect();
+            let text: Vec<String> = items.iter().map(|i| format!("• {}", dates(&escape(i)))).collect();
             sections(&text.join("\n"))
         }
     }
 }
 
+/// The buttons and how to answer without them; the headline already names the command.
 fn confirm_blocks(c: &PendingConfirm) -> Vec<Value> {
     let text = format!(
-        "Run `{}`? Press Confirm, or reply `confirm {}` (`cancel {}` drops it). Expires {}.",
-        code_text(&c.command),
+        "Press Confirm, or reply `confirm {}` (`cancel {}` drops it). Expires {}.",
         escape(&c.code),
         escape(&c.code),
-        escape(&c.expires_at)
+        dates(&escape(&c.expires_at))
     );
     vec![
         section(&cut(&text, MAX_SECTION)),
@@ -350,9 +367,47 @@ fn fallback(reply: &Reply) -> String {
     if text.is_empty() { "lazyops".to_string() } else { text }
 }
 
+/// The headline in bold (Slack's `header` block takes no mrkdwn, and headlines hold code),
+/// unless it is too long for one section.
+fn headline(reply: &Reply) -> Vec<Value> {
+    let text = dates(&escape(&reply.headline.replace('*', "")));
+    let mark = reply.status.mark();
+    if text.trim().is_empty() || width(&text) + mark.len() + 2 > MAX_SECTION || text.contains('\n') {
+        return sections(&format!("{mark}{text}"));
+    }
+    vec![section(&format!("{mark}*{}*", text.trim()))]
+}
+
+/// Times written as `2026-12-03T12:11:16Z` or `2026-12-03 12:11 UTC` as Slack date tokens, so
+/// each reader sees their own local time (the text after `|` is the fallback). Takes escaped
+/// text, outside code.
+fn dates(text: &str) -> String {
+    static TIME: std::sync::OnceLock<Option<regex_lite::Regex>> = std::sync::OnceLock::new();
+    let Some(re) = TIME
+        .get_or_init(|| {
+            regex_lite::Regex::new(r"\b(\d{4})-(\d{2})-(\d{2})(?:T| )(\d{2}):(\d{2})(?::(\d{2}))?(?:Z| UTC)").ok()
+        })
+        .as_ref()
+    else {
+        return text.to_string();
+    };
+    re.replace_all(text, |c: &regex_lite::Captures<'_>| {
+        let n = |i: usize| c.get(i).and_then(|m| m.as_str().parse::<u32>().ok()).unwrap_or(0);
+        let unix = time::Month::try_from(n(2) as u8)
+            .ok()
+            .and_then(|m| time::Date::from_calendar_date(n(1) as i32, m, n(3) as u8).ok())
+            .and_then(|d| d.with_hms(n(4) as u8, n(5) as u8, n(6) as u8).ok())
+            .map(|t| t.assume_utc().unix_timestamp());
+        match unix {
+            Some(u) => format!("<!date^{u}^{{date_short_pretty}} {{time}}|{}>", &c[0]),
+            None => c[0].to_string(),
+        }
+    })
+    .into_owned()
+}
+
 pub fn render(reply: &Reply) -> SlackMessage {
-    let headline = format!("{}{}", reply.status.mark(), escape(&reply.headline));
-    let mut blocks = sections(&headline);
+    let mut blocks = headline(reply);
     for b in &reply.blocks {
         blocks.extend(block(b));
     }
@@ -371,6 +426,14 @@ pub fn render(reply: &Reply) -> SlackMessage {
 /// The original confirmation message once answered: who answered and the outcome, no buttons.
 pub fn answered(outcome: &Reply, user_id: &str, confirmed: bool) -> SlackMessage {
     pressed(outcome, user_id, if confirmed { "Confirmed" } else { "Cancelled" })
+}
+
+/// The private confirmation prompt once confirmed, when the result went to the channel: one
+/// line, no buttons.
+pub fn confirmed_prompt(command: &str, user_id: &str) -> SlackMessage {
+    let user: String = user_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let text = cut(&format!("Confirmed by <@{user}>: `{}`", code_text(command)), MAX_SECTION);
+    SlackMessage { text: cut(&text, MAX_FALLBACK), blocks: vec![context(&text)] }
 }
 
 /// An outcome headed by who pressed the button that led to it ("Ticked by @ana").

@@ -8,7 +8,11 @@ use serde_json::Value;
 
 use super::reply::{Block, Reply, Status};
 
+/// Table cells are cut past this many characters in chat messages and comments...
 const CELL_MAX: usize = 60;
+/// ...and past this many in a terminal, so help's descriptions and most values show whole on
+/// a wide terminal.
+const TERMINAL_CELL_MAX: usize = 120;
 
 /// Removes control characters (ANSI escapes included) so nothing typed or stored by someone
 /// else can drive the user's terminal; newlines and tabs stay.
@@ -20,15 +24,19 @@ fn paint(text: &str, code: &str, color: bool) -> String {
     if color { format!("\u{1b}[{code}m{text}\u{1b}[0m") } else { text.to_string() }
 }
 
-/// A cell's text: NULL spelled out, numbers and booleans as JSON writes them, otherwise as
+/// A cell's text: an empty cell (SQL NULL) as `—`, numbers and booleans as JSON writes them, otherwise as
 /// `cell_str`.
 pub fn cell_text(v: &Value) -> Cow<'_, str> {
+    cell_text_max(v, CELL_MAX)
+}
+
+fn cell_text_max(v: &Value, max: usize) -> Cow<'_, str> {
     match v {
-        Value::Null => Cow::Borrowed("NULL"),
+        Value::Null => Cow::Borrowed("—"),
         Value::Bool(b) => Cow::Borrowed(if *b { "true" } else { "false" }),
         Value::Number(n) => Cow::Owned(n.to_string()),
-        Value::String(s) => cell_str(s),
-        other => Cow::Owned(cell_str(&other.to_string()).into_owned()),
+        Value::String(s) => cell_str_max(s, max),
+        other => Cow::Owned(cell_str_max(&other.to_string(), max).into_owned()),
     }
 }
 
@@ -36,21 +44,25 @@ pub fn cell_text(v: &Value) -> Cow<'_, str> {
 /// with an ellipsis. Borrows when none of that is needed (the common case: every transport
 /// renders every cell).
 pub fn cell_str(s: &str) -> Cow<'_, str> {
+    cell_str_max(s, CELL_MAX)
+}
+
+fn cell_str_max(s: &str, max: usize) -> Cow<'_, str> {
     // One pass over the bytes without an early exit, so it vectorises: anything below a space
     // or from DEL up (non-ASCII included) takes the careful path below.
     let unusual = s.bytes().fold(false, |acc, b| acc | !(b' '..0x7f).contains(&b));
-    if s.len() <= CELL_MAX && (!unusual || !s.chars().any(char::is_control)) {
+    if s.len() <= max && (!unusual || !s.chars().any(char::is_control)) {
         return Cow::Borrowed(s); // bytes >= chars, so it is short enough
     }
-    // One pass: line breaks become spaces, other controls go, and past `CELL_MAX` characters
+    // One pass: line breaks become spaces, other controls go, and past `max` characters
     // the last one kept becomes an ellipsis.
     let mut kept = s.chars().filter_map(|c| match c {
         '\n' | '\t' => Some(' '),
         c if c.is_control() => None,
         c => Some(c),
     });
-    let mut out = String::with_capacity(s.len().min(4 * CELL_MAX));
-    out.extend(kept.by_ref().take(CELL_MAX - 1));
+    let mut out = String::with_capacity(s.len().min(4 * max));
+    out.extend(kept.by_ref().take(max - 1));
     match (kept.next(), kept.next()) {
         (Some(last), None) => out.push(last),
         (Some(_), Some(_)) => out.push('…'),
@@ -84,13 +96,15 @@ pub fn render(reply: &Reply, color: bool) -> String {
                     out.push_str(&format!("  {}  {}\n", paint(&key, "2", color), clean(v)));
                 }
             }
+            // A reply with no rows says so in a sentence; an empty grid adds nothing.
+            Block::Table { rows, note: None, .. } if rows.is_empty() => {}
             Block::Table { columns, rows, note } => {
                 let mut t = Table::new();
                 t.load_style(if color { presets::UTF8_FULL_CONDENSED } else { presets::ASCII_FULL_CONDENSED });
                 t.set_content_arrangement(ContentArrangement::Disabled);
                 t.set_header(columns.iter().map(|c| clean(c)));
                 for r in rows.iter() {
-                    t.add_row(r.iter().map(cell_text));
+                    t.add_row(r.iter().map(|v| cell_text_max(v, TERMINAL_CELL_MAX)));
                 }
                 out.push_str(&t.to_string());
                 out.push('\n');

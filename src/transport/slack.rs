@@ -87,20 +87,14 @@ struct SlashCommand {
     ssl_check: Option<String>,
 }
 
-/// The canonical text of a command that will run at once and is known to be slow (it talks
-/// to a database, a deploy target, CI or Reddit), so the slash command acknowledges first.
+/// The canonical text of a command that will run at once and reports its progress (a release
+/// checklist), so the slash command acknowledges first and the progress replaces that. Any
+/// other command answers in the HTTP response when it is done within the ack budget (a 1 ms
+/// query is not "working on it…" first), and later only when it is not.
 fn answers_later(state: &AppState, msg: &Message) -> Option<String> {
     let ws = state.bot.workspace();
     let cmd = crate::understand::typed_command(msg.text.trim(), &ws.catalog)?;
-    let slow = matches!(
-        cmd.kind(),
-        CommandKind::DbQuery
-            | CommandKind::DbSchemaCheck
-            | CommandKind::DeployVersion
-            | CommandKind::ReleaseCheck
-            | CommandKind::TestRun
-            | CommandKind::Meme
-    );
+    let slow = matches!(cmd.kind(), CommandKind::ReleaseCheck);
     let runs_now =
         matches!(policy::decide(&ws.config, &msg.who, &msg.place, &cmd), Decision::Allowed { confirm: false, .. });
     (slow && runs_now).then(|| cmd.to_string())
@@ -644,6 +638,10 @@ async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &s
     }
     state.metrics.confirmation(if answer == Answer::Confirm { "confirmed" } else { "cancelled" });
     state.observe(&outcome);
+    if answer == Answer::Confirm && for_the_channel(&outcome) {
+        publish_confirmed(state, &p, &who, &here, &outcome).await;
+        return;
+    }
     let msg = blocks::answered(&outcome, user, answer == Answer::Confirm);
     let body = json!({"replace_original": true, "text": msg.text, "blocks": msg.blocks});
     let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
@@ -659,6 +657,35 @@ async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &s
     if let Err(e) = second {
         state.metrics.error("slack_api");
         state.undelivered(&who, &here, outcome.command.as_deref(), &e.to_string()).await;
+    }
+}
+
+/// A confirmed command's result goes where a typed one's would (the channel), saying who asked
+/// for it; the private prompt becomes one line saying who confirmed what.
+async fn publish_confirmed(state: &AppState, p: &BlockActions, who: &Identity, here: &Place, outcome: &Reply) {
+    let user = p.user.id.as_str();
+    let prompt = blocks::confirmed_prompt(outcome.command.as_deref().unwrap_or_default(), user);
+    let body = json!({"replace_original": true, "text": prompt.text, "blocks": prompt.blocks});
+    if let Err(e) = state.slack.respond_if_given(p.response_url.as_deref(), &body).await {
+        // The prompt stays as it was; the result still goes out below.
+        state.metrics.error("slack_api");
+        tracing::warn!(error = %e, "confirmed prompt not replaced");
+    }
+    let msg = blocks::pressed(outcome, user, "Requested");
+    let body =
+        json!({"response_type": "in_channel", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
+    let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
+    let Err(first) = first else { return };
+    state.metrics.error("slack_api");
+    let thread = p.message.as_ref().and_then(|m| m.thread_ts.as_deref());
+    let second = if here.channel.is_empty() {
+        Err(first)
+    } else {
+        state.slack.post_message(&here.channel, thread, &msg).await.map(|_| ())
+    };
+    if let Err(e) = second {
+        state.metrics.error("slack_api");
+        state.undelivered(who, here, outcome.command.as_deref(), &e.to_string()).await;
     }
 }
 

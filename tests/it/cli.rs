@@ -266,3 +266,36 @@ fn a_missing_version_source_is_a_plain_sentence_and_its_config_advice_goes_to_ch
     let log = std::fs::read_to_string(ws.path().join("lazyops.log")).expect("log");
     assert!(log.contains("[services.ledger.version.dev]"), "{log}");
 }
+
+#[test]
+fn output_reads_as_sentences_without_null_placeholders_or_cut_descriptions() {
+    let ws = Ws::new();
+    // A zero-row answer says so in a sentence.
+    let none = ws.run("alice", &["run", "db query failed-payments-since since=2030-01-01"]);
+    assert_eq!(none.code, 0, "{}", none.stdout);
+    assert!(none.stdout.starts_with("no failed payments since 2030-01-01\n"), "{}", none.stdout);
+    // An empty cell is a dash, never NULL.
+    ws.write("queries/with-gap.sql", "-- name: with-gap\n-- database: users\nSELECT 1 AS id, NULL AS note\n");
+    let gap = ws.run("alice", &["run", "db query with-gap"]);
+    assert!(gap.stdout.contains("| 1  | —    |"), "{}", gap.stdout);
+    assert!(!gap.stdout.contains("NULL"), "{}", gap.stdout);
+    // describe: "required", and only examples without placeholders (the typo'd training ones have them).
+    let d = ws.run("alice", &["run", "db describe failed-payments-since"]);
+    assert!(d.stdout.contains("| since | date | required |"), "{}", d.stdout);
+    for bad in ["NULL", "{since}", "paymnets"] {
+        assert!(!d.stdout.contains(bad), "{bad} in {}", d.stdout);
+    }
+    // help's descriptions are whole.
+    let help = ws.run("alice", &["run", "help"]);
+    assert!(help.stdout.contains("run a predefined read-only query with typed, bound parameters"), "{}", help.stdout);
+    assert!(!help.stdout.contains('…'), "{}", help.stdout);
+    // A test run's whole output is labelled with its size, not "the last N bytes shown".
+    ws.write("suites/hello.sh", "echo hello\n");
+    let mut cfg = std::fs::read_to_string(ws.config()).expect("config");
+    cfg.push_str("\n[suites.hello]\ncommand = [\"sh\", \"suites/hello.sh\"]\n");
+    std::fs::write(ws.config(), cfg).expect("config");
+    let ran = ws.run("alice", &["run", "--yes", "test run hello"]);
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let status = ws.run("alice", &["run", "test status 1"]);
+    assert!(status.stdout.contains("output (6 bytes):\n    hello\n"), "{}", status.stdout);
+}

@@ -875,7 +875,7 @@ fn a_suite_that_prints_100_mb_keeps_only_the_end_of_its_output() {
         &s,
         &[
             "THE-END",
-            "output: 100000009 bytes; the last 4000 bytes shown",
+            "output (100000009 bytes), the last 4000 bytes:",
             "output was 100000009 bytes, the last 65536 kept",
         ],
     );

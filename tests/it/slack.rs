@@ -242,15 +242,29 @@ async fn help_is_answered_in_the_http_response_as_ephemeral_block_kit_with_an_au
 }
 
 #[tokio::test]
-async fn a_slow_command_says_working_on_it_and_posts_the_result_to_the_response_url() {
+async fn a_quick_query_is_answered_in_the_http_response_for_the_channel() {
     let (server, slack) = start(&[]).await;
+    let resp =
+        command(&server, &slash("U0123ABC", "db query user-by-id 42", &format!("{}/respond/1", slack.url))).await;
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["response_type"], "in_channel", "{v}");
+    assert!(!all_text(&v).contains("working on"), "{v}");
+    assert!(all_text(&v).contains("```"), "the row is in the answer: {v}");
+    slack.none("/respond/1").await;
+    assert_eq!(server.audit().await[0].command.as_deref(), Some("db query user-by-id user_id=42"));
+}
+
+#[tokio::test]
+async fn a_command_past_the_ack_budget_says_working_on_it_and_posts_the_result_to_the_response_url() {
+    let slack = Fake::start(slack_ok).await;
+    let server = Server::start(workspace(&[]), Settings { ack_budget: Duration::ZERO, ..settings(&slack) }).await;
     let started = std::time::Instant::now();
     let resp =
         command(&server, &slash("U0123ABC", "db query user-by-id 42", &format!("{}/respond/1", slack.url))).await;
     assert!(started.elapsed() < Duration::from_millis(1500), "acknowledged at once");
     let v: Value = resp.json().await.unwrap();
     assert_eq!(v["response_type"], "ephemeral");
-    assert_eq!(v["text"], "working on `db query user-by-id user_id=42`…");
+    assert_eq!(v["text"], "working on `db query user-by-id 42`…");
     let posted = slack.wait("/respond/1", 1).await;
     let body = posted[0].json();
     assert_eq!(body["replace_original"], false);
@@ -325,7 +339,8 @@ async fn an_ssl_check_is_answered_empty() {
 
 #[tokio::test]
 async fn a_response_url_that_is_down_falls_back_to_the_web_api() {
-    let (server, slack) = start(&[]).await;
+    let slack = Fake::start(slack_ok).await;
+    let server = Server::start(workspace(&[]), Settings { ack_budget: Duration::ZERO, ..settings(&slack) }).await;
     // A query result is for the channel, so the fallback is chat.postMessage.
     let resp = command(&server, &slash("U0123ABC", "db query user-by-id 42", "http://127.0.0.1:9/down")).await;
     assert_eq!(resp.status(), 200);
@@ -350,7 +365,8 @@ async fn a_command_that_outlives_the_ack_budget_answers_later_and_falls_back_to_
 
 #[tokio::test]
 async fn a_slow_response_url_times_out_and_falls_back_to_the_web_api() {
-    let (server, slack) = start(&[]).await;
+    let slack = Fake::start(slack_ok).await;
+    let server = Server::start(workspace(&[]), Settings { ack_budget: Duration::ZERO, ..settings(&slack) }).await;
     let url = format!("{}/slow/respond", slack.url);
     command(&server, &slash("U0123ABC", "db query user-by-id 42", &url)).await;
     slack.wait("/api/chat.postMessage", 1).await;
@@ -569,6 +585,24 @@ async fn confirm_button_runs_the_command_and_updates_the_original_with_who_confi
 }
 
 #[tokio::test]
+async fn a_confirmed_result_goes_to_the_channel_saying_who_asked_and_the_prompt_says_who_confirmed() {
+    let (server, slack) = start(&["db query *"]).await;
+    let id = pending(&server, &slack, "U0123ABC").await;
+    let url = format!("{}/respond/button", slack.url);
+    press(&server, &button("lazyops_confirm", &id, "U0123ABC", &url)).await;
+    let posted = slack.wait("/respond/button", 2).await;
+    let prompt = posted[0].json();
+    assert_eq!(prompt["replace_original"], true, "{prompt}");
+    assert_eq!(prompt["text"], "Confirmed by <@U0123ABC>: `db query user-by-id user_id=42`", "{prompt}");
+    assert!(!all_text(&prompt).contains("```"), "the result is not in the private prompt: {prompt}");
+    let result = posted[1].json();
+    assert_eq!(result["response_type"], "in_channel", "{result}");
+    assert_eq!(result["replace_original"], false, "{result}");
+    assert!(result["text"].as_str().unwrap_or("").starts_with("Requested by <@U0123ABC>"), "{result}");
+    assert!(all_text(&result).contains("```"), "the rows: {result}");
+}
+
+#[tokio::test]
 async fn cancel_button_drops_the_command() {
     let (server, slack) = start(&["db query *"]).await;
     let id = pending(&server, &slack, "U0123ABC").await;
@@ -600,11 +634,12 @@ async fn a_used_confirmation_cannot_run_twice() {
     let id = pending(&server, &slack, "U0123ABC").await;
     let url = format!("{}/respond/button", slack.url);
     press(&server, &button("lazyops_confirm", &id, "U0123ABC", &url)).await;
-    slack.wait("/respond/button", 1).await;
+    // The prompt replaced, and the result in the channel.
+    slack.wait("/respond/button", 2).await;
     press(&server, &button("lazyops_confirm", &id, "U0123ABC", &url)).await;
     let eph = slack.wait("/api/chat.postEphemeral", 1).await[0].json();
     assert!(eph["text"].as_str().unwrap().contains("already confirmed"), "{eph}");
-    assert_eq!(slack.to("/respond/button").len(), 1);
+    assert_eq!(slack.to("/respond/button").len(), 2);
     let ran = server.audit().await.into_iter().filter(|r| r.decision == "confirmed").count();
     assert_eq!(ran, 1);
 }
@@ -669,7 +704,8 @@ async fn healthz_and_metrics_answer() {
 
 #[tokio::test]
 async fn shutdown_finishes_work_already_acknowledged() {
-    let (mut server, slack) = start(&[]).await;
+    let slack = Fake::start(slack_ok).await;
+    let mut server = Server::start(workspace(&[]), Settings { ack_budget: Duration::ZERO, ..settings(&slack) }).await;
     let url = format!("{}/slow/respond", slack.url);
     let v: Value = command(&server, &slash("U0123ABC", "db query user-by-id 42", &url)).await.json().await.unwrap();
     assert!(v["text"].as_str().unwrap().starts_with("working on"));

@@ -123,20 +123,51 @@ fn long_text_is_split_into_sections_of_at_most_3000_characters() {
 }
 
 #[test]
-fn a_long_table_is_split_and_every_piece_repeats_the_header() {
-    let rows: Vec<_> = (0..400).map(|i| vec![Value::from(i), Value::from(format!("user{i}@example.com"))]).collect();
-    let reply = Reply::done("400 rows").with(Block::Table {
-        columns: vec!["id".into(), "email".into()],
+fn a_long_table_is_one_code_block_and_a_count_of_the_rows_not_shown() {
+    let rows: Vec<_> = (0..118)
+        .map(|i| {
+            let email = format!("customer.number{i}@example.com");
+            vec![Value::from(i), Value::from(email), Value::from("2026-11-20T14:03:00Z"), Value::from("failed")]
+        })
+        .collect();
+    let reply = Reply::done("118 rows").with(Block::Table {
+        columns: vec!["id".into(), "email".into(), "created_at".into(), "status".into()],
         rows: rows.into(),
         note: None,
     });
     let msg = check(&reply);
-    assert!(msg.blocks.len() > 3);
-    for b in &msg.blocks[1..] {
-        let t = b["text"]["text"].as_str().unwrap();
-        assert!(t.starts_with("```\nid   email"), "{t}");
-        assert!(t.ends_with("\n```"));
-    }
+    assert_eq!(msg.blocks.len(), 3, "headline, one code block, the count: {:?}", msg.blocks);
+    let t = msg.blocks[1]["text"]["text"].as_str().unwrap();
+    assert!(t.starts_with("```\nid   email") && t.ends_with("\n```"), "{t}");
+    assert!(t.chars().count() <= MAX_SECTION);
+    let shown = t.lines().count() - 4;
+    let count = msg.blocks[2]["elements"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        count,
+        format!("{} more rows not shown ({shown} of 118); `lazyops run` in a terminal shows them all", 118 - shown)
+    );
+}
+
+#[test]
+fn a_headline_is_bold_and_times_are_date_tokens_each_reader_sees_in_local_time() {
+    let msg = check(&Reply::done("deployed 2026-11-20 14:03 UTC (3 days ago)").text("expires 2026-12-03T12:11:16Z"));
+    assert_eq!(
+        msg.blocks[0]["text"]["text"],
+        "*deployed <!date^1795183380^{date_short_pretty} {time}|2026-11-20 14:03 UTC> (3 days ago)*"
+    );
+    assert_eq!(
+        msg.blocks[1]["text"]["text"],
+        "expires <!date^1796299876^{date_short_pretty} {time}|2026-12-03T12:11:16Z>"
+    );
+    let code = check(&Reply::done("x").with(Block::Code { lang: None, text: "2026-12-03T12:11:16Z".into() }));
+    assert!(!code.blocks[1]["text"]["text"].as_str().unwrap().contains("<!date"), "code stays as written");
+}
+
+#[test]
+fn a_confirmation_names_its_command_once() {
+    let msg = check(&confirm_reply());
+    let all: String = msg.blocks.iter().filter_map(|b| b["text"]["text"].as_str()).collect();
+    assert_eq!(all.matches("test run smoke staging").count(), 1, "{all}");
 }
 
 #[test]
