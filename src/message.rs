@@ -36,6 +36,19 @@ impl Identity {
         Identity(format!("{}:{clean}", transport.name()))
     }
 
+    /// An identity as stored (`local:alice`), for acting on behalf of someone later.
+    pub fn parse(stored: &str) -> Option<Identity> {
+        let (transport, name) = stored.split_once(':')?;
+        let transport = match transport {
+            "local" => Transport::Local,
+            "slack" => Transport::Slack,
+            "github" => Transport::Github,
+            _ => return None,
+        };
+        let id = Identity::new(transport, name);
+        (id.as_str() == stored).then_some(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -57,7 +57,8 @@ fn for_the_channel(reply: &Reply) -> bool {
         .as_deref()
         .and_then(|c| c.split_whitespace().next())
         .is_some_and(|w| ["help", "whoami", "explain", "audit"].contains(&w));
-    reply.public && reply.status == Status::Done && !personal
+    // An approval card is for the approvers it mentions.
+    reply.status == Status::AwaitingApproval || (reply.public && reply.status == Status::Done && !personal)
 }
 
 /// A slash command's answer, serialised straight from the rendered message (no copy of the

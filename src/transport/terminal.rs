@@ -184,7 +184,16 @@ pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), Readl
             }
         }
     });
+    // What became of this user's approval requests, told at the next prompt: the approver
+    // is usually another process (`lazyops chat --as bob`), so the state store is asked.
+    let mut news_since = crate::store::now_ms();
     loop {
+        let _ = bot.expire_approvals(Some(&Place::terminal())).await;
+        let (news, since) = bot.approval_news(who, &Place::terminal(), news_since).await;
+        news_since = since;
+        for n in &news {
+            show(&terminal::render(n, color));
+        }
         let line = match input.read("lazyops> ") {
             Ok(Some(line)) => line,
             Ok(None) => break,
