@@ -24,7 +24,9 @@ use super::http::{AppState, bad_request};
 use crate::decide::policy::{self, Decision};
 use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::Options;
-use crate::render::slack::{self as blocks, CANCEL_ACTION, CONFIRM_ACTION, REPLY_ACTION, SlackMessage};
+use crate::render::slack::{
+    self as blocks, APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION, REPLY_ACTION, SlackMessage,
+};
 use crate::render::{Reply, Status};
 use crate::spec::CommandKind;
 use crate::store::confirm::Answer;
@@ -513,6 +515,15 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
         return bad_request(&state, "slack", "block_actions without actions".into());
     };
     let answer = match action.action_id.as_str() {
+        APPROVE_ACTION | REJECT_ACTION => {
+            let approve = action.action_id == APPROVE_ACTION;
+            let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
+                return bad_request(&state, "slack", "button without an approval id".into());
+            };
+            let work = state.clone();
+            state.tasks.spawn(async move { answer_approval(&work, p, approve, &id).await });
+            return StatusCode::OK.into_response();
+        }
         CONFIRM_ACTION => Answer::Confirm,
         CANCEL_ACTION => Answer::Cancel,
         reply_action if reply_action.starts_with(REPLY_ACTION) => {
@@ -600,6 +611,35 @@ async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &s
             state.slack.update(c, ts, &msg).await
         }
         _ => Err(first),
+    };
+    if let Err(e) = second {
+        state.metrics.error("slack_api");
+        state.undelivered(&who, &here, outcome.command.as_deref(), &e.to_string()).await;
+    }
+}
+
+/// An Approve or Reject button on an approval card: any approver may press it (the pipeline
+/// judges who); a vote, a rejection or the command's result is said in the channel with who
+/// pressed, a refusal only to the presser.
+async fn answer_approval(state: &AppState, p: BlockActions, approve: bool, id: &str) {
+    let (who, here) = presser(&p);
+    let outcome = state.bot.answer_approval(id, &who, &here, approve).await;
+    if matches!(outcome.status, Status::Refused | Status::Failed) && outcome.mention.is_empty() {
+        tell_presser(state, &p, &who, &here, &outcome).await;
+        return;
+    }
+    state.observe(&outcome);
+    let msg = blocks::pressed(&outcome, &p.user.id, if approve { "Approved" } else { "Rejected" });
+    let body =
+        json!({"response_type": "in_channel", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
+    let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
+    let Err(first) = first else { return };
+    state.metrics.error("slack_api");
+    let thread = p.message.as_ref().and_then(|m| m.thread_ts.as_deref());
+    let second = if here.channel.is_empty() {
+        Err(first)
+    } else {
+        state.slack.post_message(&here.channel, thread, &msg).await.map(|_| ())
     };
     if let Err(e) = second {
         state.metrics.error("slack_api");
