@@ -143,6 +143,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stored_identities_parse_back_and_odd_ones_do_not() {
+        assert_eq!(Identity::parse("slack:U1"), Some(Identity::new(Transport::Slack, "U1")));
+        assert_eq!(Identity::parse("local:alice"), Some(Identity::new(Transport::Local, "alice")));
+        assert_eq!(Identity::parse("irc:alice"), None);
+        assert_eq!(Identity::parse("local:al ice"), None, "not what Identity::new would make");
+        assert_eq!(Identity::parse("alice"), None);
+    }
+
+    #[test]
     fn identities_drop_odd_characters() {
         assert_eq!(Identity::new(Transport::Local, "al ice\u{1b}[31m;").as_str(), "local:alice31m");
         assert_eq!(Identity::new(Transport::Slack, "").as_str(), "slack:unknown");

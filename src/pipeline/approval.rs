@@ -22,6 +22,8 @@ use crate::workspace::Workspace;
 const EXPIRE_BATCH: i64 = 100;
 /// Decided requests told per look (`approval_news`).
 const NEWS_BATCH: i64 = 20;
+/// Requests one person may have waiting at once; past it they are told to wait.
+const MAX_WAITING: i64 = 20;
 
 /// A request judged against today's config, ready for a vote.
 struct Judged<'w> {
@@ -69,6 +71,17 @@ impl Bot {
 
     async fn ask_approval(&self, ws: &Workspace, req: &Request<'_>, command: &Command, rule: Rule<'_>) -> Reply {
         let canonical = command.to_string();
+        match self.store.pending_approvals_of(req.who.as_str(), now_ms()).await {
+            Ok(n) if n >= MAX_WAITING => {
+                let _ = self.audit(req, Some(command), "refused", None).await;
+                return refused(format!(
+                    "busy: you have {n} requests waiting for approval; wait for answers or let some expire"
+                ))
+                .command(canonical);
+            }
+            Ok(_) => {}
+            Err(e) => return Reply::failed(e.to_string()).command(canonical),
+        }
         let mut blocks = Vec::new();
         if let Command::DbSql { database, sql, env } = command {
             match crate::act::sql::review(self.pools(), ws, database, env, sql).await {

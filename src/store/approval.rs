@@ -181,6 +181,18 @@ impl Store {
         Err(StoreError::Query("no unambiguous approval code after 8 tries; too many pending approvals".into()))
     }
 
+    /// How many of `requester`'s requests still wait, to bound them.
+    pub async fn pending_approvals_of(&self, requester: &str, now: i64) -> Result<i64, StoreError> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM approvals WHERE requester = $1 AND state = 'pending' AND expires_at > $2",
+        )
+        .bind(requester)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n)
+    }
+
     /// The newest request with this code (any state, so a late `approve` hears what became of it).
     pub async fn approval_by_code(&self, code: &str) -> Result<Option<Approval>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM approvals WHERE code = $1 ORDER BY created_at DESC LIMIT 1");

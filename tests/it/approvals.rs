@@ -376,3 +376,30 @@ fn db_sql_without_an_approval_rule_is_refused_at_once() {
     assert_eq!(r.code, 1);
     assert!(r.stdout.contains("no approval rule of your team covers it"), "{}", r.stdout);
 }
+
+#[tokio::test]
+async fn a_command_that_needs_confirmation_is_confirmed_by_its_requester_then_approved() {
+    let ws = ws_with(1, 3600);
+    ws.edit("lazyops.toml", "confirm = [\"todo done *\"]", "confirm = [\"todo *\"]");
+    let bot = bot_for(&ws).await;
+    let asked = say(&bot, local("alice", "todo add \"confirm then approve\"")).await;
+    assert_eq!(asked.status, Status::Confirm, "{asked:?}");
+    let confirmed = say(&bot, local("alice", &format!("confirm {}", asked.confirm.expect("pending").code))).await;
+    assert_eq!(confirmed.status, Status::AwaitingApproval, "confirming does not skip the approval: {confirmed:?}");
+    assert_eq!(todo_count(&bot).await, 0);
+    let code = confirmed.approval.expect("an approval request").code;
+    assert_eq!(say(&bot, local("bob", &format!("approve {code}"))).await.status, Status::Done);
+    assert_eq!(todo_count(&bot).await, 1);
+}
+
+#[tokio::test]
+async fn one_person_may_have_twenty_requests_waiting_and_the_next_is_refused_as_busy() {
+    let ws = ws_with(1, 3600);
+    let bot = bot_for(&ws).await;
+    for i in 0..20 {
+        ask(&bot, &format!("item {i}")).await;
+    }
+    refused_with(&say(&bot, local("alice", "todo add \"one too many\"")).await, "busy: you have 20 requests waiting");
+    let bob = say(&bot, local("bob", "todo add \"bob is not busy\"")).await;
+    assert_eq!(bob.status, Status::AwaitingApproval);
+}
