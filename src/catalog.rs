@@ -29,6 +29,8 @@ pub struct Catalog {
     pub queries: BTreeMap<String, QueryFile>,
     pub suites: Vec<String>,
     pub templates: BTreeMap<String, TemplateSig>,
+    /// Target databases (`[databases]`), for `db sql`.
+    pub databases: Vec<String>,
 }
 
 /// A name that did not resolve, with the closest known one if any is close.
@@ -59,6 +61,13 @@ impl Catalog {
             return Ok(lower);
         }
         Err(Unknown { hint: closest(self.suites.iter().map(String::as_str), given) })
+    }
+
+    pub fn resolve_database(&self, given: &str) -> Result<String, Unknown> {
+        match self.databases.iter().find(|d| d.eq_ignore_ascii_case(given)) {
+            Some(d) => Ok(d.clone()),
+            None => Err(Unknown { hint: closest(self.databases.iter().map(String::as_str), given) }),
+        }
     }
 
     pub fn resolve_template(&self, given: &str) -> Result<&TemplateSig, Unknown> {

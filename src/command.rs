@@ -28,6 +28,14 @@ pub enum Command {
     Cancel {
         code: String,
     },
+    Approve {
+        code: String,
+    },
+    Reject {
+        code: String,
+        reason: Option<String>,
+    },
+    Approvals,
     Audit {
         since: Option<time::Date>,
         who: Option<String>,
@@ -44,6 +52,13 @@ pub enum Command {
     },
     DbSchemaCheck {
         service: String,
+        env: String,
+    },
+    /// Ad-hoc read-only SQL; the environment is always written out, so an approval of the
+    /// text is an approval of one target even if the default environment changes.
+    DbSql {
+        database: String,
+        sql: String,
         env: String,
     },
     DeployVersion {
@@ -97,11 +112,15 @@ impl Command {
             Command::Explain { .. } => K::Explain,
             Command::Confirm { .. } => K::Confirm,
             Command::Cancel { .. } => K::Cancel,
+            Command::Approve { .. } => K::Approve,
+            Command::Reject { .. } => K::Reject,
+            Command::Approvals => K::Approvals,
             Command::Audit { .. } => K::Audit,
             Command::DbList => K::DbList,
             Command::DbDescribe { .. } => K::DbDescribe,
             Command::DbQuery { .. } => K::DbQuery,
             Command::DbSchemaCheck { .. } => K::DbSchemaCheck,
+            Command::DbSql { .. } => K::DbSql,
             Command::DeployVersion { .. } => K::DeployVersion,
             Command::ReleaseCheck { .. } => K::ReleaseCheck,
             Command::TestRun { .. } => K::TestRun,
@@ -168,9 +187,15 @@ impl fmt::Display for Command {
                     write!(f, " {topic}")?;
                 }
             }
-            Command::Whoami | Command::DbList | Command::TestList | Command::TodoList => {}
+            Command::Whoami | Command::DbList | Command::TestList | Command::TodoList | Command::Approvals => {}
             Command::Explain { text } | Command::TodoAdd { text } => write!(f, " {}", always_quote(text))?,
-            Command::Confirm { code } | Command::Cancel { code } => write!(f, " {code}")?,
+            Command::Confirm { code } | Command::Cancel { code } | Command::Approve { code } => write!(f, " {code}")?,
+            Command::Reject { code, reason } => {
+                write!(f, " {code}")?;
+                if let Some(r) = reason {
+                    write!(f, " {}", always_quote(r))?;
+                }
+            }
             Command::Audit { since, who } => {
                 if let Some(d) = since {
                     write!(f, " --since {}", ParamValue::Date(*d))?;
@@ -186,6 +211,9 @@ impl fmt::Display for Command {
                 if let Some(env) = env {
                     write!(f, " --env {env}")?;
                 }
+            }
+            Command::DbSql { database, sql, env } => {
+                write!(f, " {} {} --env {env}", quote(database), always_quote(sql))?
             }
             Command::DbSchemaCheck { service, env }
             | Command::DeployVersion { service, env }

@@ -44,6 +44,8 @@ pub struct BotConfig {
     pub manifests_dir: String,
     /// How long a pending confirmation waits, in seconds.
     pub confirm_ttl_secs: u64,
+    /// How long a request waits for its approvals, in seconds.
+    pub approval_ttl_secs: u64,
     /// Audit rows older than this are deleted at start-up.
     pub audit_retention_days: u32,
     /// Longer messages are refused, not truncated.
@@ -68,6 +70,7 @@ impl Default for BotConfig {
             prompts_dir: "prompts".into(),
             manifests_dir: "manifests".into(),
             confirm_ttl_secs: 600,
+            approval_ttl_secs: 3600,
             audit_retention_days: 90,
             max_message_bytes: 4096,
             query_timeout_ms: 5000,
@@ -324,6 +327,29 @@ pub struct TeamConfig {
     pub subreddits: Vec<String>,
     #[serde(default)]
     pub roles: IndexMap<String, RoleConfig>,
+    /// Commands that wait for colleagues' approval (`[[teams.X.approval]]`), first match wins.
+    #[serde(default)]
+    pub approval: Vec<ApprovalRule>,
+}
+
+/// `[[teams.X.approval]]`: commands matching `commands` wait for `count` distinct `approvers`
+/// (never the requester) before they run.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRule {
+    /// Command patterns, as in `allow`.
+    pub commands: Vec<String>,
+    /// Identities (`slack:U0123`, `local:bob`) or `role:NAME` of this team.
+    pub approvers: Vec<String>,
+    /// Distinct approvers needed.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// A Slack user group (`S0123ABC`) the approval card mentions, besides the approvers.
+    pub slack_group: Option<String>,
+}
+
+fn one() -> u32 {
+    1
 }
 
 fn default_subreddits() -> Vec<String> {

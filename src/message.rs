@@ -36,6 +36,19 @@ impl Identity {
         Identity(format!("{}:{clean}", transport.name()))
     }
 
+    /// An identity as stored (`local:alice`), for acting on behalf of someone later.
+    pub fn parse(stored: &str) -> Option<Identity> {
+        let (transport, name) = stored.split_once(':')?;
+        let transport = match transport {
+            "local" => Transport::Local,
+            "slack" => Transport::Slack,
+            "github" => Transport::Github,
+            _ => return None,
+        };
+        let id = Identity::new(transport, name);
+        (id.as_str() == stored).then_some(id)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -128,6 +141,15 @@ pub struct Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_identities_parse_back_and_odd_ones_do_not() {
+        assert_eq!(Identity::parse("slack:U1"), Some(Identity::new(Transport::Slack, "U1")));
+        assert_eq!(Identity::parse("local:alice"), Some(Identity::new(Transport::Local, "alice")));
+        assert_eq!(Identity::parse("irc:alice"), None);
+        assert_eq!(Identity::parse("local:al ice"), None, "not what Identity::new would make");
+        assert_eq!(Identity::parse("alice"), None);
+    }
 
     #[test]
     fn identities_drop_odd_characters() {

@@ -1,7 +1,10 @@
 //! The one flow: a `Message` is understood, decided (policy, confirmation), acted on by a
 //! plugin and answered with a `Reply`, with an audit row written before anything runs.
 //! Every transport calls [`Bot::handle`] (and [`Bot::answer`] for buttons); nothing executes
-//! except through [`Bot::run`], which only this module calls.
+//! except through [`Bot::run`], which only this module calls. A command a team's rule says
+//! colleagues must approve waits in the state store until they do (`approval`).
+
+mod approval;
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -70,6 +73,8 @@ struct Request<'a> {
     confidence: f32,
     /// What the LLM tier did for this message, for the audit row.
     llm: Option<&'a Report>,
+    /// Who approved it (one per line), when it runs after approval.
+    approved_by: Option<&'a str>,
 }
 
 impl Bot {
@@ -205,6 +210,7 @@ impl Bot {
                 intent: None,
                 confidence: 0.0,
                 llm: None,
+                approved_by: None,
             };
             let _ = self.audit(&req, None, "not_understood", None).await;
             return Reply::new(
@@ -264,8 +270,16 @@ impl Bot {
         let (command, tier, intent, confidence) = match understanding {
             Understanding::Command { command, tier, intent, confidence } => (command, tier, intent, confidence),
             Understanding::Question { question, intent, confidence, tier } => {
-                let req =
-                    Request { who: &msg.who, place: &msg.place, text, tier, intent: Some(intent), confidence, llm };
+                let req = Request {
+                    who: &msg.who,
+                    place: &msg.place,
+                    text,
+                    tier,
+                    intent: Some(intent),
+                    confidence,
+                    llm,
+                    approved_by: None,
+                };
                 let _ = self.audit(&req, None, "question", None).await;
                 return Reply::new(Status::Question, question);
             }
@@ -278,6 +292,7 @@ impl Bot {
                     intent: None,
                     confidence: 0.0,
                     llm,
+                    approved_by: None,
                 };
                 // A request refused outright (a write, a restart) was understood: it is refused.
                 let decision = if reason.is_some() { "refused" } else { "not_understood" };
@@ -286,10 +301,12 @@ impl Bot {
             }
         };
         tracing::info!(command = %command, tier = tier.name(), "understood");
-        let req = Request { who: &msg.who, place: &msg.place, text, tier, intent, confidence, llm };
+        let req = Request { who: &msg.who, place: &msg.place, text, tier, intent, confidence, llm, approved_by: None };
         match &command {
             Command::Confirm { code } => return self.resolve_code(&req, code, Answer::Confirm).await,
             Command::Cancel { code } => return self.resolve_code(&req, code, Answer::Cancel).await,
+            Command::Approve { code } => return self.approve_code(&req, code).await,
+            Command::Reject { code, reason } => return self.reject_code(&req, code, reason.as_deref()).await,
             _ => {}
         }
         let (team, needs_confirm) = match policy::decide(&ws.config, &msg.who, &msg.place, &command) {
@@ -304,13 +321,21 @@ impl Bot {
         if needs_confirm && !opts.assume_yes {
             return self.ask_confirmation(&req, &command).await;
         }
-        self.run(&command, &req, &team, "allowed", None).await
+        self.proceed(&command, &req, &team, "allowed", None).await
     }
 
     /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
     pub async fn answer(&self, id: &str, who: &Identity, place: &Place, answer: Answer) -> Reply {
-        let req =
-            Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0, llm: None };
+        let req = Request {
+            who,
+            place,
+            text: "(button)",
+            tier: Tier::Grammar,
+            intent: None,
+            confidence: 1.0,
+            llm: None,
+            approved_by: None,
+        };
         let resolved = self.store.resolve_id(id, who.as_str(), answer, now_ms()).await;
         self.after_resolve(&req, resolved, answer).await
     }
@@ -369,7 +394,7 @@ impl Bot {
             }
             Decision::Allowed { team, .. } => team,
         };
-        self.run(&command, &req, &team, "confirmed", Some(&resolved.id)).await
+        self.proceed(&command, &req, &team, "confirmed", Some(&resolved.id)).await
     }
 
     async fn ask_confirmation(&self, req: &Request<'_>, command: &Command) -> Reply {
@@ -430,6 +455,7 @@ impl Bot {
             llm_completion_tokens: req.llm.map(|r| i64::from(r.completion_tokens)),
             llm_latency_ms: req.llm.map(|r| r.latency_ms as i64),
             llm_outcome: req.llm.map(|r| r.outcome.to_string()),
+            approved_by: req.approved_by.map(str::to_string),
             ..AuditStart::of(req.who, req.place, redact_text(req.text, command, &ws.catalog))
         }
     }

@@ -13,11 +13,15 @@ pub enum CommandKind {
     Explain,
     Confirm,
     Cancel,
+    Approve,
+    Reject,
+    Approvals,
     Audit,
     DbList,
     DbDescribe,
     DbQuery,
     DbSchemaCheck,
+    DbSql,
     DeployVersion,
     ReleaseCheck,
     TestRun,
@@ -39,7 +43,7 @@ impl CommandKind {
     /// once, complete, before the answer goes out (one write instead of two).
     pub fn changes_nothing(self) -> bool {
         use CommandKind as K;
-        matches!(self, K::Help | K::Whoami | K::Explain | K::DbList | K::DbDescribe)
+        matches!(self, K::Help | K::Whoami | K::Explain | K::DbList | K::DbDescribe | K::Approvals)
     }
 }
 
@@ -64,6 +68,10 @@ pub enum ArgKind {
     Id,
     /// A confirmation code.
     Code,
+    /// A target database from config's `[databases]`.
+    Database,
+    /// One SQL statement, one quoted value; always printed quoted.
+    Sql,
     /// An identity such as `local:alice` or `slack:U123`, or a bare name.
     Who,
     /// An ISO date (`2026-11-25`).
@@ -118,8 +126,10 @@ impl CommandSpec {
         for arg in self.args {
             let shown = match arg.kind {
                 ArgKind::Params => "name=value ...".to_string(),
-                ArgKind::Env if self.kind == CommandKind::DbQuery => "--env env".to_string(),
-                _ if arg.kind == ArgKind::Text => format!("\"{}\"", arg.name),
+                ArgKind::Env if matches!(self.kind, CommandKind::DbQuery | CommandKind::DbSql) => {
+                    "--env env".to_string()
+                }
+                ArgKind::Text | ArgKind::Sql => format!("\"{}\"", arg.name),
                 _ => arg.name.to_string(),
             };
             if arg.required {
@@ -196,6 +206,36 @@ pub static SPECS: &[CommandSpec] = &[
         plugin: "core",
     },
     CommandSpec {
+        kind: K::Approve,
+        words: &["approve"],
+        args: &[req("code", A::Code, "the code shown with the approval request")],
+        summary: "approve a command a colleague asked for (the rule's approvers only, never the requester)",
+        examples: &["approve 7F3K9Q"],
+        confirm: C::Never,
+        plugin: "core",
+    },
+    CommandSpec {
+        kind: K::Reject,
+        words: &["reject"],
+        args: &[
+            req("code", A::Code, "the code shown with the approval request"),
+            opt("reason", A::Text, "why, for the requester"),
+        ],
+        summary: "turn down a command waiting for your approval",
+        examples: &["reject 7F3K9Q \"use the user-by-email query instead\""],
+        confirm: C::Never,
+        plugin: "core",
+    },
+    CommandSpec {
+        kind: K::Approvals,
+        words: &["approvals"],
+        args: &[],
+        summary: "what waits for your approval, and what you asked others to approve",
+        examples: &["approvals"],
+        confirm: C::Never,
+        plugin: "core",
+    },
+    CommandSpec {
         kind: K::Audit,
         words: &["audit"],
         args: &[
@@ -251,6 +291,19 @@ pub static SPECS: &[CommandSpec] = &[
         ],
         summary: "compare the live schema with the one the service's migrations expect",
         examples: &["db schema check payments prod"],
+        confirm: C::Never,
+        plugin: "db",
+    },
+    CommandSpec {
+        kind: K::DbSql,
+        words: &["db", "sql"],
+        args: &[
+            req("database", A::Database, "a database from the config's [databases]"),
+            req("sql", A::Sql, "one read-only statement, as one quoted value"),
+            opt("env", A::Env, "the environment; the default one when absent"),
+        ],
+        summary: "ad-hoc read-only SQL, run once a colleague approves it (needs an approval rule)",
+        examples: &["db sql users \"SELECT count(*) FROM users\" --env staging"],
         confirm: C::Never,
         plugin: "db",
     },
@@ -410,7 +463,7 @@ mod tests {
         for s in SPECS {
             assert_eq!(SPECS.iter().filter(|o| o.kind == s.kind).count(), 1, "{:?}", s.kind);
         }
-        assert_eq!(SPECS.len(), 23);
+        assert_eq!(SPECS.len(), 27);
     }
 
     #[test]

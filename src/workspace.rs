@@ -285,6 +285,9 @@ fn check_config(config: &Config, text: &str, file: &Path) -> Vec<Problem> {
                 problem(&at, format!("team `{team}`: subreddit `{sub}` must be 2 to 21 letters, digits or _"));
             }
         }
+        for p in crate::decide::approval::problems(team, t) {
+            problem(&at, p);
+        }
         let patterns = t.allow.iter().chain(&t.confirm).chain(t.roles.values().flat_map(|r| r.allow.iter()));
         for pat in patterns {
             if let Err(e) = crate::decide::policy::Pattern::parse(pat) {
@@ -416,6 +419,7 @@ fn catalog_of<'t>(
         queries,
         suites: config.suites.keys().cloned().collect(),
         templates: templates.map(|t| (t.name.clone(), t.sig())).collect::<BTreeMap<String, TemplateSig>>(),
+        databases: config.databases.keys().cloned().collect(),
     }
 }
 

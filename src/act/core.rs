@@ -1,4 +1,5 @@
-//! The commands every requester has: `help`, `whoami`, `explain`; and `audit` for admins.
+//! The commands every requester has: `help`, `whoami`, `explain`, `approvals`; and `audit`
+//! for admins.
 
 use std::sync::{Arc, LazyLock};
 
@@ -19,6 +20,7 @@ impl Plugin for Core {
                 Command::Help { topic } => Ok(help(topic.as_deref())),
                 Command::Whoami => Ok(whoami(ctx)),
                 Command::Explain { text } => Ok(explain(ctx, text).await),
+                Command::Approvals => super::approval::list(ctx).await,
                 other => Err(ActError::Internal(format!("core plugin got `{other}`"))),
             }
         })

@@ -1,5 +1,5 @@
 //! The `db` plugin: the predefined queries a team may see (`db list`, `db describe`) and run
-//! (`db query`).
+//! (`db query`), and approved ad-hoc SQL (`db sql`, in `act::sql`).
 
 use serde_json::Value;
 
@@ -20,6 +20,7 @@ impl Plugin for Db {
                 Command::DbDescribe { query } => describe(ctx, query),
                 Command::DbQuery { query: name, params, env } => query(ctx, name, params, env.as_deref()).await,
                 Command::DbSchemaCheck { service, env } => crate::schema::run(ctx, service, env).await,
+                Command::DbSql { database, sql, env } => super::sql::run(ctx, database, sql, env).await,
                 other => {
                     Err(ActError::User(format!("`{}` is not built in this version of lazyops", other.spec().name())))
                 }
@@ -165,7 +166,7 @@ fn nothing_found(q: &crate::queries::file::QueryFile, params: &crate::command::P
 }
 
 /// `3 rows from users (prod) in 1.2 ms`, the table, and a note when the row cap was hit.
-fn query_reply(out: Outcome, max_rows: usize) -> Reply {
+pub(crate) fn query_reply(out: Outcome, max_rows: usize) -> Reply {
     let n = out.rows.len();
     let rows = if n == 1 { "1 row".to_string() } else { format!("{n} rows") };
     let first = if out.more.is_some() { "first " } else { "" };

@@ -1,6 +1,7 @@
 //! Plugins: the code that runs a confirmed, allowed `Command`. A plugin gets typed commands
 //! only, and answers with a `Reply`; it never sees transport types.
 
+pub mod approval;
 pub mod core;
 pub mod db;
 pub mod deploy;
@@ -8,6 +9,7 @@ pub mod manifest;
 pub mod meme;
 pub mod progress;
 pub mod release;
+pub mod sql;
 pub mod test;
 pub mod todo;
 

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::reply::{Block, PendingConfirm, Reply};
+use super::reply::{Block, PendingApproval, PendingConfirm, Reply};
 use super::terminal::cell_text;
 
 /// GitHub refuses longer comment bodies.
@@ -180,6 +180,28 @@ fn confirm_line(c: &PendingConfirm, prefix: &str) -> String {
     )
 }
 
+/// `@login` for GitHub identities (checked characters only), so the people named are notified;
+/// everything else in a comment is escaped and pings no one.
+fn github_mention(identity: &str) -> Option<String> {
+    let login = identity.strip_prefix("github:")?;
+    let ok = !login.is_empty() && login.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    ok.then(|| format!("@{login}"))
+}
+
+fn approval_line(a: &PendingApproval, prefix: &str) -> String {
+    let people: Vec<String> = a.mentions.iter().filter_map(|m| github_mention(m)).collect();
+    let who = if people.is_empty() { String::new() } else { format!("{} ", people.join(" ")) };
+    format!(
+        "{who}This needs {} approval{} ({}), never the requester's own: reply `{prefix} approve {}` or `{prefix} reject {} <reason>`. It expires {}.",
+        a.count,
+        if a.count == 1 { "" } else { "s" },
+        literal(&a.approvers.join(", ")),
+        literal(&a.code),
+        literal(&a.code),
+        literal(&a.expires_at)
+    )
+}
+
 /// The comment body. `prefix` is how a comment addresses the bot (`/lazyops`), for the
 /// confirmation instructions.
 pub fn render(reply: &Reply, prefix: &str) -> String {
@@ -204,6 +226,14 @@ pub fn render(reply: &Reply, prefix: &str) -> String {
     if let Some(c) = &reply.confirm {
         out.push_str("\n\n");
         out.push_str(&confirm_line(c, prefix));
+    }
+    if let Some(a) = &reply.approval {
+        out.push_str("\n\n");
+        out.push_str(&approval_line(a, prefix));
+    }
+    let told: Vec<String> = reply.mention.iter().filter_map(|m| github_mention(m)).collect();
+    if !told.is_empty() {
+        out.push_str(&format!("\n\n{}", told.join(" ")));
     }
     out.push('\n');
     out

@@ -5,4 +5,4 @@ pub mod reply;
 pub mod slack;
 pub mod terminal;
 
-pub use reply::{Action, Block, PendingConfirm, Reply, Status, TestRun, Understood};
+pub use reply::{Action, Block, PendingApproval, PendingConfirm, Reply, Status, TestRun, Understood};

@@ -24,17 +24,19 @@ pub enum Status {
     /// Not a command, or a command with a usage error: `"error"` in JSON.
     #[serde(rename = "error")]
     NotUnderstood,
+    /// Waiting for colleagues to approve it (`approval` says who and how many).
+    AwaitingApproval,
 }
 
 impl Status {
     /// The exit code of `lazyops run`: 0 done, 1 refused or failed, 2 not understood or a
-    /// usage error, 3 waiting (for confirmation), 4 a clarifying question was asked.
+    /// usage error, 3 waiting (for confirmation or approval), 4 a clarifying question was asked.
     pub fn exit_code(self) -> u8 {
         match self {
             Status::Done => 0,
             Status::Failed | Status::Refused => 1,
             Status::NotUnderstood => 2,
-            Status::Confirm => 3,
+            Status::Confirm | Status::AwaitingApproval => 3,
             Status::Question => 4,
         }
     }
@@ -48,6 +50,7 @@ impl Status {
             Status::Confirm => ":raised_hand: ",
             Status::Question => ":thinking_face: ",
             Status::NotUnderstood => ":grey_question: ",
+            Status::AwaitingApproval => ":hourglass_flowing_sand: ",
         }
     }
 }
@@ -98,6 +101,29 @@ pub struct PendingConfirm {
     pub id: String,
 }
 
+/// A command waiting for approval, as every transport shows it (`run --json`: `"approval"`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PendingApproval {
+    /// What an approver types: `approve 7F3K9Q`.
+    pub code: String,
+    pub command: String,
+    /// The rule's approvers as configured: identities or `role:NAME`.
+    pub approvers: Vec<String>,
+    /// Distinct approvers needed.
+    pub count: u32,
+    /// RFC 3339.
+    pub expires_at: String,
+    /// The people to mention (roles expanded, wildcards left out).
+    #[serde(skip)]
+    pub mentions: Vec<String>,
+    /// A Slack user group to mention too.
+    #[serde(skip)]
+    pub slack_group: Option<String>,
+    /// The full id, for buttons; never shown as text.
+    #[serde(skip)]
+    pub id: String,
+}
+
 /// How the text was understood, for `--json` and the audit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Understood {
@@ -119,6 +145,8 @@ pub struct Reply {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confirm: Option<PendingConfirm>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<PendingApproval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub understood: Option<Understood>,
     /// Buttons besides Confirm/Cancel (a manual release-checklist item to tick). Transports
     /// with buttons show them and hand a press to `act::release::tick`; others show the text.
@@ -130,6 +158,10 @@ pub struct Reply {
     /// Slow commands say so, so chat transports acknowledge first and answer later.
     #[serde(skip)]
     pub public: bool,
+    /// Identities this reply is for besides the person who sent the message (the requester
+    /// of an approved command): chat renderers mention them.
+    #[serde(skip)]
+    pub mention: Vec<String>,
 }
 
 /// A test run's id and outcome, as `run --json` reports the end of a run.
@@ -161,10 +193,12 @@ impl Reply {
             blocks: Vec::new(),
             command: None,
             confirm: None,
+            approval: None,
             understood: None,
             actions: Vec::new(),
             test_run: None,
             public: status == Status::Done,
+            mention: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::reply::{Action, Block, PendingConfirm, Reply};
+use super::reply::{Action, Block, PendingApproval, PendingConfirm, Reply};
 use super::terminal::{cell_str, cell_text};
 
 pub const MAX_BLOCKS: usize = 50;
@@ -25,6 +25,9 @@ const FENCE: usize = 8;
 /// `action_id`s of the two buttons; their `value` is the confirmation's full id.
 pub const CONFIRM_ACTION: &str = "lazyops_confirm";
 pub const CANCEL_ACTION: &str = "lazyops_cancel";
+/// `action_id`s of an approval card's buttons; their `value` is the request's full id.
+pub const APPROVE_ACTION: &str = "lazyops_approve";
+pub const REJECT_ACTION: &str = "lazyops_reject";
 /// `action_id` prefix of a reply's other buttons (`Reply::actions`, e.g. a checklist item to
 /// tick), numbered because ids must differ within a block; their `value` is the action's id.
 pub const REPLY_ACTION: &str = "lazyops_action";
@@ -341,6 +344,48 @@ fn confirm_blocks(c: &PendingConfirm) -> Vec<Value> {
     ]
 }
 
+/// `<@U0123>` for Slack identities; other identities are not people Slack can notify.
+fn slack_mention(identity: &str) -> Option<String> {
+    let user = identity.strip_prefix("slack:")?;
+    (!user.is_empty() && user.chars().all(|c| c.is_ascii_alphanumeric())).then(|| format!("<@{user}>"))
+}
+
+/// The approvers to notify: Slack identities (roles already expanded) and the rule's user group.
+fn approver_mentions(a: &PendingApproval) -> Vec<String> {
+    let mut out: Vec<String> = a.mentions.iter().filter_map(|m| slack_mention(m)).collect();
+    if let Some(g) = a.slack_group.as_deref().filter(|g| g.chars().all(|c| c.is_ascii_alphanumeric())) {
+        out.push(format!("<!subteam^{g}>"));
+    }
+    out
+}
+
+/// The approval card's call to the approvers, and its Approve / Reject buttons. The buttons
+/// carry the request's id; who may press them is decided when pressed.
+fn approval_blocks(a: &PendingApproval) -> Vec<Value> {
+    let mentions = approver_mentions(a);
+    let who = if mentions.is_empty() { escape(&a.approvers.join(", ")) } else { mentions.join(" ") };
+    let needed = if a.count == 1 { "one approval".to_string() } else { format!("{} approvals", a.count) };
+    let text = format!(
+        "{who}: this needs {needed} ({}). Press Approve or Reject, or reply `approve {}` / `reject {} \"reason\"`. Expires {}.",
+        escape(&a.approvers.join(", ")),
+        escape(&a.code),
+        escape(&a.code),
+        escape(&a.expires_at)
+    );
+    vec![
+        section(&cut(&text, MAX_SECTION)),
+        json!({
+            "type": "actions",
+            "elements": [
+                {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": a.id,
+                 "text": {"type": "plain_text", "text": "Approve"}},
+                {"type": "button", "action_id": REJECT_ACTION, "style": "danger", "value": a.id,
+                 "text": {"type": "plain_text", "text": "Reject"}},
+            ],
+        }),
+    ]
+}
+
 /// A reply's own buttons, 25 to an actions block, at most 100. An id longer than a button's value can
 /// hold would come back cut and match nothing, so it gets no button; its text still says
 /// what to do.
@@ -363,7 +408,18 @@ fn fallback(reply: &Reply) -> String {
     if let Some(c) = &reply.confirm {
         text.push_str(&format!("\nreply `confirm {}` to run it", c.code));
     }
-    let text = cut(escape(text.trim()).as_str(), MAX_FALLBACK);
+    if let Some(a) = &reply.approval {
+        text.push_str(&format!("\napprovers: reply `approve {}` or `reject {} \"reason\"`", a.code, a.code));
+    }
+    let mut text = cut(escape(text.trim()).as_str(), MAX_FALLBACK);
+    // Mentions are built from checked identities, after escaping, so they notify.
+    let mentions: Vec<String> = match &reply.approval {
+        Some(a) => approver_mentions(a),
+        None => reply.mention.iter().filter_map(|m| slack_mention(m)).collect(),
+    };
+    if !mentions.is_empty() {
+        text = cut(&format!("{} {text}", mentions.join(" ")), MAX_FALLBACK);
+    }
     if text.is_empty() { "lazyops".to_string() } else { text }
 }
 
@@ -411,8 +467,13 @@ pub fn render(reply: &Reply) -> SlackMessage {
     for b in &reply.blocks {
         blocks.extend(block(b));
     }
+    let told: Vec<String> = reply.mention.iter().filter_map(|m| slack_mention(m)).collect();
+    if !told.is_empty() {
+        blocks.push(context(&format!("for {}", told.join(" "))));
+    }
     let mut tail = action_blocks(&reply.actions);
     tail.extend(reply.confirm.as_ref().map(confirm_blocks).unwrap_or_default());
+    tail.extend(reply.approval.as_ref().map(approval_blocks).unwrap_or_default());
     let room = MAX_BLOCKS - tail.len();
     if blocks.len() > room {
         let dropped = blocks.len() - (room - 1);

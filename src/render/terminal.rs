@@ -80,6 +80,7 @@ pub fn render(reply: &Reply, color: bool) -> String {
         Status::Confirm => ("", "1;33"),
         Status::Question => ("", "1;36"),
         Status::NotUnderstood => ("", "1;33"),
+        Status::AwaitingApproval => ("", "1;35"),
     };
     out.push_str(&paint(&format!("{mark}{}", clean(&reply.headline)), code, color));
     out.push('\n');
@@ -136,6 +137,17 @@ pub fn render(reply: &Reply, color: bool) -> String {
     if let Some(c) = &reply.confirm {
         let line = format!("confirm {} to run it, cancel {} to drop it (expires {})", c.code, c.code, c.expires_at);
         out.push_str(&paint(&line, "2", color));
+        out.push('\n');
+    }
+    if let Some(a) = &reply.approval {
+        let line = format!(
+            "approvers ({}): approve {} to approve, reject {} \"reason\" to turn it down (expires {})",
+            a.approvers.join(", "),
+            a.code,
+            a.code,
+            a.expires_at
+        );
+        out.push_str(&paint(&clean(&line), "2", color));
         out.push('\n');
     }
     out

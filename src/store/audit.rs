@@ -30,6 +30,8 @@ pub struct AuditStart {
     pub llm_completion_tokens: Option<i64>,
     pub llm_latency_ms: Option<i64>,
     pub llm_outcome: Option<String>,
+    /// Everyone who approved the command (`store::approval`), one identity per line.
+    pub approved_by: Option<String>,
 }
 
 impl AuditStart {
@@ -80,6 +82,9 @@ pub struct AuditRow {
     pub outcome: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// Who approved it, one identity per line (`who` asked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
 }
 
 /// How a command ended: ok, error or timeout, how long it took and what went wrong.
@@ -140,8 +145,8 @@ pub(super) fn spawn_writer(pool: AnyPool, postgres: bool) -> mpsc::Sender<Job> {
 
 const COLUMNS: &str = "id, at, who, transport, place, text, tier, intent, confidence, command, decision, \
                        confirmation_id, llm_model, llm_prompt_tokens, llm_completion_tokens, llm_latency_ms, \
-                       llm_outcome, outcome, duration_ms, error";
-const WIDTH: usize = 20;
+                       llm_outcome, approved_by, outcome, duration_ms, error";
+const WIDTH: usize = 21;
 
 /// `($1, $2, …), (…)`: `rows` groups of `width` placeholders, numbered for PostgreSQL. SQLite
 /// gets plain `?`: it looks each numbered one up by a linear scan, which made binding a batch
@@ -215,6 +220,7 @@ async fn insert_rows(
             .bind(a.llm_completion_tokens)
             .bind(a.llm_latency_ms)
             .bind(&a.llm_outcome)
+            .bind(&a.approved_by)
             .bind(done.map(|d| d.outcome.as_str()))
             .bind(done.map(|d| d.duration_ms))
             .bind(done.and_then(|d| d.error.as_deref()));
@@ -300,10 +306,11 @@ impl Store {
             Option<String>,
             Option<i64>,
             Option<String>,
+            Option<String>,
         );
         let rows = sqlx::query_as::<_, Tuple>(
             "SELECT id, at, who, transport, place, text, tier, intent, confidence, command, decision, confirmation_id, \
-             outcome, duration_ms, error FROM audit \
+             outcome, duration_ms, error, approved_by FROM audit \
              WHERE at >= $1 AND ($2 = '' OR who = $2) ORDER BY at DESC, id DESC LIMIT $3",
         )
         .bind(since.unwrap_or(0))
@@ -329,6 +336,7 @@ impl Store {
                 outcome: r.12,
                 duration_ms: r.13,
                 error: r.14,
+                approved_by: r.15,
             })
             .collect())
     }

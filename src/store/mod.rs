@@ -1,8 +1,9 @@
-//! The bot's own database: confirmations, audit, event dedup, conversations and TODOs.
+//! The bot's own database: confirmations, approvals, audit, event dedup, conversations and TODOs.
 //! One code path for SQLite (the default file) and PostgreSQL (several instances) through
 //! sqlx's `Any` driver; the SQL here runs unchanged on both. Times are Unix milliseconds,
 //! always passed in so tests can move the clock.
 
+pub mod approval;
 pub mod audit;
 pub mod confirm;
 pub mod jobs;
@@ -24,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "chores", include_str!("../../migrations/0002_chores.sql")),
     (3, "jobs", include_str!("../../migrations/0003_jobs.sql")),
     (4, "llm", include_str!("../../migrations/0004_llm.sql")),
+    (5, "approvals", include_str!("../../migrations/0005_approvals.sql")),
 ];
 
 #[derive(Clone, Debug, thiserror::Error)]

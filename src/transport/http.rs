@@ -294,6 +294,7 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
     // Test runs end after their request is long answered: tell the requester where they asked.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(announce_finished_runs(state.clone()));
+        runtime.spawn(announce_expired_approvals(state.clone()));
     }
     Router::new()
         .route("/healthz", get(healthz))
@@ -320,22 +321,45 @@ async fn announce_finished_runs(state: AppState) {
     }
 }
 
+/// How often expired approval requests are looked for; requesters hear within this long.
+const APPROVAL_SWEEP: Duration = Duration::from_secs(15);
+
+/// Tells requesters in Slack or GitHub that their request expired without approval. Each
+/// expiry is claimed by one instance (`store::approval`), so it is said once.
+async fn announce_expired_approvals(state: AppState) {
+    let mut tick = tokio::time::interval(APPROVAL_SWEEP);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        for (place, reply) in state.bot.expire_approvals(None).await {
+            let requester = reply.mention.first().cloned().unwrap_or_default();
+            post_to_place(&state, &place, &reply, &requester, reply.command.as_deref()).await;
+        }
+    }
+}
+
 /// Posts a finished run in the Slack thread or GitHub issue it was asked from.
 async fn announce(state: &AppState, outcome: &crate::jobs::JobOutcome) {
     let Some(place) = Place::from_key(&outcome.place) else { return };
     let reply = crate::jobs::notification(outcome);
+    post_to_place(state, &place, &reply, &outcome.requester, Some(&format!("test status {}", outcome.id))).await;
+}
+
+/// Posts a reply nobody is waiting for in the Slack thread or GitHub issue of `place`; the
+/// terminal has no such channel. A failure is audited as undelivered to `requester`.
+async fn post_to_place(state: &AppState, place: &Place, reply: &Reply, requester: &str, command: Option<&str>) {
     let sent = match place.transport {
         Transport::Local => return,
         Transport::Slack => state
             .slack
-            .post_message(&place.channel, place.thread.as_deref(), &crate::render::slack::render(&reply))
+            .post_message(&place.channel, place.thread.as_deref(), &crate::render::slack::render(reply))
             .await
             .map(drop)
             .map_err(|e| e.to_string()),
         Transport::Github => {
             let Some((repo, number)) = place.channel.rsplit_once('#') else { return };
             let Ok(number) = number.parse::<u64>() else { return };
-            let body = crate::render::markdown::render(&reply, &state.bot.workspace().config.github.prefix);
+            let body = crate::render::markdown::render(reply, &state.bot.workspace().config.github.prefix);
             match place.thread.as_deref().and_then(|t| t.parse::<u64>().ok()) {
                 Some(comment) => state.github.reply_in_review(repo, number, comment, &body).await,
                 None => state.github.comment(repo, number, &body).await,
@@ -344,8 +368,8 @@ async fn announce(state: &AppState, outcome: &crate::jobs::JobOutcome) {
         }
     };
     if let Err(error) = sent {
-        let who = Identity::new(place.transport, outcome.requester.split_once(':').map_or("", |(_, n)| n));
-        state.undelivered(&who, &place, Some(&format!("test status {}", outcome.id)), &error).await;
+        let who = Identity::new(place.transport, requester.split_once(':').map_or("", |(_, n)| n));
+        state.undelivered(&who, place, command, &error).await;
     }
 }
 

@@ -25,7 +25,9 @@ use super::http::{AppState, bad_request};
 use crate::decide::policy::{self, Decision};
 use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::Options;
-use crate::render::slack::{self as blocks, CANCEL_ACTION, CONFIRM_ACTION, REPLY_ACTION, SlackMessage};
+use crate::render::slack::{
+    self as blocks, APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION, REPLY_ACTION, SlackMessage,
+};
 use crate::render::{Reply, Status};
 use crate::spec::CommandKind;
 use crate::store::confirm::Answer;
@@ -57,7 +59,8 @@ fn for_the_channel(reply: &Reply) -> bool {
         .as_deref()
         .and_then(|c| c.split_whitespace().next())
         .is_some_and(|w| ["help", "whoami", "explain", "audit"].contains(&w));
-    reply.public && reply.status == Status::Done && !personal
+    // An approval card is for the approvers it mentions.
+    reply.status == Status::AwaitingApproval || (reply.public && reply.status == Status::Done && !personal)
 }
 
 /// A slash command's answer, serialised straight from the rendered message (no copy of the
@@ -530,6 +533,19 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
         return bad_request(&state, "slack", "block_actions without actions".into());
     };
     let answer = match action.action_id.as_str() {
+        APPROVE_ACTION | REJECT_ACTION => {
+            let approve = action.action_id == APPROVE_ACTION;
+            let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
+                return bad_request(&state, "slack", "button without an approval id".into());
+            };
+            let Some(permit) = admit_press(&state, &p).await else { return StatusCode::OK.into_response() };
+            let work = state.clone();
+            state.tasks.spawn(async move {
+                let _permit = permit;
+                answer_approval(&work, p, approve, &id).await;
+            });
+            return StatusCode::OK.into_response();
+        }
         CONFIRM_ACTION => Answer::Confirm,
         CANCEL_ACTION => Answer::Cancel,
         reply_action if reply_action.starts_with(REPLY_ACTION) => {
@@ -607,21 +623,7 @@ async fn press_action(state: &AppState, p: BlockActions, id: &str) {
         return;
     }
     let msg = blocks::pressed(&outcome, &p.user.id, "Ticked");
-    let body =
-        json!({"response_type": "in_channel", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
-    let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
-    let Err(first) = first else { return };
-    state.metrics.error("slack_api");
-    let thread = p.message.as_ref().and_then(|m| m.thread_ts.as_deref());
-    let second = if here.channel.is_empty() {
-        Err(first)
-    } else {
-        state.slack.post_message(&here.channel, thread, &msg).await.map(|_| ())
-    };
-    if let Err(e) = second {
-        state.metrics.error("slack_api");
-        state.undelivered(&who, &here, None, &e.to_string()).await;
-    }
+    say_in_channel(state, &p, &who, &here, None, &msg).await;
 }
 
 async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &str) {
@@ -672,6 +674,34 @@ async fn publish_confirmed(state: &AppState, p: &BlockActions, who: &Identity, h
         tracing::warn!(error = %e, "confirmed prompt not replaced");
     }
     let msg = blocks::pressed(outcome, user, "Requested");
+    say_in_channel(state, p, who, here, outcome.command.as_deref(), &msg).await;
+}
+
+/// An Approve or Reject button on an approval card: any approver may press it (the pipeline
+/// judges who); a vote, a rejection or the command's result is said in the channel with who
+/// pressed, a refusal only to the presser.
+async fn answer_approval(state: &AppState, p: BlockActions, approve: bool, id: &str) {
+    let (who, here) = presser(&p);
+    let outcome = state.bot.answer_approval(id, &who, &here, approve).await;
+    if matches!(outcome.status, Status::Refused | Status::Failed) && outcome.mention.is_empty() {
+        tell_presser(state, &p, &who, &here, &outcome).await;
+        return;
+    }
+    state.observe(&outcome);
+    let msg = blocks::pressed(&outcome, &p.user.id, if approve { "Approved" } else { "Rejected" });
+    say_in_channel(state, &p, &who, &here, outcome.command.as_deref(), &msg).await;
+}
+
+/// Says `msg` in the channel of a pressed button: through its `response_url`, else the Web
+/// API in the message's thread; when both fail, the reply is audited as undelivered.
+async fn say_in_channel(
+    state: &AppState,
+    p: &BlockActions,
+    who: &Identity,
+    here: &Place,
+    command: Option<&str>,
+    msg: &SlackMessage,
+) {
     let body =
         json!({"response_type": "in_channel", "replace_original": false, "text": msg.text, "blocks": msg.blocks});
     let first = state.slack.respond_if_given(p.response_url.as_deref(), &body).await;
@@ -681,11 +711,11 @@ async fn publish_confirmed(state: &AppState, p: &BlockActions, who: &Identity, h
     let second = if here.channel.is_empty() {
         Err(first)
     } else {
-        state.slack.post_message(&here.channel, thread, &msg).await.map(|_| ())
+        state.slack.post_message(&here.channel, thread, msg).await.map(|_| ())
     };
     if let Err(e) = second {
         state.metrics.error("slack_api");
-        state.undelivered(who, here, outcome.command.as_deref(), &e.to_string()).await;
+        state.undelivered(who, here, command, &e.to_string()).await;
     }
 }
 

@@ -287,8 +287,17 @@ pub async fn chat(
             }
         }
     });
+    // What became of this user's approval requests, told at the next prompt: the approver
+    // is usually another process (`lazyops chat --as bob`), so the state store is asked.
+    let mut news_since = crate::store::now_ms();
     let mut typed_at_a_prompt: Option<String> = None;
     loop {
+        let _ = bot.expire_approvals(Some(&Place::terminal())).await;
+        let (news, since) = bot.approval_news(who, &Place::terminal(), news_since).await;
+        news_since = since;
+        for n in &news {
+            show(&terminal::render(n, color));
+        }
         let line = match typed_at_a_prompt.take() {
             Some(line) => line,
             None => match input.read("lazyops> ") {

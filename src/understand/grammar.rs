@@ -35,6 +35,8 @@ pub enum ParseErrorKind {
     UnknownQuery { given: String, hint: Option<String> },
     #[error("unknown test suite `{given}`{}; suites are {choices}", hint_text(hint))]
     UnknownSuite { given: String, hint: Option<String>, choices: String },
+    #[error("unknown database `{given}`{}; databases are {choices}", hint_text(hint))]
+    UnknownDatabase { given: String, hint: Option<String>, choices: String },
     #[error("unknown manifest template `{given}`{}", hint_text(hint))]
     UnknownTemplate { given: String, hint: Option<String> },
     #[error("unknown help topic `{given}`{}", hint_text(hint))]
@@ -62,6 +64,7 @@ impl ParseErrorKind {
             | E::UnknownQuery { hint, .. }
             | E::UnknownSuite { hint, .. }
             | E::UnknownTemplate { hint, .. }
+            | E::UnknownDatabase { hint, .. }
             | E::UnknownTopic { hint, .. }
             | E::UnknownArg { hint, .. } => hint.as_deref(),
             _ => None,
@@ -144,7 +147,13 @@ pub fn typed_as_command(text: &str, catalog: &Catalog) -> bool {
         s.words.len() <= words.len()
             && s.words.iter().zip(&words).all(|(a, b)| a == b)
             && (s.words.len() >= 2
-                || matches!(s.kind, CommandKind::Audit | CommandKind::Whoami)
+                || matches!(s.kind, CommandKind::Audit | CommandKind::Whoami | CommandKind::Approvals)
+                // `approve 7F3K9Q`, `reject 7F3K9Q too broad`; "approve the deploy" is a sentence.
+                || (matches!(s.kind, CommandKind::Approve | CommandKind::Reject)
+                    && words.get(1).is_some_and(|c| {
+                        (4..=12).contains(&c.len()) && c.chars().all(|c| c.is_ascii_alphanumeric())
+                            && c.chars().any(|c| c.is_ascii_digit())
+                    }))
                 // `cancel 7F3K`, but "cancel test run 12" is a sentence.
                 || (matches!(s.kind, CommandKind::Confirm | CommandKind::Cancel) && words.len() <= 2)
                 || (s.kind == CommandKind::Manifest
@@ -325,11 +334,15 @@ fn kind_of(rule: Rule) -> Option<CommandKind> {
         Rule::explain => K::Explain,
         Rule::confirm => K::Confirm,
         Rule::cancel => K::Cancel,
+        Rule::approve => K::Approve,
+        Rule::reject => K::Reject,
+        Rule::approvals => K::Approvals,
         Rule::audit => K::Audit,
         Rule::db_list => K::DbList,
         Rule::db_describe => K::DbDescribe,
         Rule::db_query => K::DbQuery,
         Rule::db_schema_check => K::DbSchemaCheck,
+        Rule::db_sql => K::DbSql,
         Rule::deploy_version => K::DeployVersion,
         Rule::release_check => K::ReleaseCheck,
         Rule::test_run => K::TestRun,
@@ -495,6 +508,30 @@ impl<'a> Binder<'a> {
             K::DbList => Command::DbList,
             K::TestList => Command::TestList,
             K::TodoList => Command::TodoList,
+            K::Approvals => Command::Approvals,
+            K::Approve | K::Reject => {
+                let a = need("code")?;
+                let code = a.value.to_ascii_uppercase();
+                if !(4..=12).contains(&code.len()) || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err((
+                        ParseErrorKind::BadValue(format!(
+                            "`{}` is not an approval code (6 letters or digits, like 7F3K9Q)",
+                            a.value
+                        )),
+                        a.start,
+                        a.end,
+                    ));
+                }
+                if self.spec.kind == K::Approve {
+                    Command::Approve { code }
+                } else {
+                    let reason = free_text.map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
+                    if reason.as_deref().is_some_and(|r| r.contains('\0')) {
+                        return Err((ParseErrorKind::BadValue("text may not contain NUL bytes".into()), 0, self.end()));
+                    }
+                    Command::Reject { code, reason }
+                }
+            }
             K::Confirm | K::Cancel => {
                 let a = need("code")?;
                 let code = a.value.to_ascii_uppercase();
@@ -537,6 +574,22 @@ impl<'a> Binder<'a> {
                 let env = env(get("env"))?;
                 let env = (env != self.catalog.default_env).then_some(env);
                 Command::DbQuery { query: q.name.clone(), params, env }
+            }
+            K::DbSql => {
+                let a = need("database")?;
+                let database = self.catalog.resolve_database(&a.value).map_err(|Unknown { hint }| {
+                    let choices = or_list(self.catalog.databases.iter().map(String::as_str));
+                    (ParseErrorKind::UnknownDatabase { given: a.value.clone(), hint, choices }, a.start, a.end)
+                })?;
+                let s = need("sql")?;
+                if s.value.trim().is_empty() || s.value.contains('\0') {
+                    return Err((
+                        ParseErrorKind::BadValue("the SQL must be one non-empty quoted statement".into()),
+                        s.start,
+                        s.end,
+                    ));
+                }
+                Command::DbSql { database, sql: s.value.trim().to_string(), env: env(get("env"))? }
             }
             K::DbSchemaCheck => Command::DbSchemaCheck { service: service(need("service")?)?, env: env(get("env"))? },
             K::DeployVersion => Command::DeployVersion { service: service(need("service")?)?, env: env(get("env"))? },

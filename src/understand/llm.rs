@@ -41,8 +41,16 @@ use crate::spec::{ArgKind, CommandKind, CommandSpec, SPECS, spec};
 /// The model gives no calibrated score; a fixed value below a typed command's 1.0 says so.
 pub const MODEL_CONFIDENCE: f32 = 0.8;
 
-/// Commands never offered: answering a confirmation or explaining a sentence is for people.
-const NOT_OFFERED: &[CommandKind] = &[CommandKind::Confirm, CommandKind::Cancel, CommandKind::Explain];
+/// Commands never offered: answering a confirmation or an approval, or explaining a sentence,
+/// is for people; ad-hoc SQL is typed by the person who will stand behind it.
+const NOT_OFFERED: &[CommandKind] = &[
+    CommandKind::Confirm,
+    CommandKind::Cancel,
+    CommandKind::Explain,
+    CommandKind::Approve,
+    CommandKind::Reject,
+    CommandKind::DbSql,
+];
 
 /// The placeholders a prompt may use.
 const PLACEHOLDERS: &[&str] = &["bot_name", "user", "commands", "services", "envs", "default_env", "queries"];
@@ -367,7 +375,9 @@ fn parameters(spec: &CommandSpec, catalog: &Catalog, queries: &[String], allowed
             ArgKind::Date => {
                 Some(json!({"type": "string", "format": "date", "description": format!("{} (YYYY-MM-DD)", a.help)}))
             }
-            ArgKind::Who | ArgKind::Code | ArgKind::Text => Some(json!({"type": "string", "description": a.help})),
+            ArgKind::Who | ArgKind::Code | ArgKind::Text | ArgKind::Database | ArgKind::Sql => {
+                Some(json!({"type": "string", "description": a.help}))
+            }
             ArgKind::Params => Some(params_schema(spec, catalog, queries)),
         };
         match schema {
@@ -496,7 +506,7 @@ pub fn command_text(offer: &Offer, tool: &str, arguments: &str) -> Result<String
                     out.push_str(&format!(" {name}={}", quote(&scalar(name, pv)?)));
                 }
             }
-            ArgKind::Text => out.push_str(&format!(" {}", always_quote(&scalar(a.name, v)?))),
+            ArgKind::Text | ArgKind::Sql => out.push_str(&format!(" {}", always_quote(&scalar(a.name, v)?))),
             // `help` reads its topic as words.
             ArgKind::Topic => {
                 for w in scalar(a.name, v)?.split_whitespace() {

@@ -443,3 +443,34 @@ async fn a_confirmation_is_answered_by_comment_and_only_by_the_requester() {
     let again = comment_body(&github.wait(ISSUE_COMMENTS, 4).await[3]);
     assert!(again.contains("already confirmed"), "{again}");
 }
+
+#[tokio::test]
+async fn ad_hoc_sql_is_approved_by_a_reviewer_comment_and_answered_in_the_issue() {
+    let ws = workspace();
+    ws.edit("lazyops.toml", "members = [\"local:bob\"]", "members = [\"local:bob\", \"github:hubot\"]");
+    let (server, github) = start_with(ws, github_ok).await;
+    let ask = "/lazyops db sql users \"SELECT count(*) AS n FROM users\"";
+    deliver_json(&server, "issue_comment", &issue_comment(ask)).await;
+    let card = comment_body(&github.wait(ISSUE_COMMENTS, 1).await[0]);
+    assert!(card.contains("@hubot This needs 1 approval"), "the reviewer is mentioned: {card}");
+    assert!(card.contains("SELECT count(*) AS n FROM users"), "{card}");
+    let code = card
+        .split("/lazyops approve ")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_else(|| panic!("no code in {card}"))
+        .to_string();
+    // The requester cannot approve their own request.
+    deliver_json(&server, "issue_comment", &issue_comment(&format!("/lazyops approve {code}"))).await;
+    let own = comment_body(&github.wait(ISSUE_COMMENTS, 2).await[1]);
+    assert!(own.contains("you asked for this yourself"), "{own}");
+    // The reviewer's comment runs it, in the same issue, for the requester.
+    let reviewer = author(issue_comment(&format!("/lazyops approve {code}")), "hubot", "MEMBER");
+    deliver_json(&server, "issue_comment", &reviewer).await;
+    let ran = comment_body(&github.wait(ISSUE_COMMENTS, 3).await[2]);
+    assert!(ran.contains("| n |"), "{ran}");
+    assert!(ran.contains("approved by github:hubot") && ran.contains("@Codertocat"), "{ran}");
+    let audit = server.audit().await;
+    let row = audit.iter().find(|r| r.decision == "approved").expect("an approved run");
+    assert_eq!((row.who.as_str(), row.approved_by.as_deref()), ("github:Codertocat", Some("github:hubot")));
+}

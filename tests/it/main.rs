@@ -3,6 +3,7 @@
 
 mod support;
 
+mod approvals;
 mod chores;
 mod cli;
 mod github;

@@ -19,16 +19,16 @@ fn block_on<F: Future>(f: F) -> F::Output {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Engine {
+pub(crate) enum Engine {
     Sqlite,
     Postgres,
     Mysql,
 }
 
 /// A database loaded with the demo rows, known to the test, dropped at the end.
-struct Db {
+pub(crate) struct Db {
     engine: Engine,
-    url: String,
+    pub(crate) url: String,
     /// The server's own database, for CREATE/DROP DATABASE.
     admin: Option<String>,
     name: String,
@@ -90,7 +90,7 @@ impl Db {
         Some(Db { engine: Engine::Mysql, url, admin: Some(admin), name, data, _dir: None })
     }
 
-    fn of(engine: Engine) -> Option<Db> {
+    pub(crate) fn of(engine: Engine) -> Option<Db> {
         match engine {
             Engine::Sqlite => Some(Db::sqlite()),
             Engine::Postgres => Db::postgres(),
@@ -99,7 +99,7 @@ impl Db {
     }
 
     /// Everything the database holds, hashed: tables, and every row of each.
-    fn checksum(&self) -> String {
+    pub(crate) fn checksum(&self) -> String {
         match self.engine {
             Engine::Sqlite => {
                 let path = self.url.trim_start_matches("sqlite://");
@@ -140,7 +140,7 @@ impl Db {
     }
 
     /// A demo workspace whose `users` database in prod is this one.
-    fn workspace(&self) -> Ws {
+    pub(crate) fn workspace(&self) -> Ws {
         let ws = Ws::new();
         ws.edit("lazyops.toml", "prod = \"sqlite://demo/users.db\"", &format!("prod = \"{}\"", self.url));
         ws

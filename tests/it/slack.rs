@@ -881,3 +881,107 @@ async fn past_max_in_flight_requests_are_answered_busy_and_audited_instead_of_qu
     let answered = answered.expect("the permit came back");
     assert_eq!(answered["text"], "working on `whoami`…");
 }
+
+// --- approvals (issue 20) ---------------------------------------------------------------------
+
+/// The demo's reviewer role with two of the fixtures' Slack users; U0123ABC asks.
+fn approving_workspace() -> Ws {
+    let ws = workspace(&[]);
+    ws.edit("lazyops.toml", "members = [\"local:bob\"]", "members = [\"local:bob\", \"slack:U222\", \"slack:W111\"]");
+    ws
+}
+
+/// A press of an approval card's button in `channel`.
+fn card_button(action_id: &str, id: &str, user: &str, channel: &str, response_url: &str) -> Value {
+    let mut p = button(action_id, id, user, response_url);
+    p["channel"]["id"] = json!(channel);
+    p["container"]["channel_id"] = json!(channel);
+    p["container"]["is_ephemeral"] = json!(false);
+    p
+}
+
+/// Asks for ad-hoc SQL by slash command in C1; the card, answered in the channel.
+async fn ask_sql(server: &Server, slack: &Fake) -> Value {
+    let sql = "db sql users \"SELECT count(*) AS n FROM users\"";
+    command(server, &slash("U0123ABC", sql, &format!("{}/respond/ask", slack.url))).await.json().await.unwrap()
+}
+
+fn card_id(card: &Value) -> String {
+    let actions = card["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").expect("buttons");
+    assert_eq!(actions["elements"][0]["action_id"], "lazyops_approve");
+    assert_eq!(actions["elements"][1]["action_id"], "lazyops_reject");
+    actions["elements"][0]["value"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_approval_card_mentions_the_reviewers_and_only_a_reviewer_here_can_approve_it() {
+    let slack = Fake::start(slack_ok).await;
+    let server = Server::start(approving_workspace(), settings(&slack)).await;
+    let card = ask_sql(&server, &slack).await;
+    assert_eq!(card["response_type"], "in_channel", "the reviewers see it: {card}");
+    let text = card["text"].as_str().unwrap();
+    assert!(text.starts_with("<@U222> <@W111>"), "{text}");
+    let shown = all_text(&card);
+    assert!(shown.contains("SELECT count(*) AS n FROM users") && shown.contains("SQLite"), "{shown}");
+    let id = card_id(&card);
+    let url = format!("{}/respond/approve", slack.url);
+
+    // The requester, a member who is not a reviewer, and a reviewer elsewhere: each is told
+    // privately, and nothing runs.
+    for (n, (user, channel, why)) in [
+        ("U0123ABC", "C1", "you asked for this yourself"),
+        ("U2147483697", "C1", "you are not an approver"),
+        ("W111", "C999", "was asked in slack:C1"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        press(&server, &card_button("lazyops_approve", &id, user, channel, &url)).await;
+        let eph = slack.wait("/api/chat.postEphemeral", n + 1).await.pop().unwrap().json();
+        assert_eq!(eph["user"], user);
+        assert!(all_text(&eph).contains(why), "{user}: {eph}");
+    }
+    slack.none("/respond/approve").await;
+    assert!(!server.audit().await.iter().any(|r| r.decision == "approved"));
+
+    // A reviewer in the channel: it runs, said in the channel, mentioning the requester.
+    press(&server, &card_button("lazyops_approve", &id, "U222", "C1", &url)).await;
+    let said = slack.wait("/respond/approve", 1).await[0].json();
+    assert_eq!(said["response_type"], "in_channel", "{said}");
+    let text = all_text(&said);
+    assert!(text.contains("Approved by <@U222>") && text.contains("<@U0123ABC>"), "{text}");
+    assert!(text.contains("1 row from users (prod)"), "{text}");
+    let audit = server.audit().await;
+    let ran: Vec<_> = audit.iter().filter(|r| r.decision == "approved").collect();
+    assert_eq!(ran.len(), 1);
+    assert_eq!((ran[0].who.as_str(), ran[0].approved_by.as_deref()), ("slack:U0123ABC", Some("slack:U222")));
+
+    // Pressing again runs nothing.
+    press(&server, &card_button("lazyops_approve", &id, "W111", "C1", &url)).await;
+    let eph = slack.wait("/api/chat.postEphemeral", 4).await.pop().unwrap().json();
+    assert!(all_text(&eph).contains("already approved"), "{eph}");
+    assert_eq!(slack.to("/respond/approve").len(), 1);
+}
+
+#[tokio::test]
+async fn a_rejection_by_button_is_said_in_the_channel_and_a_typed_approve_after_it_is_refused() {
+    let slack = Fake::start(slack_ok).await;
+    let server = Server::start(approving_workspace(), settings(&slack)).await;
+    let card = ask_sql(&server, &slack).await;
+    let id = card_id(&card);
+    let code = card["text"].as_str().and_then(|t| t.split("`approve ").nth(1)).map(|t| t[..6].to_string());
+    let code = code.expect("a typed code");
+    let url = format!("{}/respond/reject", slack.url);
+    press(&server, &card_button("lazyops_reject", &id, "W111", "C1", &url)).await;
+    let said = slack.wait("/respond/reject", 1).await[0].json();
+    let text = all_text(&said);
+    assert!(text.contains("Rejected by <@W111>") && text.contains("<@U0123ABC>"), "{text}");
+    let late: Value = command(&server, &slash("U222", &format!("approve {code}"), &format!("{}/respond/x", slack.url)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(late["response_type"], "ephemeral");
+    assert!(all_text(&late).contains("already rejected"), "{late}");
+    assert!(!server.audit().await.iter().any(|r| r.decision == "approved"));
+}

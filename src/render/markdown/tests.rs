@@ -104,3 +104,24 @@ fn images_fields_and_lists_render() {
         .with(Block::Image { url: "javascript:alert(1)".into(), alt: "x".into(), link: None });
     insta::assert_snapshot!(check(&reply));
 }
+
+#[test]
+fn an_approval_asks_github_reviewers_by_mention_and_says_how_to_answer() {
+    let mut reply = Reply::new(Status::AwaitingApproval, "`db sql users \"SELECT 1\" --env prod` waits for approval");
+    reply.approval = Some(crate::render::reply::PendingApproval {
+        code: "7F3K9Q".into(),
+        command: "db sql users \"SELECT 1\" --env prod".into(),
+        approvers: vec!["role:reviewer".into()],
+        count: 2,
+        expires_at: "2026-11-25T12:03:00Z".into(),
+        mentions: vec!["github:hubot".into(), "slack:U1".into(), "github:a@b".into()],
+        slack_group: None,
+        id: "secret-id".into(),
+    });
+    reply.mention = vec!["github:octocat".into()];
+    let out = render(&reply, "/lazyops");
+    assert!(out.contains("@hubot This needs 2 approvals (role:reviewer)"), "{out}");
+    assert!(out.contains("reply `/lazyops approve 7F3K9Q` or `/lazyops reject 7F3K9Q <reason>`"), "{out}");
+    assert!(out.trim_end().ends_with("@octocat"), "{out}");
+    assert!(!out.contains("@a@b") && !out.contains("secret-id") && !out.contains("U1"), "{out}");
+}

@@ -1,7 +1,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::render::reply::{Block, PendingConfirm, Reply, Status};
+use crate::render::reply::{Block, PendingApproval, PendingConfirm, Reply, Status};
 
 /// Renders and checks the limits every message must respect, then returns it for a snapshot.
 fn check(reply: &Reply) -> SlackMessage {
@@ -272,4 +272,28 @@ proptest::proptest! {
         push_escaped(&mut out, &s, code);
         proptest::prop_assert_eq!(out, escaped_by_chars(&s, code));
     }
+}
+
+#[test]
+fn an_approval_card_mentions_the_approvers_and_has_approve_and_reject_buttons() {
+    let mut reply = Reply::new(Status::AwaitingApproval, "`db sql users \"SELECT 1\" --env prod` waits for approval")
+        .with(Block::Code { lang: Some("sql".into()), text: "SELECT 1".into() });
+    reply.approval = Some(PendingApproval {
+        code: "7F3K9Q".into(),
+        command: "db sql users \"SELECT 1\" --env prod".into(),
+        approvers: vec!["role:reviewer".into()],
+        count: 2,
+        expires_at: "2026-11-25T12:03:00Z".into(),
+        mentions: vec!["slack:U0BOB".into(), "local:carol".into(), "slack:<!here>".into()],
+        slack_group: Some("S0REVIEW".into()),
+        id: "0123456789abcdef0123456789abcdef".into(),
+    });
+    let msg = check(&reply);
+    let actions = msg.blocks.last().unwrap();
+    assert_eq!(actions["elements"][0]["action_id"], APPROVE_ACTION);
+    assert_eq!(actions["elements"][0]["value"], "0123456789abcdef0123456789abcdef");
+    assert_eq!(actions["elements"][1]["action_id"], REJECT_ACTION);
+    assert!(msg.text.starts_with("<@U0BOB> <!subteam^S0REVIEW>"), "{}", msg.text);
+    assert!(!msg.text.contains("<!here>") && !msg.text.contains("carol"), "only checked Slack identities ping");
+    insta::assert_json_snapshot!(msg);
 }

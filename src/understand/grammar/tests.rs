@@ -97,7 +97,11 @@ fn errors_point_at_the_column_and_suggest_the_fix() {
     assert_eq!(err("db query user-by-idd 1").kind.hint(), Some("user-by-id"));
     assert_eq!(err("test run smokee").kind.hint(), Some("smoke"));
     assert_eq!(err("help deplyo").kind.hint(), Some("deploy"));
-    assert_eq!(err("db").message(), "`db` needs one of: list, describe, query or schema");
+    assert_eq!(err("db").message(), "`db` needs one of: list, describe, query, schema or sql");
+    assert_eq!(
+        err("db sql userz \"SELECT 1\"").message(),
+        "unknown database `userz` (did you mean `users`?); databases are users"
+    );
 }
 
 #[test]
@@ -189,6 +193,15 @@ fn any_command() -> impl Strategy<Value = Command> {
         text().prop_map(|t| Command::Explain { text: t.trim().to_string() }),
         proptest::option::of("[A-Za-z0-9_]{2,21}").prop_map(|subreddit| Command::Meme { subreddit }),
         "[0-9A-Z]{4}".prop_map(|code| Command::Confirm { code }),
+        "[0-9A-Z]{6}".prop_map(|code| Command::Approve { code }),
+        ("[0-9A-Z]{6}", proptest::option::of(text()))
+            .prop_map(|(code, reason)| Command::Reject { code, reason: reason.map(|r| r.trim().to_string()) }),
+        Just(Command::Approvals),
+        (text(), env()).prop_map(|(sql, env)| Command::DbSql {
+            database: "users".into(),
+            sql: sql.trim().to_string(),
+            env
+        }),
         (any::<i64>(), proptest::option::of(prop_oneof![Just("staging".to_string()), Just("dev".to_string())]))
             .prop_map(|(n, env)| Command::DbQuery {
                 query: "user-by-id".into(),
@@ -225,6 +238,21 @@ proptest! {
             let _ = parse(&format!("{} {}", s.name(), words.join(" ")), &catalog);
         }
     }
+}
+
+#[test]
+fn approvals_are_typed_commands_and_db_sql_takes_one_quoted_statement() {
+    let catalog = demo_catalog();
+    assert!(typed_as_command("approve 7F3K9Q", &catalog));
+    assert!(typed_as_command("reject 7F3K9Q too broad, use user-by-email", &catalog));
+    assert!(!typed_as_command("approve the release of payments", &catalog));
+    assert!(typed_as_command("approvals", &catalog));
+    let c = parse("reject 7f3k9q too broad, use user-by-email", &catalog).unwrap();
+    assert_eq!(c.to_string(), "reject 7F3K9Q \"too broad, use user-by-email\"");
+    let c = parse("db sql users \"SELECT \\\"email\\\" FROM users WHERE id = 1\"", &catalog).unwrap();
+    assert_eq!(c.to_string(), "db sql users \"SELECT \\\"email\\\" FROM users WHERE id = 1\" --env prod");
+    assert!(parse("db sql users \"  \"", &catalog).is_err());
+    assert!(parse("db sql users", &catalog).is_err());
 }
 
 #[test]
