@@ -238,6 +238,10 @@ pub struct Options {
     pub average_from: usize,
     /// Seed for shuffling and fold assignment (training is deterministic).
     pub seed: u64,
+    /// Weight of the sentence's static embedding (`super::embedding`, unit length) appended
+    /// to the (unit-length) TF-IDF vector as dense features; 0, or no table in the build,
+    /// leaves the dependency-free features alone.
+    pub dense_weight: f32,
 }
 
 impl Default for Options {
@@ -266,6 +270,7 @@ impl Default for Options {
             max_chars: 1000,
             average_from: 2,
             seed: 0x5eed_1a2b_3c4d_5e6f,
+            dense_weight: 1.0,
         }
     }
 }
@@ -306,6 +311,25 @@ pub struct Classifier {
     model: Model,
     temperature: f32,
     threshold: f32,
+    /// The static embedding as features, when used.
+    dense: Option<Dense>,
+}
+
+/// The static sentence embedding as dense features: rows `base..base + dims` of the model.
+#[derive(Clone, Copy, Debug)]
+struct Dense {
+    table: &'static super::embedding::Table,
+    base: u32,
+    weight: f32,
+}
+
+impl Dense {
+    /// Appends the embedding of `text` to a vectorised text.
+    fn append(&self, text: &str, x: &mut Vec<(u32, f32)>) {
+        if let Some(e) = self.table.embed(text) {
+            x.extend(e.iter().enumerate().map(|(k, v)| (self.base + k as u32, v * self.weight)));
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1173,16 +1197,39 @@ impl Classifier {
         }
         drop(df);
         let unknown_idf = (n_docs + 1.0).ln() + 1.0;
-        let xs: Vec<Vec<(u32, f32)>> = raws.iter().map(|r| vectorize(r, &index, &idf, unknown_idf)).collect();
+        let mut xs: Vec<Vec<(u32, f32)>> = raws.iter().map(|r| vectorize(r, &index, &idf, unknown_idf)).collect();
         drop(raws);
-        let data = Data { xs, ys, rows: idf.len(), classes };
+        let dense = super::embedding::table().filter(|_| opts.dense_weight > 0.0).map(|table| Dense {
+            table,
+            base: idf.len() as u32,
+            weight: opts.dense_weight,
+        });
+        let mut rows = idf.len();
+        if let Some(d) = &dense {
+            for (x, (t, _)) in xs.iter_mut().zip(&examples) {
+                d.append(t, x);
+            }
+            rows += d.table.dims();
+        }
+        let data = Data { xs, ys, rows, classes };
 
         let mut rng = SplitMix(opts.seed);
         let (temperature, threshold) =
             if classes >= 2 { Self::cross_validate(&data, oos, opts, &mut rng) } else { (1.0, DEFAULT_THRESHOLD) };
         let all: Vec<usize> = (0..data.xs.len()).collect();
         let model = train_model(&data, &all, false, opts, &mut rng);
-        Classifier { labels: labels.to_vec(), oos, features, index, idf, unknown_idf, model, temperature, threshold }
+        Classifier {
+            labels: labels.to_vec(),
+            oos,
+            features,
+            index,
+            idf,
+            unknown_idf,
+            model,
+            temperature,
+            threshold,
+            dense,
+        }
     }
 
     /// Stratified k-fold: returns (temperature, threshold) fitted on
@@ -1234,13 +1281,19 @@ impl Classifier {
     fn probabilities(&self, text: &str) -> (Vec<f32>, bool) {
         let classes = self.labels.len();
         let raw = raw_features(text, &self.features);
-        let x = vectorize(&raw, &self.index, &self.idf, self.unknown_idf);
+        let mut x = vectorize(&raw, &self.index, &self.idf, self.unknown_idf);
+        // Known means a feature shared with the training data; the embedding alone does not make
+        // gibberish in scope.
+        let known = !x.is_empty();
+        if let Some(d) = &self.dense {
+            d.append(text, &mut x);
+        }
         let mut z = vec![0.0f32; classes];
         self.model.logits_into(&x, &mut z);
         let inv_t = 1.0 / self.temperature;
         z.iter_mut().for_each(|v| *v *= inv_t);
         softmax_in_place(&mut z);
-        (z, !x.is_empty())
+        (z, known)
     }
 
     /// Top-`k` labels, best first; scores are temperature-calibrated softmax

@@ -120,7 +120,7 @@ pub fn parse_file(text: &str, path: &Path) -> (Vec<Intent>, Vec<Problem>) {
             match SlotType::parse(&s.ty) {
                 Some(ty) => slots.push(Slot { name, ty, required: s.required, question: s.question }),
                 None => bad(format!(
-                    "intent `{}`: slot `{name}` has unknown type `{}` (service, env, query, suite, template, subreddit, int, id, text, date, email, identity, command)",
+                    "intent `{}`: slot `{name}` has unknown type `{}` (service, env, query, suite, template, subreddit, int, id, text, date, email, identity, command, run)",
                     raw.name, s.ty
                 )),
             }
@@ -180,7 +180,9 @@ fn param_slots(params: &[crate::param::ParamSpec]) -> Vec<Slot> {
         .collect()
 }
 
-/// The intent a manifest template's sentences are handed over to: its params as slots.
+/// The intent of a manifest template: its params as slots, its `# example:` lines as examples
+/// (a template with examples is classified like a query; the generic `manifest` intent hands
+/// over to any template).
 fn template_intent(t: &crate::catalog::TemplateSig) -> Intent {
     let slots = param_slots(&t.params);
     let mut command = format!("manifest {}", t.name);
@@ -191,26 +193,19 @@ fn template_intent(t: &crate::catalog::TemplateSig) -> Intent {
         name: format!("template:{}", t.name),
         command,
         description: t.description.clone(),
-        examples: Vec::new(),
+        examples: with_samples(&t.examples, &t.params),
         negatives: Vec::new(),
         slots,
     }
 }
 
-fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
-    let mut slots = param_slots(&q.params);
-    slots.push(Slot { name: "env".into(), ty: SlotType::Env, required: false, question: None });
-    let mut command = format!("db query {}", q.name);
-    for s in &slots {
-        command.push_str(&format!(" {{{}}}", s.name));
-    }
-    // `{user_id}` in an example stands for a value: fill it with a sample so it reads like one.
-    let examples = q
-        .examples
+/// `{user_id}` in an example stands for a value: filled with a sample so it reads like one.
+fn with_samples(examples: &[String], params: &[crate::param::ParamSpec]) -> Vec<String> {
+    examples
         .iter()
         .map(|e| {
             let mut e = e.clone();
-            for p in &q.params {
+            for p in params {
                 let sample = match p.ty {
                     crate::param::ParamType::Int | crate::param::ParamType::Decimal => "42",
                     crate::param::ParamType::Date => "2026-11-01",
@@ -221,7 +216,17 @@ fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
             }
             e
         })
-        .collect();
+        .collect()
+}
+
+fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
+    let mut slots = param_slots(&q.params);
+    slots.push(Slot { name: "env".into(), ty: SlotType::Env, required: false, question: None });
+    let mut command = format!("db query {}", q.name);
+    for s in &slots {
+        command.push_str(&format!(" {{{}}}", s.name));
+    }
+    let examples = with_samples(&q.examples, &q.params);
     Intent {
         name: format!("query:{}", q.name),
         command,
@@ -421,6 +426,83 @@ fn refused_request(text: &str) -> Option<&'static str> {
     None
 }
 
+/// "change/update/set … of user N to V": a request to write data, which only a manifest
+/// template may answer (never a read query that happens to share its words). Questions about
+/// changes ("who changed the email of user 42", "any update on run 12") and TODOs about them
+/// ("remind us to update the user docs") are not requests to write.
+fn write_request(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let w: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '@' | '.')))
+        .filter(|s| !s.is_empty())
+        .collect();
+    const VERBS: &[&str] = &[
+        "change",
+        "update",
+        "set",
+        "modify",
+        "edit",
+        "rename",
+        "replace",
+        "correct",
+        "overwrite",
+        "switch",
+        "fix",
+        "make",
+    ];
+    const OBJECTS: &[&str] = &[
+        "user", "users", "email", "e-mail", "mail", "address", "account", "accounts", "name", "username", "password",
+        "phone", "record", "row", "rows", "role", "plan", "customer", "uid", "userid", "user_id",
+    ];
+    const QUESTIONS: &[&str] =
+        &["did", "has", "have", "who", "what", "when", "why", "how", "was", "were", "is", "which"];
+    const NOT_WRITES: &[&str] = &["todo", "to-do", "todos", "remind", "reminder", "note", "manifest", "yaml", "job"];
+    if w.first().is_some_and(|f| QUESTIONS.contains(f)) || w.iter().any(|x| NOT_WRITES.contains(x)) {
+        return false;
+    }
+    let has_email = w.iter().any(|x| x.trim_end_matches('.').contains('@'));
+    w.iter().enumerate().any(|(i, a)| {
+        VERBS.contains(a)
+            && !(i > 0 && matches!(w[i - 1], "any" | "an" | "the" | "no" | "last" | "latest" | "status"))
+            && (has_email || w.iter().skip(i + 1).take(6).any(|b| OBJECTS.contains(b)))
+    })
+}
+
+/// Whether a template fits a write request: the words of its name that say what it changes
+/// (`user`, `email` in `update-user-email`; verbs aside) are all in the sentence (an email
+/// address counts as `email`).
+fn template_fits(template: &str, text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let said: Vec<String> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('s').to_string())
+        .collect();
+    let has_email = lower.contains('@');
+    const VERBS: &[&str] = &["update", "change", "set", "create", "delete", "rotate", "reset", "fix", "add", "remove"];
+    template.split('-').filter(|p| !VERBS.contains(p)).all(|p| {
+        let p = p.trim_end_matches('s');
+        said.iter().any(|s| s == p)
+            || (p == "email" && has_email)
+            || (p == "user" && said.iter().any(|s| matches!(s.as_str(), "uid" | "userid" | "account" | "customer")))
+    })
+}
+
+/// The refusal of a write no template fits: what templates there are.
+fn templates_offer(catalog: &Catalog) -> String {
+    if catalog.templates.is_empty() {
+        return "this workspace has no manifest templates".to_string();
+    }
+    let list: Vec<String> = catalog
+        .templates
+        .values()
+        .map(|t| {
+            if t.description.is_empty() { format!("`{}`", t.name) } else { format!("`{}` ({})", t.name, t.description) }
+        })
+        .collect();
+    format!("the manifest templates are {}", or_list(list.iter().map(String::as_str)).replace(" or ", " and "))
+}
+
 /// Follow-up cues: "same for staging", "and for users?", "what about dev".
 fn is_follow_up(text: &str) -> bool {
     let lower = text.trim().to_lowercase();
@@ -445,12 +527,22 @@ fn is_follow_up(text: &str) -> bool {
         && lower.split_whitespace().count() <= 6
 }
 
+/// Every sentence the model is trained on (examples of intents, queries and templates, and
+/// negatives), as written: what an evaluation set must not contain.
+pub fn training_sentences(intents: &[Intent], catalog: &Catalog) -> Vec<String> {
+    let mut out: Vec<String> = intents.iter().flat_map(|i| i.examples.iter().chain(&i.negatives)).cloned().collect();
+    out.extend(catalog.queries.values().flat_map(|q| query_intent(q).examples));
+    out.extend(catalog.templates.values().flat_map(|t| template_intent(t).examples));
+    out
+}
+
 impl Model {
     /// Trains on the intents and the queries' examples; `oos` examples and every intent's
     /// negatives teach the out-of-scope class.
     pub fn train(intents: &[Intent], catalog: &Catalog) -> Model {
         let mut all: Vec<Intent> = intents.iter().filter(|i| i.name != OOS).cloned().collect();
         all.extend(catalog.queries.values().map(query_intent));
+        all.extend(catalog.templates.values().filter(|t| !t.examples.is_empty()).map(template_intent));
         let mut oos = intents.iter().find(|i| i.name == OOS).cloned().unwrap_or(Intent {
             name: OOS.into(),
             command: String::new(),
@@ -504,7 +596,12 @@ impl Model {
         let sentence = Sentence { text, catalog, today };
         let done = |outcome, conversation| Interpreted { outcome, candidates: candidates.clone(), conversation };
         if let Some(reason) = refused_request(text) {
-            return done(Outcome::OutOfScope { reason: Some(reason.into()), candidates: Vec::new() }, None);
+            let reason = if reason.contains("manifest") {
+                format!("{reason}; {}", templates_offer(catalog))
+            } else {
+                reason.to_string()
+            };
+            return done(Outcome::OutOfScope { reason: Some(reason), candidates: Vec::new() }, None);
         }
         // An answer to the question asked last in this thread, unless the message is a new
         // request of its own ("find the user with email …" after "Which service?").
@@ -546,6 +643,29 @@ impl Model {
             if changed {
                 return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
             }
+        }
+        // A write goes to the template that performs it, or is refused with the templates there are.
+        if convo.pending.is_none() && write_request(text) {
+            let all = self.candidates(text, self.intents.len());
+            let fitting = all.iter().find(|(n, _)| n.strip_prefix("template:").is_some_and(|t| template_fits(t, text)));
+            let Some((name, score)) = fitting.cloned() else {
+                let reason = format!(
+                    "I never change data myself, and no manifest template fits that change; {}",
+                    templates_offer(catalog)
+                );
+                return done(Outcome::OutOfScope { reason: Some(reason), candidates: Vec::new() }, None);
+            };
+            let Some(intent) = self.intent(&name) else {
+                return done(Outcome::OutOfScope { reason: None, candidates: Vec::new() }, None);
+            };
+            let mut slots = BTreeMap::new();
+            let mut used = Vec::new();
+            for s in &intent.slots {
+                if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
+                    slots.insert(s.name.clone(), v);
+                }
+            }
+            return self.complete(intent, slots, score, &sentence, convo, candidates);
         }
         let top = candidates.iter().find(|(n, _)| n != OOS).cloned();
         let oos_first = candidates.first().is_some_and(|(n, _)| n == OOS);
