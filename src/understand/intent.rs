@@ -68,6 +68,12 @@ pub struct Intent {
 }
 
 pub const OOS: &str = "oos";
+/// The pending "frame" of a numbered choice between two commands.
+const CHOICE: &str = "choice";
+/// A runner-up at least this fraction of the top intent's probability is a close call ...
+const CLOSE: f32 = 0.8;
+/// ... when the top intent is below this probability.
+const CLOSE_TOP: f32 = 0.6;
 
 /// Reads every `*.toml` in the intents directory; problems name the file and line.
 pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
@@ -438,6 +444,10 @@ fn write_request(text: &str) -> bool {
         .collect();
     const VERBS: &[&str] = &[
         "change",
+        "create",
+        "insert",
+        "register",
+        "add",
         "update",
         "set",
         "modify",
@@ -603,6 +613,11 @@ impl Model {
             };
             return done(Outcome::OutOfScope { reason: Some(reason), candidates: Vec::new() }, None);
         }
+        if let Some(frame) = convo.pending.as_ref().filter(|f| f.intent == CHOICE)
+            && let Some(answer) = self.chosen(frame, text, &candidates, convo)
+        {
+            return answer;
+        }
         // An answer to the question asked last in this thread, unless the message is a new
         // request of its own ("find the user with email …" after "Which service?").
         if let Some(pending) = &convo.pending
@@ -673,6 +688,7 @@ impl Model {
             let near = candidates.iter().filter(|(n, _)| n != OOS).cloned().collect();
             return done(Outcome::OutOfScope { reason: None, candidates: near }, None);
         };
+        let (name, score) = self.rerank_by_slots(name, score, &candidates, &sentence);
         if let Some(q) = self.two_requests(text) {
             return done(
                 Outcome::Question { question: q, intent: name, confidence: score, slots: BTreeMap::new() },
@@ -689,7 +705,119 @@ impl Model {
                 slots.insert(s.name.clone(), v);
             }
         }
-        self.complete(intent, slots, score, &sentence, convo, candidates)
+        let first = self.complete(intent, slots, score, &sentence, convo, candidates.clone());
+        if let Some(choice) = self.close_call(&first, &name, score, &candidates, &sentence, convo) {
+            return choice;
+        }
+        first
+    }
+
+    /// When the runner-up is nearly as likely as the top intent (at least [`CLOSE`] of its
+    /// probability, the top under [`CLOSE_TOP`]) and both make a whole command, the answer is
+    /// a question offering both, numbered; "1" or "2" (or the command) answers it.
+    fn close_call(
+        &self,
+        first: &Interpreted,
+        name: &str,
+        score: f32,
+        candidates: &[(String, f32)],
+        s: &Sentence<'_>,
+        convo: &Conversation,
+    ) -> Option<Interpreted> {
+        let Outcome::Text { text: a, .. } = &first.outcome else { return None };
+        if score >= CLOSE_TOP {
+            return None;
+        }
+        let (other, p) = candidates.iter().find(|(n, p)| n != OOS && n != name && *p >= score * CLOSE)?;
+        let intent = self.intent(other)?;
+        let mut slots = BTreeMap::new();
+        let mut used = Vec::new();
+        for slot in &intent.slots {
+            if let Some(v) = extract(&slot.ty, &slot.name, s.text, s.catalog, s.today, &mut used) {
+                slots.insert(slot.name.clone(), v);
+            }
+        }
+        let second = self.complete(intent, slots, *p, s, convo, candidates.to_vec());
+        let Outcome::Text { text: b, .. } = &second.outcome else { return None };
+        if a == b {
+            return None;
+        }
+        let question = format!("Did you mean 1) `{a}` or 2) `{b}`? Answer 1 or 2.");
+        let slots: BTreeMap<String, String> = [
+            ("1".to_string(), a.clone()),
+            ("2".to_string(), b.clone()),
+            ("intent1".to_string(), name.to_string()),
+            ("intent2".to_string(), other.clone()),
+        ]
+        .into();
+        let frame = Frame { intent: CHOICE.into(), slots: slots.clone(), missing: Some(CHOICE.into()) };
+        Some(Interpreted {
+            outcome: Outcome::Question { question, intent: name.to_string(), confidence: score, slots },
+            candidates: candidates.to_vec(),
+            conversation: Some(Conversation {
+                pending: Some(frame),
+                last: convo.last.clone(),
+                turns: convo.turns.clone(),
+            }),
+        })
+    }
+
+    /// The answer to a numbered choice: "1", "2", "the second one", or one of the commands.
+    fn chosen(
+        &self,
+        frame: &Frame,
+        text: &str,
+        candidates: &[(String, f32)],
+        convo: &Conversation,
+    ) -> Option<Interpreted> {
+        let t = text.trim().trim_end_matches(['.', '!']).to_lowercase();
+        let t = t.trim_start_matches("option ").trim_start_matches("the ").trim_end_matches(" one").trim();
+        let pick = match t {
+            "1" | "1)" | "first" | "#1" => "1",
+            "2" | "2)" | "second" | "#2" => "2",
+            _ => ["1", "2"].into_iter().find(|k| frame.slots.get(*k).is_some_and(|c| c.eq_ignore_ascii_case(t)))?,
+        };
+        let command = frame.slots.get(pick)?.clone();
+        let intent = frame.slots.get(&format!("intent{pick}")).cloned().unwrap_or_default();
+        let last = Frame { intent: intent.clone(), slots: BTreeMap::new(), missing: None };
+        Some(Interpreted {
+            outcome: Outcome::Text { text: command, intent, confidence: 1.0, slots: BTreeMap::new() },
+            candidates: candidates.to_vec(),
+            conversation: Some(Conversation { pending: None, last: Some(last), turns: convo.turns.clone() }),
+        })
+    }
+
+    /// When the top intent would have to ask for a value the sentence does not give, and a
+    /// close runner-up (at least half its probability) needs values and finds them all
+    /// ("reason pay_s1d2f failed?": `failed-payments-since` would ask for a date,
+    /// `payment-by-id` has its id), the runner-up is meant.
+    fn rerank_by_slots(
+        &self,
+        name: String,
+        score: f32,
+        candidates: &[(String, f32)],
+        s: &Sentence<'_>,
+    ) -> (String, f32) {
+        let fills = |n: &str| -> Option<bool> {
+            let intent = self.intent(n)?;
+            let required: Vec<&Slot> = intent.slots.iter().filter(|x| x.required).collect();
+            if required.is_empty() {
+                return None;
+            }
+            let mut used = Vec::new();
+            Some(required.iter().all(|x| extract(&x.ty, &x.name, s.text, s.catalog, s.today, &mut used).is_some()))
+        };
+        if fills(&name) != Some(false) {
+            return (name, score);
+        }
+        let better = candidates
+            .iter()
+            .filter(|(n, p)| n != OOS && *n != name && *p >= score * 0.5)
+            .find(|(n, _)| fills(n) == Some(true));
+        match better {
+            Some((n, p)) => (n.clone(), *p),
+            None => (name, score),
+        }
     }
 
     /// Whether a message sent while a question is pending asks for something else: a
@@ -910,6 +1038,96 @@ mod tests {
             "what changed in the users table schema",
         ] {
             assert!(refused_request(t).is_none(), "{t}");
+        }
+    }
+
+    fn demo_model() -> (Model, Catalog) {
+        let catalog = demo_catalog();
+        let (intents, problems) = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/intents")));
+        assert!(problems.is_empty(), "{problems:?}");
+        (Model::train(&intents, &catalog), catalog)
+    }
+
+    fn outcome_of(model: &Model, catalog: &Catalog, text: &str) -> Outcome {
+        model.interpret(text, catalog, &Conversation::default(), time::macros::date!(2026 - 11 - 25)).outcome
+    }
+
+    #[test]
+    fn write_requests_fill_the_template_that_performs_them_or_are_refused_naming_the_templates() {
+        let (model, catalog) = demo_model();
+        for (text, want) in [
+            (
+                "change the email of user 42 to bob@new.example.com",
+                "manifest update-user-email user_id=42 email=bob@new.example.com",
+            ),
+            (
+                "please update user 7's email address to <mailto:c@d.io|c@d.io>",
+                "manifest update-user-email user_id=7 email=c@d.io",
+            ),
+            ("set the email for uid 9 to x@y.org", "manifest update-user-email user_id=9 email=x@y.org"),
+        ] {
+            match outcome_of(&model, &catalog, text) {
+                Outcome::Text { text: got, .. } => assert_eq!(got, want, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for text in ["change the name of user 42 to Bob", "create a new user for carol", "reset the password of user 5"]
+        {
+            match outcome_of(&model, &catalog, text) {
+                Outcome::OutOfScope { reason: Some(r), .. } => {
+                    assert!(r.contains("`update-user-email`"), "{text}: {r}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Questions about changes and TODOs that mention one are not writes.
+        assert!(!write_request("who changed the email of user 42?"));
+        assert!(!write_request("remind us to update the user docs"));
+        assert!(!write_request("any update on test run 12"));
+        assert!(template_fits("update-user-email", "switch account 4 to a@b.co"));
+        assert!(!template_fits("update-user-email", "change the name of user 4"));
+    }
+
+    #[test]
+    fn a_numbered_choice_is_answered_by_its_number_or_its_command() {
+        let (model, catalog) = demo_model();
+        let slots: BTreeMap<String, String> = [
+            ("1".to_string(), "deploy version users prod".to_string()),
+            ("2".to_string(), "release check users prod".to_string()),
+            ("intent1".to_string(), "deploy-version".to_string()),
+            ("intent2".to_string(), "release-check".to_string()),
+        ]
+        .into();
+        let convo = Conversation {
+            pending: Some(Frame { intent: CHOICE.into(), slots, missing: Some(CHOICE.into()) }),
+            ..Conversation::default()
+        };
+        let today = time::macros::date!(2026 - 11 - 25);
+        for (answer, want) in [
+            ("2", "release check users prod"),
+            ("the first one", "deploy version users prod"),
+            ("Release check users prod", "release check users prod"),
+        ] {
+            let got = model.interpret(answer, &catalog, &convo, today);
+            let Outcome::Text { text, .. } = got.outcome else { panic!("{answer}: {:?}", got.outcome) };
+            assert_eq!(text, want, "{answer}");
+            assert!(got.conversation.is_some_and(|c| c.pending.is_none()), "the choice is answered once");
+        }
+    }
+
+    #[test]
+    fn questions_about_test_runs_read_the_latest_run_never_start_one() {
+        let (model, catalog) = demo_model();
+        for (text, want) in [
+            ("did the smoke tests pass", "test status smoke"),
+            ("status of the last regression run", "test status regression"),
+            ("how did the test run go?", "test status last"),
+            ("who joined yesterday", "db query recent-signups days=1"),
+        ] {
+            match outcome_of(&model, &catalog, text) {
+                Outcome::Text { text: got, .. } => assert_eq!(got, want, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
         }
     }
 

@@ -465,7 +465,9 @@ fn free_text(text: &str) -> Option<String> {
 
 /// Drops trailing politeness and punctuation: "rotate the keys please!" → "rotate the keys".
 fn clean_tail(s: &str) -> String {
-    let mut s = s.trim().trim_end_matches(['.', '!', '?']).trim().to_string();
+    // "new todo - upgrade the nodes": the dash or colon after the cue is not part of the text.
+    let s = s.trim().trim_start_matches(['-', ':', '\u{2013}', '\u{2014}']).trim();
+    let mut s = s.trim_end_matches(['.', '!', '?']).trim().to_string();
     for tail in [" please", " pls", " plz", " thanks", " thx", " asap"] {
         if s.to_lowercase().ends_with(tail) {
             s.truncate(s.len() - tail.len());
@@ -476,6 +478,13 @@ fn clean_tail(s: &str) -> String {
 
 /// The command word a `help` question is about.
 fn topic(ws: &[Word<'_>]) -> Option<String> {
+    // "how do i use deploy version?": a command's full words first.
+    for pair in ws.windows(2) {
+        let (a, b) = (pair[0].lower.as_str(), pair[1].lower.as_str());
+        if let Some(s) = crate::spec::SPECS.iter().find(|s| s.words.len() == 2 && s.words[0] == a && s.words[1] == b) {
+            return Some(s.name());
+        }
+    }
     for w in ws {
         let t = match w.lower.as_str() {
             "deploy" | "deploys" | "deployed" | "deployment" | "deployments" | "version" | "versions" => "deploy",
