@@ -14,6 +14,9 @@
 -- example: failed charges in the last 2 days
 -- example: which payments failed during the past 5 days?
 -- example: payment failures over the last week
+-- example: any bounced or declined charges since {since}
+-- example: payments that errored out this week
+-- example: were there payment failures overnight
 SELECT id, order_id, user_id, amount_cents, currency, failure_reason, created_at
 FROM payments
 WHERE status = 'failed'

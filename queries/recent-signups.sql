@@ -17,6 +17,10 @@
 -- example: accounts created over the past 2 weeks
 -- example: any new users recently?
 -- example: how many people joined lately
+-- example: who joined in the last week
+-- example: which users joined today
+-- example: new joiners since monday?
+-- example: how many people registered lately
 SELECT id, email, name, status, created_at
 FROM users
 WHERE created_at >= CURRENT_TIMESTAMP - :days * INTERVAL '1' DAY

@@ -19,6 +19,8 @@ pub struct TemplateSig {
     pub name: String,
     pub description: String,
     pub params: Vec<ParamSpec>,
+    /// Sentences that ask for this template (`# example:` lines), `{param}` standing for values.
+    pub examples: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]

@@ -74,7 +74,7 @@ pub enum Command {
         env: String,
     },
     TestStatus {
-        id: u64,
+        run: RunRef,
     },
     TestList,
     TestCancel {
@@ -219,10 +219,8 @@ impl fmt::Display for Command {
             | Command::DeployVersion { service, env }
             | Command::ReleaseCheck { service, env } => write!(f, " {service} {env}")?,
             Command::TestRun { suite, env } => write!(f, " {suite} {env}")?,
-            Command::TestStatus { id }
-            | Command::TestCancel { id }
-            | Command::TodoDone { id }
-            | Command::TodoUndo { id } => write!(f, " {id}")?,
+            Command::TestStatus { run } => write!(f, " {run}")?,
+            Command::TestCancel { id } | Command::TodoDone { id } | Command::TodoUndo { id } => write!(f, " {id}")?,
             Command::Meme { subreddit } => {
                 if let Some(s) = subreddit {
                     write!(f, " {s}")?;
@@ -280,5 +278,26 @@ mod tests {
         assert_eq!(quote(""), "\"\"");
         assert_eq!(quote("--env"), "\"--env\"");
         assert_eq!(quote("pay_8f3k2"), "pay_8f3k2");
+    }
+}
+
+/// Which test run `test status` means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunRef {
+    /// `test status 12`
+    Id(u64),
+    /// `test status last`: the latest run of any suite.
+    Last,
+    /// `test status smoke`: the latest run of that suite.
+    Suite(String),
+}
+
+impl fmt::Display for RunRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunRef::Id(id) => write!(f, "{id}"),
+            RunRef::Last => f.write_str("last"),
+            RunRef::Suite(s) => f.write_str(s),
+        }
     }
 }

@@ -111,6 +111,9 @@ enum IntentsCmd {
         /// mode, and compare with the local layer alone on the same cases
         #[arg(long, value_enum, value_name = "MODE")]
         llm: Option<EvalLlmMode>,
+        /// Exit 1 when the accuracy (a fraction, 0..1) is below this floor, for CI
+        #[arg(long, value_name = "X", value_parser = fraction)]
+        min_accuracy: Option<f64>,
     },
     /// Train the classifier on CLINC150-format lines {"text", "intent"} and score it on another file
     Bench {
@@ -126,6 +129,14 @@ enum IntentsCmd {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+}
+
+/// A `--min-accuracy` value: a fraction from 0 to 1.
+fn fraction(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(format!("`{s}` is not a fraction between 0 and 1 (0.95 means 95%)")),
+    }
 }
 
 #[tokio::main]
@@ -380,7 +391,7 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
     use lazyops::understand::eval;
     let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
     match cmd {
-        IntentsCmd::Eval { cases, json, llm } => {
+        IntentsCmd::Eval { cases, json, llm, min_accuracy } => {
             let ws = load(config).await?;
             let client = lazyops::understand::llm::Llm::from_env();
             let with_llm = llm.map(|m| eval::EvalLlm {
@@ -431,7 +442,13 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
                     );
                 }
             }
-            Ok(0)
+            match min_accuracy {
+                Some(floor) if report.accuracy < floor => {
+                    eprintln!("accuracy {:.3} is below the floor {floor:.3} (--min-accuracy)", report.accuracy);
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
         }
         IntentsCmd::Bench { train, test, json } => {
             let r =

@@ -66,6 +66,8 @@ pub enum ArgKind {
     Topic,
     /// A positive integer id (a job, a TODO item).
     Id,
+    /// A test run: its id, `last` (the latest run) or a suite name (that suite's latest run).
+    Run,
     /// A confirmation code.
     Code,
     /// A target database from config's `[databases]`.
@@ -346,9 +348,9 @@ pub static SPECS: &[CommandSpec] = &[
     CommandSpec {
         kind: K::TestStatus,
         words: &["test", "status"],
-        args: &[req("id", A::Id, "the run's id")],
+        args: &[req("id", A::Run, "the run's id, `last`, or a suite (its latest run)")],
         summary: "the state of a test run",
-        examples: &["test status 12"],
+        examples: &["test status 12", "test status last", "test status smoke"],
         confirm: C::Never,
         plugin: "test",
     },

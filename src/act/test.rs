@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::{ActError, ActFuture, Ctx, Plugin};
-use crate::command::Command;
+use crate::command::{Command, RunRef};
 use crate::jobs::{self, Requester, StartError, TEST_KIND, duration, state_icon};
 use crate::pipeline::format_ms;
 use crate::render::{Block, Reply};
@@ -21,7 +21,7 @@ impl Plugin for Test {
             }
             match cmd {
                 Command::TestRun { suite, env } => run(ctx, suite, env).await,
-                Command::TestStatus { id } => status(ctx, *id).await,
+                Command::TestStatus { run } => status(ctx, run).await,
                 Command::TestList => list(ctx).await,
                 Command::TestCancel { id } => cancel(ctx, *id).await,
                 other => Err(ActError::Internal(format!("test plugin got `{other}`"))),
@@ -115,16 +115,27 @@ fn tail(out: &str) -> &str {
     &out[by_lines.max(by_size)..]
 }
 
-async fn status(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
-    let id = job_id(id)?;
-    let job = ctx
-        .bot
-        .store()
-        .job_get(id)
-        .await
-        .map_err(store_err)?
-        .filter(|j| j.kind == TEST_KIND)
-        .ok_or_else(|| ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs")))?;
+async fn status(ctx: &Ctx<'_>, run: &RunRef) -> Result<Reply, ActError> {
+    let store = ctx.bot.store();
+    let job = match run {
+        RunRef::Id(id) => {
+            let id = job_id(*id)?;
+            store.job_get(id).await.map_err(store_err)?.filter(|j| j.kind == TEST_KIND).ok_or_else(|| {
+                ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs"))
+            })?
+        }
+        RunRef::Last => store
+            .job_latest(TEST_KIND, None)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| ActError::User("no test has run yet; `test run <suite>` starts one".into()))?,
+        RunRef::Suite(suite) => store
+            .job_latest(TEST_KIND, Some(suite))
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| ActError::User(format!("{suite} has not run yet; `test run {suite}` starts it")))?,
+    };
+    let id = job.id;
     let mut reply = Reply::done(format!("test run #{id}: {} on {} {}", job.name, job.env, job.state.words()))
         .with(Block::Fields { fields: fields(&job) });
     if let Some(out) = job.output.as_deref().filter(|o| !o.trim().is_empty()) {

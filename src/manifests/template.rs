@@ -29,6 +29,8 @@ pub struct Template {
     pub name: String,
     pub description: String,
     pub params: Vec<ParamSpec>,
+    /// `# example:` lines: sentences that ask for this template, for the intent layer.
+    pub examples: Vec<String>,
     pub path: PathBuf,
     tree: Node,
 }
@@ -60,6 +62,7 @@ impl Template {
             name: String::new(),
             description: String::new(),
             params: Vec::new(),
+            examples: Vec::new(),
             path: path.to_path_buf(),
             tree: Node::Null,
         };
@@ -144,6 +147,7 @@ impl Template {
                 self.name = value.to_string();
             }
             "description" => self.description = value.to_string(),
+            "example" if !value.is_empty() => self.examples.push(value.to_string()),
             "param" => {
                 let p = parse_param(value)?;
                 if self.params.iter().any(|q| q.name == p.name) {
@@ -151,14 +155,19 @@ impl Template {
                 }
                 self.params.push(p);
             }
-            other => return Err(format!("unknown header `{other}`: use name, description or param")),
+            other => return Err(format!("unknown header `{other}`: use name, description, param or example")),
         }
         Ok(())
     }
 
     /// What the grammar needs to know to check a `manifest` command.
     pub fn sig(&self) -> TemplateSig {
-        TemplateSig { name: self.name.clone(), description: self.description.clone(), params: self.params.clone() }
+        TemplateSig {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            params: self.params.clone(),
+            examples: self.examples.clone(),
+        }
     }
 
     /// Places the values into the tree, serializes it, reads the text back and checks that it

@@ -49,9 +49,59 @@ pub struct Report {
     pub per_intent: BTreeMap<String, Score>,
     /// (expected, got) label pairs that were confused, with counts.
     pub confusion: Vec<(String, String, usize)>,
+    /// How well confidence predicts being right, over the cases answered with a command or a
+    /// question by the intent layer (typed commands, confidence 1 by definition, left out).
+    pub calibration: Calibration,
     /// With `--llm`: the same cases with the local layer alone, and what the model did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub llm: Option<LlmSummary>,
+}
+
+/// Reliability of the confidence: cases in ten equal-width bins of confidence, each bin's
+/// mean confidence against its accuracy; the expected calibration error is their gap weighted
+/// by the bins' sizes.
+#[derive(Debug, Default, Serialize)]
+pub struct Calibration {
+    pub answered: usize,
+    pub expected_calibration_error: f64,
+    pub bins: Vec<Bin>,
+    /// Wrong commands given at confidence 0.9 or more: the target is none.
+    pub wrong_at_or_above_0_9: Vec<Miss>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Bin {
+    /// `[from, to)`; the last bin includes 1.
+    pub from: f64,
+    pub to: f64,
+    pub count: usize,
+    pub mean_confidence: f64,
+    pub accuracy: f64,
+}
+
+impl Calibration {
+    /// From (confidence, right) pairs.
+    pub fn of(points: &[(f64, bool)]) -> Calibration {
+        const BINS: usize = 10;
+        let mut bins: Vec<Bin> = (0..BINS)
+            .map(|i| Bin { from: i as f64 / BINS as f64, to: (i + 1) as f64 / BINS as f64, ..Bin::default() })
+            .collect();
+        for &(c, right) in points {
+            let i = ((c.clamp(0.0, 1.0) * BINS as f64) as usize).min(BINS - 1);
+            let b = &mut bins[i];
+            b.count += 1;
+            b.mean_confidence += c;
+            b.accuracy += f64::from(u8::from(right));
+        }
+        let n = points.len().max(1) as f64;
+        let mut ece = 0.0;
+        for b in bins.iter_mut().filter(|b| b.count > 0) {
+            b.mean_confidence /= b.count as f64;
+            b.accuracy /= b.count as f64;
+            ece += b.count as f64 / n * (b.accuracy - b.mean_confidence).abs();
+        }
+        Calibration { answered: points.len(), expected_calibration_error: ece, bins, wrong_at_or_above_0_9: Vec::new() }
+    }
 }
 
 /// The LLM tier against the local layer on the same cases.
@@ -132,8 +182,11 @@ pub async fn eval(
         misses: Vec::new(),
         per_intent: BTreeMap::new(),
         confusion: Vec::new(),
+        calibration: Calibration::default(),
         llm: None,
     };
+    let mut points: Vec<(f64, bool)> = Vec::new();
+    let mut confident_wrong: Vec<Miss> = Vec::new();
     let asking = with_llm.as_ref().map(|e| Asking {
         llm: e.llm,
         mode: e.mode,
@@ -206,7 +259,27 @@ pub async fn eval(
                 }
                 got
             }
-            _ => outcome(&understand(case.text.trim(), &ctx).understanding),
+            _ => {
+                let u = understand(case.text.trim(), &ctx).understanding;
+                let got = outcome(&u);
+                match &u {
+                    Understanding::Command { tier, confidence, .. }
+                    | Understanding::Question { tier, confidence, .. }
+                        if *tier != Tier::Grammar =>
+                    {
+                        points.push((f64::from(*confidence), got == expected));
+                        if got != expected && *confidence >= 0.9 && matches!(u, Understanding::Command { .. }) {
+                            confident_wrong.push(Miss {
+                                text: case.text.clone(),
+                                expected: expected.clone(),
+                                got: got.clone(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                got
+            }
         };
         report.total += 1;
         if got == expected {
@@ -217,6 +290,7 @@ pub async fn eval(
         pairs.push((label(&expected), label(&got)));
     }
     report.accuracy = if report.total == 0 { 0.0 } else { report.correct as f64 / report.total as f64 };
+    report.calibration = Calibration { wrong_at_or_above_0_9: confident_wrong, ..Calibration::of(&points) };
     if let Some(mut sum) = summary {
         sum.local_accuracy = if report.total == 0 { 0.0 } else { sum.local_correct as f64 / report.total as f64 };
         sum.mean_latency_ms = if sum.asked == 0 { 0.0 } else { latency_total as f64 / sum.asked as f64 };

@@ -6,7 +6,7 @@ use pest::Parser;
 use pest::iterators::Pair;
 
 use crate::catalog::{Catalog, Unknown, closest, or_list};
-use crate::command::{Command, Params};
+use crate::command::{Command, Params, RunRef};
 use crate::param::{ParamSpec, ParamValue};
 use crate::spec::{ArgKind, CommandKind, CommandSpec, SPECS, spec};
 
@@ -602,7 +602,24 @@ impl<'a> Binder<'a> {
                 })?;
                 Command::TestRun { suite, env: env(get("env"))? }
             }
-            K::TestStatus => Command::TestStatus { id: id(need("id")?)? },
+            K::TestStatus => {
+                let a = need("id")?;
+                let word = a.value.to_ascii_lowercase();
+                let run = if matches!(word.as_str(), "last" | "latest") {
+                    RunRef::Last
+                } else if word.trim_start_matches(['#', '-', '+']).chars().all(|c| c.is_ascii_digit()) {
+                    RunRef::Id(id(a)?)
+                } else {
+                    let suite = self.catalog.resolve_suite(&a.value).map_err(|Unknown { hint }| {
+                        let choices = or_list(self.catalog.suites.iter().map(String::as_str));
+                        let hint = hint.map(|h| format!(" (did you mean `{h}`?)")).unwrap_or_default();
+                        let message = format!("`{}` is not a run id, `last` or a suite ({choices}){hint}", a.value);
+                        (ParseErrorKind::BadValue(message), a.start, a.end)
+                    })?;
+                    RunRef::Suite(suite)
+                };
+                Command::TestStatus { run }
+            }
             K::TestCancel => Command::TestCancel { id: id(need("id")?)? },
             K::TodoDone => Command::TodoDone { id: id(need("id")?)? },
             K::TodoUndo => Command::TodoUndo { id: id(need("id")?)? },

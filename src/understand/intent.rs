@@ -68,6 +68,12 @@ pub struct Intent {
 }
 
 pub const OOS: &str = "oos";
+/// The pending "frame" of a numbered choice between two commands.
+const CHOICE: &str = "choice";
+/// A runner-up at least this fraction of the top intent's probability is a close call ...
+const CLOSE: f32 = 0.8;
+/// ... when the top intent is below this probability.
+const CLOSE_TOP: f32 = 0.6;
 
 /// Reads every `*.toml` in the intents directory; problems name the file and line.
 pub fn load_dir(dir: &Path) -> (Vec<Intent>, Vec<Problem>) {
@@ -120,7 +126,7 @@ pub fn parse_file(text: &str, path: &Path) -> (Vec<Intent>, Vec<Problem>) {
             match SlotType::parse(&s.ty) {
                 Some(ty) => slots.push(Slot { name, ty, required: s.required, question: s.question }),
                 None => bad(format!(
-                    "intent `{}`: slot `{name}` has unknown type `{}` (service, env, query, suite, template, subreddit, int, id, text, date, email, identity, command)",
+                    "intent `{}`: slot `{name}` has unknown type `{}` (service, env, query, suite, template, subreddit, int, id, text, date, email, identity, command, run)",
                     raw.name, s.ty
                 )),
             }
@@ -180,7 +186,9 @@ fn param_slots(params: &[crate::param::ParamSpec]) -> Vec<Slot> {
         .collect()
 }
 
-/// The intent a manifest template's sentences are handed over to: its params as slots.
+/// The intent of a manifest template: its params as slots, its `# example:` lines as examples
+/// (a template with examples is classified like a query; the generic `manifest` intent hands
+/// over to any template).
 fn template_intent(t: &crate::catalog::TemplateSig) -> Intent {
     let slots = param_slots(&t.params);
     let mut command = format!("manifest {}", t.name);
@@ -191,26 +199,19 @@ fn template_intent(t: &crate::catalog::TemplateSig) -> Intent {
         name: format!("template:{}", t.name),
         command,
         description: t.description.clone(),
-        examples: Vec::new(),
+        examples: with_samples(&t.examples, &t.params),
         negatives: Vec::new(),
         slots,
     }
 }
 
-fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
-    let mut slots = param_slots(&q.params);
-    slots.push(Slot { name: "env".into(), ty: SlotType::Env, required: false, question: None });
-    let mut command = format!("db query {}", q.name);
-    for s in &slots {
-        command.push_str(&format!(" {{{}}}", s.name));
-    }
-    // `{user_id}` in an example stands for a value: fill it with a sample so it reads like one.
-    let examples = q
-        .examples
+/// `{user_id}` in an example stands for a value: filled with a sample so it reads like one.
+fn with_samples(examples: &[String], params: &[crate::param::ParamSpec]) -> Vec<String> {
+    examples
         .iter()
         .map(|e| {
             let mut e = e.clone();
-            for p in &q.params {
+            for p in params {
                 let sample = match p.ty {
                     crate::param::ParamType::Int | crate::param::ParamType::Decimal => "42",
                     crate::param::ParamType::Date => "2026-11-01",
@@ -221,7 +222,17 @@ fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
             }
             e
         })
-        .collect();
+        .collect()
+}
+
+fn query_intent(q: &crate::queries::file::QueryFile) -> Intent {
+    let mut slots = param_slots(&q.params);
+    slots.push(Slot { name: "env".into(), ty: SlotType::Env, required: false, question: None });
+    let mut command = format!("db query {}", q.name);
+    for s in &slots {
+        command.push_str(&format!(" {{{}}}", s.name));
+    }
+    let examples = with_samples(&q.examples, &q.params);
     Intent {
         name: format!("query:{}", q.name),
         command,
@@ -421,6 +432,87 @@ fn refused_request(text: &str) -> Option<&'static str> {
     None
 }
 
+/// "change/update/set … of user N to V": a request to write data, which only a manifest
+/// template may answer (never a read query that happens to share its words). Questions about
+/// changes ("who changed the email of user 42", "any update on run 12") and TODOs about them
+/// ("remind us to update the user docs") are not requests to write.
+fn write_request(text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let w: Vec<&str> = lower
+        .split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '@' | '.')))
+        .filter(|s| !s.is_empty())
+        .collect();
+    const VERBS: &[&str] = &[
+        "change",
+        "create",
+        "insert",
+        "register",
+        "add",
+        "update",
+        "set",
+        "modify",
+        "edit",
+        "rename",
+        "replace",
+        "correct",
+        "overwrite",
+        "switch",
+        "fix",
+        "make",
+    ];
+    const OBJECTS: &[&str] = &[
+        "user", "users", "email", "e-mail", "mail", "address", "account", "accounts", "name", "username", "password",
+        "phone", "record", "row", "rows", "role", "plan", "customer", "uid", "userid", "user_id",
+    ];
+    const QUESTIONS: &[&str] =
+        &["did", "has", "have", "who", "what", "when", "why", "how", "was", "were", "is", "which"];
+    const NOT_WRITES: &[&str] = &["todo", "to-do", "todos", "remind", "reminder", "note", "manifest", "yaml", "job"];
+    if w.first().is_some_and(|f| QUESTIONS.contains(f)) || w.iter().any(|x| NOT_WRITES.contains(x)) {
+        return false;
+    }
+    let has_email = w.iter().any(|x| x.trim_end_matches('.').contains('@'));
+    w.iter().enumerate().any(|(i, a)| {
+        VERBS.contains(a)
+            && !(i > 0 && matches!(w[i - 1], "any" | "an" | "the" | "no" | "last" | "latest" | "status"))
+            && (has_email || w.iter().skip(i + 1).take(6).any(|b| OBJECTS.contains(b)))
+    })
+}
+
+/// Whether a template fits a write request: the words of its name that say what it changes
+/// (`user`, `email` in `update-user-email`; verbs aside) are all in the sentence (an email
+/// address counts as `email`).
+fn template_fits(template: &str, text: &str) -> bool {
+    let lower = text.to_lowercase();
+    let said: Vec<String> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('s').to_string())
+        .collect();
+    let has_email = lower.contains('@');
+    const VERBS: &[&str] = &["update", "change", "set", "create", "delete", "rotate", "reset", "fix", "add", "remove"];
+    template.split('-').filter(|p| !VERBS.contains(p)).all(|p| {
+        let p = p.trim_end_matches('s');
+        said.iter().any(|s| s == p)
+            || (p == "email" && has_email)
+            || (p == "user" && said.iter().any(|s| matches!(s.as_str(), "uid" | "userid" | "account" | "customer")))
+    })
+}
+
+/// The refusal of a write no template fits: what templates there are.
+fn templates_offer(catalog: &Catalog) -> String {
+    if catalog.templates.is_empty() {
+        return "this workspace has no manifest templates".to_string();
+    }
+    let list: Vec<String> = catalog
+        .templates
+        .values()
+        .map(|t| {
+            if t.description.is_empty() { format!("`{}`", t.name) } else { format!("`{}` ({})", t.name, t.description) }
+        })
+        .collect();
+    format!("the manifest templates are {}", or_list(list.iter().map(String::as_str)).replace(" or ", " and "))
+}
+
 /// Follow-up cues: "same for staging", "and for users?", "what about dev".
 fn is_follow_up(text: &str) -> bool {
     let lower = text.trim().to_lowercase();
@@ -445,12 +537,22 @@ fn is_follow_up(text: &str) -> bool {
         && lower.split_whitespace().count() <= 6
 }
 
+/// Every sentence the model is trained on (examples of intents, queries and templates, and
+/// negatives), as written: what an evaluation set must not contain.
+pub fn training_sentences(intents: &[Intent], catalog: &Catalog) -> Vec<String> {
+    let mut out: Vec<String> = intents.iter().flat_map(|i| i.examples.iter().chain(&i.negatives)).cloned().collect();
+    out.extend(catalog.queries.values().flat_map(|q| query_intent(q).examples));
+    out.extend(catalog.templates.values().flat_map(|t| template_intent(t).examples));
+    out
+}
+
 impl Model {
     /// Trains on the intents and the queries' examples; `oos` examples and every intent's
     /// negatives teach the out-of-scope class.
     pub fn train(intents: &[Intent], catalog: &Catalog) -> Model {
         let mut all: Vec<Intent> = intents.iter().filter(|i| i.name != OOS).cloned().collect();
         all.extend(catalog.queries.values().map(query_intent));
+        all.extend(catalog.templates.values().filter(|t| !t.examples.is_empty()).map(template_intent));
         let mut oos = intents.iter().find(|i| i.name == OOS).cloned().unwrap_or(Intent {
             name: OOS.into(),
             command: String::new(),
@@ -504,7 +606,17 @@ impl Model {
         let sentence = Sentence { text, catalog, today };
         let done = |outcome, conversation| Interpreted { outcome, candidates: candidates.clone(), conversation };
         if let Some(reason) = refused_request(text) {
-            return done(Outcome::OutOfScope { reason: Some(reason.into()), candidates: Vec::new() }, None);
+            let reason = if reason.contains("manifest") {
+                format!("{reason}; {}", templates_offer(catalog))
+            } else {
+                reason.to_string()
+            };
+            return done(Outcome::OutOfScope { reason: Some(reason), candidates: Vec::new() }, None);
+        }
+        if let Some(frame) = convo.pending.as_ref().filter(|f| f.intent == CHOICE)
+            && let Some(answer) = self.chosen(frame, text, &candidates, convo)
+        {
+            return answer;
         }
         // An answer to the question asked last in this thread, unless the message is a new
         // request of its own ("find the user with email …" after "Which service?").
@@ -547,12 +659,36 @@ impl Model {
                 return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
             }
         }
+        // A write goes to the template that performs it, or is refused with the templates there are.
+        if convo.pending.is_none() && write_request(text) {
+            let all = self.candidates(text, self.intents.len());
+            let fitting = all.iter().find(|(n, _)| n.strip_prefix("template:").is_some_and(|t| template_fits(t, text)));
+            let Some((name, score)) = fitting.cloned() else {
+                let reason = format!(
+                    "I never change data myself, and no manifest template fits that change; {}",
+                    templates_offer(catalog)
+                );
+                return done(Outcome::OutOfScope { reason: Some(reason), candidates: Vec::new() }, None);
+            };
+            let Some(intent) = self.intent(&name) else {
+                return done(Outcome::OutOfScope { reason: None, candidates: Vec::new() }, None);
+            };
+            let mut slots = BTreeMap::new();
+            let mut used = Vec::new();
+            for s in &intent.slots {
+                if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
+                    slots.insert(s.name.clone(), v);
+                }
+            }
+            return self.complete(intent, slots, score, &sentence, convo, candidates);
+        }
         let top = candidates.iter().find(|(n, _)| n != OOS).cloned();
         let oos_first = candidates.first().is_some_and(|(n, _)| n == OOS);
         let Some((name, score)) = top.filter(|(_, s)| !oos_first && *s >= self.threshold()) else {
             let near = candidates.iter().filter(|(n, _)| n != OOS).cloned().collect();
             return done(Outcome::OutOfScope { reason: None, candidates: near }, None);
         };
+        let (name, score) = self.rerank_by_slots(name, score, &candidates, &sentence);
         if let Some(q) = self.two_requests(text) {
             return done(
                 Outcome::Question { question: q, intent: name, confidence: score, slots: BTreeMap::new() },
@@ -569,7 +705,119 @@ impl Model {
                 slots.insert(s.name.clone(), v);
             }
         }
-        self.complete(intent, slots, score, &sentence, convo, candidates)
+        let first = self.complete(intent, slots, score, &sentence, convo, candidates.clone());
+        if let Some(choice) = self.close_call(&first, &name, score, &candidates, &sentence, convo) {
+            return choice;
+        }
+        first
+    }
+
+    /// When the runner-up is nearly as likely as the top intent (at least [`CLOSE`] of its
+    /// probability, the top under [`CLOSE_TOP`]) and both make a whole command, the answer is
+    /// a question offering both, numbered; "1" or "2" (or the command) answers it.
+    fn close_call(
+        &self,
+        first: &Interpreted,
+        name: &str,
+        score: f32,
+        candidates: &[(String, f32)],
+        s: &Sentence<'_>,
+        convo: &Conversation,
+    ) -> Option<Interpreted> {
+        let Outcome::Text { text: a, .. } = &first.outcome else { return None };
+        if score >= CLOSE_TOP {
+            return None;
+        }
+        let (other, p) = candidates.iter().find(|(n, p)| n != OOS && n != name && *p >= score * CLOSE)?;
+        let intent = self.intent(other)?;
+        let mut slots = BTreeMap::new();
+        let mut used = Vec::new();
+        for slot in &intent.slots {
+            if let Some(v) = extract(&slot.ty, &slot.name, s.text, s.catalog, s.today, &mut used) {
+                slots.insert(slot.name.clone(), v);
+            }
+        }
+        let second = self.complete(intent, slots, *p, s, convo, candidates.to_vec());
+        let Outcome::Text { text: b, .. } = &second.outcome else { return None };
+        if a == b {
+            return None;
+        }
+        let question = format!("Did you mean 1) `{a}` or 2) `{b}`? Answer 1 or 2.");
+        let slots: BTreeMap<String, String> = [
+            ("1".to_string(), a.clone()),
+            ("2".to_string(), b.clone()),
+            ("intent1".to_string(), name.to_string()),
+            ("intent2".to_string(), other.clone()),
+        ]
+        .into();
+        let frame = Frame { intent: CHOICE.into(), slots: slots.clone(), missing: Some(CHOICE.into()) };
+        Some(Interpreted {
+            outcome: Outcome::Question { question, intent: name.to_string(), confidence: score, slots },
+            candidates: candidates.to_vec(),
+            conversation: Some(Conversation {
+                pending: Some(frame),
+                last: convo.last.clone(),
+                turns: convo.turns.clone(),
+            }),
+        })
+    }
+
+    /// The answer to a numbered choice: "1", "2", "the second one", or one of the commands.
+    fn chosen(
+        &self,
+        frame: &Frame,
+        text: &str,
+        candidates: &[(String, f32)],
+        convo: &Conversation,
+    ) -> Option<Interpreted> {
+        let t = text.trim().trim_end_matches(['.', '!']).to_lowercase();
+        let t = t.trim_start_matches("option ").trim_start_matches("the ").trim_end_matches(" one").trim();
+        let pick = match t {
+            "1" | "1)" | "first" | "#1" => "1",
+            "2" | "2)" | "second" | "#2" => "2",
+            _ => ["1", "2"].into_iter().find(|k| frame.slots.get(*k).is_some_and(|c| c.eq_ignore_ascii_case(t)))?,
+        };
+        let command = frame.slots.get(pick)?.clone();
+        let intent = frame.slots.get(&format!("intent{pick}")).cloned().unwrap_or_default();
+        let last = Frame { intent: intent.clone(), slots: BTreeMap::new(), missing: None };
+        Some(Interpreted {
+            outcome: Outcome::Text { text: command, intent, confidence: 1.0, slots: BTreeMap::new() },
+            candidates: candidates.to_vec(),
+            conversation: Some(Conversation { pending: None, last: Some(last), turns: convo.turns.clone() }),
+        })
+    }
+
+    /// When the top intent would have to ask for a value the sentence does not give, and a
+    /// close runner-up (at least half its probability) needs values and finds them all
+    /// ("reason pay_s1d2f failed?": `failed-payments-since` would ask for a date,
+    /// `payment-by-id` has its id), the runner-up is meant.
+    fn rerank_by_slots(
+        &self,
+        name: String,
+        score: f32,
+        candidates: &[(String, f32)],
+        s: &Sentence<'_>,
+    ) -> (String, f32) {
+        let fills = |n: &str| -> Option<bool> {
+            let intent = self.intent(n)?;
+            let required: Vec<&Slot> = intent.slots.iter().filter(|x| x.required).collect();
+            if required.is_empty() {
+                return None;
+            }
+            let mut used = Vec::new();
+            Some(required.iter().all(|x| extract(&x.ty, &x.name, s.text, s.catalog, s.today, &mut used).is_some()))
+        };
+        if fills(&name) != Some(false) {
+            return (name, score);
+        }
+        let better = candidates
+            .iter()
+            .filter(|(n, p)| n != OOS && *n != name && *p >= score * 0.5)
+            .find(|(n, _)| fills(n) == Some(true));
+        match better {
+            Some((n, p)) => (n.clone(), *p),
+            None => (name, score),
+        }
     }
 
     /// Whether a message sent while a question is pending asks for something else: a
@@ -790,6 +1038,96 @@ mod tests {
             "what changed in the users table schema",
         ] {
             assert!(refused_request(t).is_none(), "{t}");
+        }
+    }
+
+    fn demo_model() -> (Model, Catalog) {
+        let catalog = demo_catalog();
+        let (intents, problems) = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/intents")));
+        assert!(problems.is_empty(), "{problems:?}");
+        (Model::train(&intents, &catalog), catalog)
+    }
+
+    fn outcome_of(model: &Model, catalog: &Catalog, text: &str) -> Outcome {
+        model.interpret(text, catalog, &Conversation::default(), time::macros::date!(2026 - 11 - 25)).outcome
+    }
+
+    #[test]
+    fn write_requests_fill_the_template_that_performs_them_or_are_refused_naming_the_templates() {
+        let (model, catalog) = demo_model();
+        for (text, want) in [
+            (
+                "change the email of user 42 to bob@new.example.com",
+                "manifest update-user-email user_id=42 email=bob@new.example.com",
+            ),
+            (
+                "please update user 7's email address to <mailto:c@d.io|c@d.io>",
+                "manifest update-user-email user_id=7 email=c@d.io",
+            ),
+            ("set the email for uid 9 to x@y.org", "manifest update-user-email user_id=9 email=x@y.org"),
+        ] {
+            match outcome_of(&model, &catalog, text) {
+                Outcome::Text { text: got, .. } => assert_eq!(got, want, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        for text in ["change the name of user 42 to Bob", "create a new user for carol", "reset the password of user 5"]
+        {
+            match outcome_of(&model, &catalog, text) {
+                Outcome::OutOfScope { reason: Some(r), .. } => {
+                    assert!(r.contains("`update-user-email`"), "{text}: {r}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+        // Questions about changes and TODOs that mention one are not writes.
+        assert!(!write_request("who changed the email of user 42?"));
+        assert!(!write_request("remind us to update the user docs"));
+        assert!(!write_request("any update on test run 12"));
+        assert!(template_fits("update-user-email", "switch account 4 to a@b.co"));
+        assert!(!template_fits("update-user-email", "change the name of user 4"));
+    }
+
+    #[test]
+    fn a_numbered_choice_is_answered_by_its_number_or_its_command() {
+        let (model, catalog) = demo_model();
+        let slots: BTreeMap<String, String> = [
+            ("1".to_string(), "deploy version users prod".to_string()),
+            ("2".to_string(), "release check users prod".to_string()),
+            ("intent1".to_string(), "deploy-version".to_string()),
+            ("intent2".to_string(), "release-check".to_string()),
+        ]
+        .into();
+        let convo = Conversation {
+            pending: Some(Frame { intent: CHOICE.into(), slots, missing: Some(CHOICE.into()) }),
+            ..Conversation::default()
+        };
+        let today = time::macros::date!(2026 - 11 - 25);
+        for (answer, want) in [
+            ("2", "release check users prod"),
+            ("the first one", "deploy version users prod"),
+            ("Release check users prod", "release check users prod"),
+        ] {
+            let got = model.interpret(answer, &catalog, &convo, today);
+            let Outcome::Text { text, .. } = got.outcome else { panic!("{answer}: {:?}", got.outcome) };
+            assert_eq!(text, want, "{answer}");
+            assert!(got.conversation.is_some_and(|c| c.pending.is_none()), "the choice is answered once");
+        }
+    }
+
+    #[test]
+    fn questions_about_test_runs_read_the_latest_run_never_start_one() {
+        let (model, catalog) = demo_model();
+        for (text, want) in [
+            ("did the smoke tests pass", "test status smoke"),
+            ("status of the last regression run", "test status regression"),
+            ("how did the test run go?", "test status last"),
+            ("who joined yesterday", "db query recent-signups days=1"),
+        ] {
+            match outcome_of(&model, &catalog, text) {
+                Outcome::Text { text: got, .. } => assert_eq!(got, want, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
         }
     }
 

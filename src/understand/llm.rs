@@ -372,6 +372,12 @@ fn parameters(spec: &CommandSpec, catalog: &Catalog, queries: &[String], allowed
                 Some(json!({"type": "string", "pattern": "^[A-Za-z0-9_]{2,21}$", "description": a.help}))
             }
             ArgKind::Id => Some(json!({"type": "integer", "minimum": 1, "description": a.help})),
+            ArgKind::Run => {
+                let mut runs = vec!["last".to_string()];
+                runs.extend(catalog.suites.iter().cloned());
+                let help = format!("{} (a number, or one of: {})", a.help, runs.join(", "));
+                Some(json!({"type": "string", "description": help}))
+            }
             ArgKind::Date => {
                 Some(json!({"type": "string", "format": "date", "description": format!("{} (YYYY-MM-DD)", a.help)}))
             }

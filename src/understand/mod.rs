@@ -4,6 +4,7 @@
 //! not have typed.
 
 pub mod classifier;
+pub mod embedding;
 pub mod eval;
 pub mod grammar;
 pub mod intent;

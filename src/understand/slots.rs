@@ -23,6 +23,8 @@ pub enum SlotType {
     Email,
     Identity,
     Command,
+    /// A test run for `test status`: a number, else a suite name (its latest run), else `last`.
+    Run,
     /// A query's or template's declared parameter.
     Param(ParamSpec),
 }
@@ -43,6 +45,7 @@ impl SlotType {
             "email" => SlotType::Email,
             "identity" => SlotType::Identity,
             "command" => SlotType::Command,
+            "run" => SlotType::Run,
             _ => return None,
         })
     }
@@ -57,9 +60,10 @@ struct Word<'a> {
 
 fn words(text: &str) -> Vec<Word<'_>> {
     text.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '(' || c == ')')
+        .map(slack_link)
         .map(|w| {
             w.trim_matches(|c: char| {
-                matches!(c, '.' | '?' | '!' | ':' | '"' | '\'' | '`' | '*' | '\u{201C}' | '\u{201D}')
+                matches!(c, '.' | '?' | '!' | ':' | '"' | '\'' | '`' | '*' | '<' | '>' | '\u{201C}' | '\u{201D}')
             })
         })
         .filter(|w| !w.is_empty())
@@ -69,6 +73,19 @@ fn words(text: &str) -> Vec<Word<'_>> {
             Word { raw, lower }
         })
         .collect()
+}
+
+/// Slack writes an email it recognised as `<mailto:bob@x.io|bob@x.io>` and a link as
+/// `<https://x|x>`: the text shown is the value.
+fn slack_link(w: &str) -> &str {
+    let inner = w.trim_start_matches('<').trim_end_matches(['>', '.', '?', '!']);
+    if w.starts_with('<')
+        && let Some((target, shown)) = inner.split_once('|')
+        && (target.starts_with("mailto:") || target.contains("://"))
+    {
+        return shown;
+    }
+    w.strip_prefix("<mailto:").map_or(w, |rest| rest.trim_end_matches('>'))
 }
 
 /// Words that look like names but are everyday English; never fuzzy-matched to config names.
@@ -211,12 +228,14 @@ fn is_id_like(s: &str) -> bool {
     charset && s.len() >= 4 && ((has_digit && has_alpha) || s.contains('_')) && !is_iso_date(s)
 }
 
-/// Whole numbers in the text, in order: `42`, `#7`, `id=3`; not parts of dates, ids or emails.
+/// Whole numbers in the text, in order: `42`, `#7`, `id=3`, `uid:3`; not parts of dates, ids
+/// or emails.
 fn numbers(ws: &[Word<'_>]) -> Vec<i64> {
     ws.iter()
         .filter_map(|w| {
             let s = w.lower.trim_start_matches('#');
-            let s = s.rsplit_once('=').map_or(s, |(_, v)| v);
+            let s = s.rsplit_once(['=', ':']).map_or(s, |(_, v)| v);
+            let s = s.trim_start_matches('#');
             if s.chars().all(|c| c.is_ascii_digit()) { s.parse().ok() } else { None }
         })
         .collect()
@@ -235,7 +254,74 @@ fn weekday(s: &str) -> Option<Weekday> {
     })
 }
 
-/// A date in the text: ISO, or relative to `today`.
+/// `nov`, `november`, `sept`: a month by its name or its usual short form.
+fn month(s: &str) -> Option<time::Month> {
+    use time::Month::*;
+    const FULL: [&str; 12] = [
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let months = [January, February, March, April, May, June, July, August, September, October, November, December];
+    let i = FULL.iter().position(|f| *f == s || (s.len() >= 3 && f.get(..s.len()) == Some(s) && s.len() <= 4))?;
+    // "mar" and "may" are words too; only the full or three-letter forms count, and "may" only
+    // next to a day number (the caller checks that).
+    Some(months[i])
+}
+
+/// "since the 25th of november", "nov 25", "the 1st": a day of a month, the latest such date not
+/// after today (this month, else the one before; this year, else the last).
+fn day_of_month(lower: &[&str], today: Date) -> Option<Date> {
+    let day = |s: &str| -> Option<u8> {
+        let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let suffix = &s[digits.len()..];
+        let ok = matches!(suffix, "" | "st" | "nd" | "rd" | "th");
+        let n: u8 = digits.parse().ok()?;
+        (ok && (1..=31).contains(&n)).then_some(n)
+    };
+    for (i, w) in lower.iter().enumerate() {
+        let ordinal = w.len() > 2 && w.ends_with(['t', 'd', 'h']) && day(w).is_some();
+        let named_month = |j: Option<usize>| j.and_then(|j| lower.get(j)).and_then(|m| month(m));
+        let m = named_month(i.checked_add(1))
+            .or_else(|| named_month(i.checked_add(2)).filter(|_| lower.get(i + 1) == Some(&"of")))
+            .or_else(|| named_month(i.checked_sub(1)));
+        let Some(d) = day(w) else { continue };
+        if m.is_none() && !(ordinal && i > 0 && matches!(lower[i - 1], "the" | "since" | "from" | "after")) {
+            continue;
+        }
+        let candidate = |year: i32, month: time::Month| Date::from_calendar_date(year, month, d).ok();
+        let found = match m {
+            Some(m) => candidate(today.year(), m).filter(|c| *c <= today).or_else(|| candidate(today.year() - 1, m)),
+            None => candidate(today.year(), today.month()).filter(|c| *c <= today).or_else(|| {
+                let prev = today.month().previous();
+                let year = if prev == time::Month::December { today.year() - 1 } else { today.year() };
+                candidate(year, prev)
+            }),
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+/// How far back "recently" (and "lately", "recent") reaches: a week. Written down in the
+/// README too, so people know what they get.
+pub const RECENTLY_DAYS: i64 = 7;
+
+/// A date in the text: ISO, or relative to `today`. Dates are days, so anything within today
+/// ("in the last hour", "this morning", "so far today") is today; "last night"
+/// and "overnight" are yesterday; "recently" and "lately" are [`RECENTLY_DAYS`] back;
+/// "the last few days" three, "a couple of days" two; "48h" or "36 hours" whole days rounded up.
 pub fn find_date(text: &str, today: Date) -> Option<Date> {
     let ws = words(text);
     for w in &ws {
@@ -247,10 +333,33 @@ pub fn find_date(text: &str, today: Date) -> Option<Date> {
         }
     }
     let lower: Vec<&str> = ws.iter().map(|w| w.lower.as_str()).collect();
+    if let Some(d) = day_of_month(&lower, today) {
+        return Some(d);
+    }
+    let back = |days: i64| Some(today - Duration::days(days.clamp(0, 36_500)));
     for (i, w) in lower.iter().enumerate() {
+        let prev = if i > 0 { lower[i - 1] } else { "" };
         match *w {
-            "today" => return Some(today),
-            "yesterday" => return today.previous_day(),
+            "today" | "tonight" | "hour" => return Some(today),
+            "morning" | "afternoon" | "evening" if prev == "this" => return Some(today),
+            "yesterday" | "overnight" => return today.previous_day(),
+            "night" if matches!(prev, "last" | "yesterday") => return today.previous_day(),
+            "recently" | "lately" => return back(RECENTLY_DAYS),
+            "days" if prev == "few" => return back(3),
+            "days" if prev == "couple" || (prev == "of" && i > 1 && lower[i - 2] == "couple") => return back(2),
+            "hours" | "hrs" | "hr" if i > 0 => {
+                if let Ok(n) = prev.parse::<i64>() {
+                    return back((n.clamp(0, 876_000) + 23) / 24);
+                }
+                if matches!(prev, "few" | "couple" | "last" | "past") {
+                    return Some(today);
+                }
+            }
+            h if h.len() > 1 && h.ends_with('h') && h[..h.len() - 1].chars().all(|c| c.is_ascii_digit()) => {
+                if let Ok(n) = h[..h.len() - 1].parse::<i64>() {
+                    return back((n.clamp(0, 876_000) + 23) / 24);
+                }
+            }
             "week" | "month" if i > 0 && lower[i - 1] == "this" => {
                 let into = if *w == "week" { today.weekday().number_days_from_monday() } else { today.day() - 1 };
                 return Some(today - Duration::days(i64::from(into)));
@@ -356,7 +465,9 @@ fn free_text(text: &str) -> Option<String> {
 
 /// Drops trailing politeness and punctuation: "rotate the keys please!" → "rotate the keys".
 fn clean_tail(s: &str) -> String {
-    let mut s = s.trim().trim_end_matches(['.', '!', '?']).trim().to_string();
+    // "new todo - upgrade the nodes": the dash or colon after the cue is not part of the text.
+    let s = s.trim().trim_start_matches(['-', ':', '\u{2013}', '\u{2014}']).trim();
+    let mut s = s.trim_end_matches(['.', '!', '?']).trim().to_string();
     for tail in [" please", " pls", " plz", " thanks", " thx", " asap"] {
         if s.to_lowercase().ends_with(tail) {
             s.truncate(s.len() - tail.len());
@@ -367,6 +478,13 @@ fn clean_tail(s: &str) -> String {
 
 /// The command word a `help` question is about.
 fn topic(ws: &[Word<'_>]) -> Option<String> {
+    // "how do i use deploy version?": a command's full words first.
+    for pair in ws.windows(2) {
+        let (a, b) = (pair[0].lower.as_str(), pair[1].lower.as_str());
+        if let Some(s) = crate::spec::SPECS.iter().find(|s| s.words.len() == 2 && s.words[0] == a && s.words[1] == b) {
+            return Some(s.name());
+        }
+    }
     for w in ws {
         let t = match w.lower.as_str() {
             "deploy" | "deploys" | "deployed" | "deployment" | "deployments" | "version" | "versions" => "deploy",
@@ -446,6 +564,9 @@ pub fn extract(
             ws.iter().find(|w| w.raw.contains(':') && !w.raw.ends_with(':')).map(|w| w.raw.to_string())
         }
         SlotType::Command => topic(&ws),
+        SlotType::Run => next_int()
+            .or_else(|| find_name(catalog.suites.iter().map(String::as_str), text, &ws))
+            .or_else(|| Some("last".to_string())),
         SlotType::Param(p) => match p.ty {
             // A number of days from any date phrase ("last 2 weeks", "since Monday"); otherwise
             // the next free number.
@@ -585,6 +706,47 @@ mod tests {
         check(SlotType::Text, "add \"buy cake\" to the list", Some("buy cake"));
         check(SlotType::Subreddit, "a meme from r/rustjerk", Some("rustjerk"));
         check(SlotType::Command, "how do i use deployments?", Some("deploy"));
+    }
+
+    #[test]
+    fn time_phrases_become_dates_by_the_written_rule() {
+        // today is Wednesday 2026-11-25
+        check(SlotType::Date, "payment failures in the last hour", Some("2026-11-25"));
+        check(SlotType::Date, "failed payments this morning", Some("2026-11-25"));
+        check(SlotType::Date, "anything fail recently?", Some("2026-11-18"));
+        check(SlotType::Date, "declines lately", Some("2026-11-18"));
+        check(SlotType::Date, "failures last night", Some("2026-11-24"));
+        check(SlotType::Date, "failures in the last 48h", Some("2026-11-23"));
+        check(SlotType::Date, "failures in the past 36 hours", Some("2026-11-23"));
+        check(SlotType::Date, "the last few days", Some("2026-11-22"));
+        check(SlotType::Date, "since the 20th", Some("2026-11-20"));
+        check(SlotType::Date, "since the 28th", Some("2026-10-28"));
+        check(SlotType::Date, "since the 3rd of november", Some("2026-11-03"));
+        check(SlotType::Date, "since nov 3", Some("2026-11-03"));
+        check(SlotType::Date, "since 12 december", Some("2025-12-12"));
+        check(SlotType::Date, "the 12 apostles", None);
+        let days = SlotType::Param(crate::queries::file::parse_param("days int default=7").unwrap());
+        check(days.clone(), "who joined yesterday", Some("1"));
+        check(days.clone(), "who signed up today", Some("1"));
+        check(days, "anyone new recently", Some("7"));
+    }
+
+    #[test]
+    fn identifiers_in_the_wild_are_found() {
+        check(SlotType::Int, "lookup userid 5521", Some("5521"));
+        check(SlotType::Int, "who is uid:77", Some("77"));
+        check(SlotType::Int, "user #42's orders", Some("42"));
+        check(
+            SlotType::Email,
+            "<mailto:bob@new.example.com|bob@new.example.com> is whose?",
+            Some("bob@new.example.com"),
+        );
+        check(SlotType::Email, "whose is BOB@EXAMPLE.COM?", Some("BOB@EXAMPLE.COM"));
+        let p = crate::queries::file::parse_param("payment_id text").unwrap();
+        check(SlotType::Param(p), "pay_4kd8s declined?", Some("pay_4kd8s"));
+        check(SlotType::Run, "did test run 12 pass", Some("12"));
+        check(SlotType::Run, "did the e2e suite pass", Some("e2e"));
+        check(SlotType::Run, "how did the tests go", Some("last"));
     }
 
     #[test]

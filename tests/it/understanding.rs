@@ -229,3 +229,77 @@ async fn intent_files_reload_without_a_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
     assert_eq!(bot.explain(sentence, &who, &Place::terminal()).await.command.as_deref(), Some("whoami"));
 }
+
+#[test]
+fn test_status_last_or_a_suite_shows_the_latest_run_and_questions_about_runs_land_there() {
+    let ws = Ws::new();
+    let none = ws.run("alice", &["run", "test status last"]);
+    assert_eq!(none.code, 1, "{}", none.stdout);
+    assert!(none.stdout.contains("no test has run yet"), "{}", none.stdout);
+    let never = ws.run("alice", &["run", "test status smoke"]);
+    assert!(never.stdout.contains("smoke has not run yet; `test run smoke` starts it"), "{}", never.stdout);
+    for args in [["run", "--yes", "test run smoke staging"], ["run", "--yes", "test run regression dev"]] {
+        let r = ws.run("alice", &args);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    }
+    let last = ws.run("alice", &["run", "test status last"]);
+    assert!(last.stdout.contains("test run #2: regression on dev passed"), "{}", last.stdout);
+    let smoke = ws.run("alice", &["run", "test status smoke"]);
+    assert!(smoke.stdout.contains("test run #1: smoke on staging passed"), "{}", smoke.stdout);
+    let bad = ws.run("alice", &["run", "test status smokey-bear"]);
+    assert_eq!(bad.code, 2, "{}", bad.stdout);
+    assert!(bad.stdout.contains("is not a run id, `last` or a suite"), "{}", bad.stdout);
+    for (text, command) in [
+        ("did the smoke tests pass", "test status smoke"),
+        ("status of the last regression run", "test status regression"),
+        ("how did the test run go?", "test status last"),
+        ("status of the smoke run", "test status smoke"),
+        ("did test run 2 pass?", "test status 2"),
+    ] {
+        let v = explain(&ws, text);
+        assert_eq!(v["command"], command, "{text} → {v}");
+    }
+}
+
+/// Lower-case words only: "Who is user 42?" and "who is user 42" are the same sentence.
+fn normalised(s: &str) -> String {
+    s.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn no_evaluation_sentence_is_also_a_training_example() {
+    let ws = Ws::new();
+    let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("demo workspace loads");
+    let trained: std::collections::HashSet<String> =
+        lazyops::understand::intent::training_sentences(&workspace.intents, &workspace.catalog)
+            .iter()
+            .map(|s| normalised(s))
+            .collect();
+    assert!(trained.len() > 500, "{} training sentences", trained.len());
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/understanding/");
+    let mut checked = 0;
+    for file in ["cases.jsonl", "realistic.jsonl", "realistic-dev.jsonl"] {
+        let text = std::fs::read_to_string(format!("{dir}{file}")).expect("eval file");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let case: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            let sentence = case["text"].as_str().expect("text");
+            assert!(!trained.contains(&normalised(sentence)), "{file}: {sentence:?} is also a training example");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 261 + 420 + 150, "{checked} sentences checked");
+}
+
+#[test]
+fn the_realistic_held_out_set_scores_above_its_ci_floor() {
+    let ws = Ws::new();
+    let cases = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/understanding/realistic.jsonl");
+    let r = ws.run("alice", &["intents", "eval", "--cases", cases, "--min-accuracy", "0.99"]);
+    assert_eq!(r.code, 1, "a floor above the measured accuracy fails: {}", r.stderr);
+    assert!(r.stderr.contains("is below the floor 0.990 (--min-accuracy)"), "{}", r.stderr);
+    let r = ws.run("alice", &["intents", "eval", "--cases", cases, "--json", "--min-accuracy", "0.85"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bad = ws.run("alice", &["intents", "eval", "--cases", cases, "--min-accuracy", "95"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not a fraction between 0 and 1"), "{}", bad.stderr);
+}

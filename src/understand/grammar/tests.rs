@@ -186,7 +186,9 @@ fn any_command() -> impl Strategy<Value = Command> {
         (service(), env()).prop_map(|(service, env)| Command::ReleaseCheck { service, env }),
         (prop_oneof![Just("smoke"), Just("e2e")], env())
             .prop_map(|(s, env)| Command::TestRun { suite: s.to_string(), env }),
-        id.clone().prop_map(|id| Command::TestStatus { id }),
+        id.clone().prop_map(|id| Command::TestStatus { run: RunRef::Id(id) }),
+        Just(Command::TestStatus { run: RunRef::Last }),
+        Just(Command::TestStatus { run: RunRef::Suite("smoke".into()) }),
         id.clone().prop_map(|id| Command::TodoDone { id }),
         (id.clone(), "[a-z]{1,5}:[a-z0-9._-]{1,10}").prop_map(|(id, who)| Command::TodoAssign { id, who }),
         text().prop_map(|t| Command::TodoAdd { text: t.trim().to_string() }),
