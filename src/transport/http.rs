@@ -81,6 +81,8 @@ pub struct Settings {
     pub dedup_ttl: Duration,
     /// How long a shutdown waits for background work.
     pub drain_timeout: Duration,
+    /// How often expired approval requests are looked for; requesters hear within this long.
+    pub approval_sweep: Duration,
 }
 
 impl Default for Settings {
@@ -100,6 +102,7 @@ impl Default for Settings {
             max_retry_wait: Duration::from_secs(60),
             dedup_ttl: Duration::from_secs(24 * 3600),
             drain_timeout: Duration::from_secs(25),
+            approval_sweep: Duration::from_secs(15),
         }
     }
 }
@@ -270,13 +273,10 @@ async fn announce_finished_runs(state: AppState) {
     }
 }
 
-/// How often expired approval requests are looked for; requesters hear within this long.
-const APPROVAL_SWEEP: Duration = Duration::from_secs(15);
-
 /// Tells requesters in Slack or GitHub that their request expired without approval. Each
 /// expiry is claimed by one instance (`store::approval`), so it is said once.
 async fn announce_expired_approvals(state: AppState) {
-    let mut tick = tokio::time::interval(APPROVAL_SWEEP);
+    let mut tick = tokio::time::interval(state.settings.approval_sweep.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
