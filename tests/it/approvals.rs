@@ -403,3 +403,34 @@ async fn one_person_may_have_twenty_requests_waiting_and_the_next_is_refused_as_
     let bob = say(&bot, local("bob", "todo add \"bob is not busy\"")).await;
     assert_eq!(bob.status, Status::AwaitingApproval);
 }
+
+#[tokio::test]
+async fn secret_parameters_of_a_command_waiting_for_approval_are_never_shown() {
+    let ws = ws_with(1, 3600);
+    ws.edit("queries/user-by-email.sql", "param: email text ", "param: email text secret ");
+    append(
+        &ws,
+        "\n[[teams.oncall.approval]]\ncommands = [\"db query user-by-email *\"]\napprovers = [\"role:reviewer\"]\n",
+    );
+    let bot = bot_for(&ws).await;
+    let asked = say(&bot, local("alice", "db query user-by-email email=hidden@example.com")).await;
+    assert_eq!(asked.status, Status::AwaitingApproval, "{asked:?}");
+    let code = asked.approval.as_ref().expect("waits").code.clone();
+    let list = say(&bot, local("bob", "approvals")).await;
+    let not_approver = say(&bot, local("erin", &format!("approve {code}"))).await;
+    let ran = say(&bot, local("bob", &format!("approve {code}"))).await;
+    assert_eq!(ran.status, Status::Done, "{ran:?}");
+    let (news, _) = bot.approval_news(&Identity::new(Transport::Local, "alice"), &Place::terminal(), 0).await;
+    let audit = bot.store().audit_list(None, None, 100).await.expect("audit");
+    for (what, text) in [
+        ("the request", serde_json::to_string(&asked).unwrap()),
+        ("the list", serde_json::to_string(&list).unwrap()),
+        ("a refusal", serde_json::to_string(&not_approver).unwrap()),
+        ("the news", serde_json::to_string(&news).unwrap()),
+        ("the audit", format!("{audit:?}")),
+    ] {
+        assert!(!text.contains("hidden@example.com"), "{what} shows the secret: {text}");
+    }
+    let shown = asked.approval.as_ref().map(|a| a.command.clone()).unwrap_or_default();
+    assert_eq!(shown, "db query user-by-email email=\"***\"");
+}
