@@ -131,6 +131,8 @@ async fn a_count_of_two_needs_two_different_people() {
     assert_eq!(second.status, Status::Done, "{second:?}");
     assert_eq!(todo_count(&bot).await, 1);
     assert_eq!(approved_by(&bot).await, ["local:bob\nlocal:carol"]);
+    let audit = serde_json::to_string(&say(&bot, local("alice", "audit")).await).unwrap();
+    assert!(audit.contains("approved by local:bob, local:carol"), "the audit command shows the approvers: {audit}");
 }
 
 #[tokio::test]
