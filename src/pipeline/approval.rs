@@ -71,16 +71,18 @@ impl Bot {
 
     async fn ask_approval(&self, ws: &Workspace, req: &Request<'_>, command: &Command, rule: Rule<'_>) -> Reply {
         let canonical = command.to_string();
+        // What people are shown: secret parameter values masked.
+        let shown = super::redact_command(command, &ws.catalog);
         match self.store.pending_approvals_of(req.who.as_str(), now_ms()).await {
             Ok(n) if n >= MAX_WAITING => {
                 let _ = self.audit(req, Some(command), "refused", None).await;
                 return refused(format!(
                     "busy: you have {n} requests waiting for approval; wait for answers or let some expire"
                 ))
-                .command(canonical);
+                .command(shown);
             }
             Ok(_) => {}
-            Err(e) => return Reply::failed(e.to_string()).command(canonical),
+            Err(e) => return Reply::failed(e.to_string()).command(shown),
         }
         let mut blocks = Vec::new();
         if let Command::DbSql { database, sql, env } = command {
@@ -88,11 +90,10 @@ impl Bot {
                 Ok(review) => blocks = review.blocks(database, env, sql),
                 Err(reason) => {
                     let _ = self.audit(req, Some(command), "refused", None).await;
-                    return refused(reason).command(canonical);
+                    return refused(reason).command(shown);
                 }
             }
         }
-        let shown = super::redact_command(command, &ws.catalog);
         let new = NewApproval {
             requester: req.who.as_str(),
             place: &req.place.key(),
@@ -107,7 +108,7 @@ impl Bot {
         };
         let asked = match self.store.create_approval(&new, now_ms()).await {
             Ok(a) => a,
-            Err(e) => return Reply::failed(e.to_string()).command(canonical),
+            Err(e) => return Reply::failed(e.to_string()).command(shown),
         };
         let _ = self.audit(req, Some(command), "approval_asked", Some(&asked.id)).await;
         let count = rule.count();
