@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use rustyline::error::ReadlineError;
 
@@ -10,6 +11,9 @@ use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::{Bot, Options};
 use crate::render::{Reply, Status, terminal};
 use crate::store::confirm::Answer;
+
+/// How often `lazyops chat` looks for news of its user's approval requests.
+const APPROVAL_NEWS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The terminal user's identity: `--as NAME`, else the OS user.
 pub fn identity(name: Option<&str>) -> Identity {
@@ -148,7 +152,7 @@ impl Input {
     }
 }
 
-pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), ReadlineError> {
+pub async fn chat(bot: &Arc<Bot>, who: &Identity, history: &Path) -> Result<(), ReadlineError> {
     let interactive = std::io::stdin().is_terminal();
     let color = std::io::stdout().is_terminal();
     let mut input = if interactive {
@@ -165,35 +169,40 @@ pub async fn chat(bot: &Bot, who: &Identity, history: &Path) -> Result<(), Readl
         Input::Editor(rl) => Some(rl.create_external_printer()?),
         Input::Plain(_) => None,
     };
+    // What became of this user's approval requests is told as it happens: the approver is
+    // usually another process (`lazyops chat --as bob`), so the state store is asked.
+    let (news_bot, news_who) = (bot.clone(), who.clone());
     let notifier = tokio::spawn(async move {
         use rustyline::ExternalPrinter as _;
-        let here = Place::terminal().key();
-        loop {
-            match finished.recv().await {
-                Ok(o) if o.place == here => {
-                    let text = terminal::render(&crate::jobs::notification(&o), color);
-                    match printer.as_mut() {
-                        Some(p) => {
-                            let _ = p.print(text);
-                        }
-                        None => show(&text),
-                    }
+        let here = Place::terminal();
+        let mut print = move |reply: &Reply| {
+            let text = terminal::render(reply, color);
+            match printer.as_mut() {
+                Some(p) => {
+                    let _ = p.print(text);
                 }
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                None => show(&text),
+            }
+        };
+        let mut since = crate::store::now_ms();
+        let mut look = tokio::time::interval(APPROVAL_NEWS_EVERY);
+        loop {
+            tokio::select! {
+                got = finished.recv() => match got {
+                    Ok(o) if o.place == here.key() => print(&crate::jobs::notification(&o)),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = look.tick() => {
+                    let _ = news_bot.expire_approvals(Some(&here)).await;
+                    let (news, next) = news_bot.approval_news(&news_who, &here, since).await;
+                    since = next;
+                    news.iter().for_each(&mut print);
+                }
             }
         }
     });
-    // What became of this user's approval requests, told at the next prompt: the approver
-    // is usually another process (`lazyops chat --as bob`), so the state store is asked.
-    let mut news_since = crate::store::now_ms();
     loop {
-        let _ = bot.expire_approvals(Some(&Place::terminal())).await;
-        let (news, since) = bot.approval_news(who, &Place::terminal(), news_since).await;
-        news_since = since;
-        for n in &news {
-            show(&terminal::render(n, color));
-        }
         let line = match input.read("lazyops> ") {
             Ok(Some(line)) => line,
             Ok(None) => break,

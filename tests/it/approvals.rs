@@ -436,3 +436,52 @@ async fn secret_parameters_of_a_command_waiting_for_approval_are_never_shown() {
     let shown = asked.approval.as_ref().map(|a| a.command.clone()).unwrap_or_default();
     assert_eq!(shown, "db query user-by-email email=\"***\"");
 }
+
+#[test]
+fn lazyops_chat_tells_the_requester_when_another_terminal_approves() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let ws = Ws::new();
+    let mut alice = ws
+        .cmd("alice", &["chat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chat");
+    let mut input = alice.stdin.take().expect("stdin");
+    writeln!(input, "db sql users \"SELECT count(*) AS n FROM users\"").expect("write");
+    // alice's request is stored before bob looks.
+    let mut code = None;
+    for _ in 0..100 {
+        let list = ws.run("bob", &["run", "--json", "approvals"]).json();
+        code = list["blocks"][0]["rows"][0][0].as_str().map(str::to_string);
+        if code.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let code = code.expect("alice's request waits for bob");
+    // alice's output, line by line, as it comes.
+    let stdout = alice.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(ws.run("bob", &["run", &format!("approve {code}")]).code, 0);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.starts_with("It ran:")) && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    drop(input);
+    let _ = alice.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("was approved by local:bob"), "{text}");
+    assert!(text.contains("It ran: 1 row from users (prod)"), "{text}");
+}
