@@ -11,6 +11,8 @@ CREATE TABLE approvals (
     place        VARCHAR(400) NOT NULL,
     command      TEXT         NOT NULL,
     command_hash VARCHAR(64)  NOT NULL,
+    -- the command as shown to people: secret parameter values masked
+    shown        TEXT         NOT NULL,
     -- the rule's approvers as configured (identities, role:NAME), one per line, for display
     approvers    TEXT         NOT NULL,
     needed       BIGINT       NOT NULL,

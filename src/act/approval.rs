@@ -37,7 +37,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
         .map(|a| {
             vec![
                 Value::from(a.code.as_str()),
-                Value::from(a.command.as_str()),
+                Value::from(a.shown.as_str()),
                 Value::from(a.requester.as_str()),
                 Value::from(a.place.as_str()),
                 Value::from(format_ms(a.expires_at)),
@@ -55,7 +55,7 @@ pub async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
                 (None, Some(r)) => r.clone(),
                 (None, None) => format!("needs {}: {}", a.needed, a.approvers.join(", ")),
             };
-            vec![Value::from(a.code.as_str()), Value::from(a.command.as_str()), Value::from(state), Value::from(detail)]
+            vec![Value::from(a.code.as_str()), Value::from(a.shown.as_str()), Value::from(state), Value::from(detail)]
         })
         .collect();
     let mut reply = Reply::done(format!(

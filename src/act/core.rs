@@ -161,7 +161,10 @@ impl Plugin for Audit {
                         Value::from(r.who.as_str()),
                         Value::from(r.place.as_str()),
                         Value::from(r.command.clone().unwrap_or_else(|| r.text.clone())),
-                        Value::from(r.decision.as_str()),
+                        Value::from(match &r.approved_by {
+                            Some(by) => format!("{} by {}", r.decision, by.replace('\n', ", ")),
+                            None => r.decision.clone(),
+                        }),
                         Value::from(r.outcome.clone().unwrap_or_else(|| "no outcome".into())),
                     ]
                 })

@@ -71,16 +71,18 @@ impl Bot {
 
     async fn ask_approval(&self, ws: &Workspace, req: &Request<'_>, command: &Command, rule: Rule<'_>) -> Reply {
         let canonical = command.to_string();
+        // What people are shown: secret parameter values masked.
+        let shown = super::redact_command(command, &ws.catalog);
         match self.store.pending_approvals_of(req.who.as_str(), now_ms()).await {
             Ok(n) if n >= MAX_WAITING => {
                 let _ = self.audit(req, Some(command), "refused", None).await;
                 return refused(format!(
                     "busy: you have {n} requests waiting for approval; wait for answers or let some expire"
                 ))
-                .command(canonical);
+                .command(shown);
             }
             Ok(_) => {}
-            Err(e) => return Reply::failed(e.to_string()).command(canonical),
+            Err(e) => return Reply::failed(e.to_string()).command(shown),
         }
         let mut blocks = Vec::new();
         if let Command::DbSql { database, sql, env } = command {
@@ -88,7 +90,7 @@ impl Bot {
                 Ok(review) => blocks = review.blocks(database, env, sql),
                 Err(reason) => {
                     let _ = self.audit(req, Some(command), "refused", None).await;
-                    return refused(reason).command(canonical);
+                    return refused(reason).command(shown);
                 }
             }
         }
@@ -96,6 +98,7 @@ impl Bot {
             requester: req.who.as_str(),
             place: &req.place.key(),
             command: &canonical,
+            shown: &shown,
             approvers: &rule.rule.approvers,
             needed: rule.count(),
             tier: req.tier.name(),
@@ -105,10 +108,9 @@ impl Bot {
         };
         let asked = match self.store.create_approval(&new, now_ms()).await {
             Ok(a) => a,
-            Err(e) => return Reply::failed(e.to_string()).command(canonical),
+            Err(e) => return Reply::failed(e.to_string()).command(shown),
         };
         let _ = self.audit(req, Some(command), "approval_asked", Some(&asked.id)).await;
-        let shown = super::redact_command(command, &ws.catalog);
         let count = rule.count();
         let people =
             if count == 1 { "1 approval".to_string() } else { format!("{count} approvals from different people") };
@@ -193,31 +195,31 @@ impl Bot {
             return Err(Box::new(refused(ApprovalError::OwnRequest.to_string())));
         }
         let command = understand::grammar::parse(&a.command, &ws.catalog).map_err(|e| {
-            Box::new(refused(format!("`{}` no longer parses with the current config: {}", a.command, e.message())))
+            Box::new(refused(format!("`{}` no longer parses with the current config: {}", a.shown, e.message())))
         })?;
         if command_hash(&command.to_string()) != a.command_hash {
             return Err(Box::new(refused(format!(
                 "`{}` reads differently under the current config; it will not run, ask again",
-                a.command
+                a.shown
             ))));
         }
         let Some(rule) = rule_for(&ws.config, &requester, &place, &command) else {
             return Err(Box::new(
                 refused(format!(
                     "no approval rule covers `{}` any more (the config changed); it will not run, ask again",
-                    a.command
+                    a.shown
                 ))
-                .command(a.command.clone()),
+                .command(a.shown.clone()),
             ));
         };
         if !rule.may_approve(req.who) {
             return Err(Box::new(
                 refused(format!(
                     "you are not an approver of `{}`; it needs {}",
-                    a.command,
+                    a.shown,
                     rule.rule.approvers.join(", ")
                 ))
-                .command(a.command.clone()),
+                .command(a.shown.clone()),
             ));
         }
         Ok(Judged { command, requester, place, rule })
@@ -236,26 +238,26 @@ impl Bot {
         let team = match policy::decide(&ws.config, &j.requester, &j.place, &j.command) {
             Decision::Refused { reason } => {
                 let _ = self.audit(req, Some(&j.command), "refused", Some(&a.id)).await;
-                return refused(format!("`{}` may no longer run for {}: {reason}", a.command, j.requester))
-                    .command(a.command);
+                return refused(format!("`{}` may no longer run for {}: {reason}", a.shown, j.requester))
+                    .command(a.shown);
             }
             Decision::Allowed { team, .. } => team,
         };
         match self.store.approve(&a.id, req.who.as_str(), j.rule.count(), now_ms()).await {
             Err(e) => {
                 let status = if matches!(e, ApprovalError::Store(_)) { Status::Failed } else { Status::Refused };
-                Reply::new(status, e.to_string()).command(a.command)
+                Reply::new(status, e.to_string()).command(a.shown)
             }
             Ok(Vote::Counted { have, need }) => {
                 let _ = self.audit(req, Some(&j.command), "approve_vote", Some(&a.id)).await;
-                let mut reply = Reply::done(format!("approved `{}` ({have} of {need})", a.command))
+                let mut reply = Reply::done(format!("approved `{}` ({have} of {need})", a.shown))
                     .text(format!(
                         "It waits for {} more approver{} ({}).",
                         need.saturating_sub(have),
                         if need.saturating_sub(have) == 1 { "" } else { "s" },
                         a.approvers.join(", ")
                     ))
-                    .command(a.command);
+                    .command(a.shown);
                 reply.mention = vec![j.requester.to_string()];
                 reply
             }
@@ -286,7 +288,7 @@ impl Bot {
             );
             let _ = self.store.refuse_approved(&approval.id, &reason).await;
             let _ = self.audit(req, Some(&j.command), "refused", Some(&approval.id)).await;
-            return refused(format!("`{}` will not run: {reason}", approval.command)).command(approval.command);
+            return refused(format!("`{}` will not run: {reason}", approval.shown)).command(approval.shown);
         }
         let approved_by = approvers.join("\n");
         let text = approval.command.clone();
@@ -323,14 +325,14 @@ impl Bot {
         match self.store.reject(&a.id, req.who.as_str(), reason.unwrap_or(""), now_ms()).await {
             Err(e) => {
                 let status = if matches!(e, ApprovalError::Store(_)) { Status::Failed } else { Status::Refused };
-                Reply::new(status, e.to_string()).command(a.command)
+                Reply::new(status, e.to_string()).command(a.shown)
             }
             Ok(_) => {
                 let _ = self.audit(req, Some(&j.command), "rejected", Some(&a.id)).await;
                 let why = reason.map_or(String::new(), |r| format!(": {r}"));
-                let mut reply = Reply::done(format!("rejected `{}`", a.command))
+                let mut reply = Reply::done(format!("rejected `{}`", a.shown))
                     .text(format!("{} turned down {}'s request{why}. It will not run.", req.who, j.requester))
-                    .command(a.command);
+                    .command(a.shown);
                 reply.mention = vec![j.requester.to_string()];
                 reply
             }
@@ -352,7 +354,7 @@ impl Bot {
         for a in expired {
             let (Some(who), Some(place)) = (Identity::parse(&a.requester), Place::from_key(&a.place)) else { continue };
             let row = AuditStart {
-                command: Some(a.command.clone()),
+                command: Some(a.shown.clone()),
                 decision: "expired".into(),
                 confirmation_id: Some(a.id.clone()),
                 ..AuditStart::of(&who, &place, format!("(approval {} expired)", a.code))
@@ -385,21 +387,21 @@ impl Bot {
 fn news(a: &Approval) -> Reply {
     let by = a.decided_by.as_deref().unwrap_or("someone");
     let mut reply = match a.state.as_str() {
-        "approved" => Reply::done(format!("your request `{}` was approved by {by}", a.command))
+        "approved" => Reply::done(format!("your request `{}` was approved by {by}", a.shown))
             .text(a.outcome.as_deref().map_or("It ran.".to_string(), |o| format!("It ran: {o}"))),
-        "rejected" => Reply::new(Status::Refused, format!("your request `{}` was rejected by {by}", a.command))
+        "rejected" => Reply::new(Status::Refused, format!("your request `{}` was rejected by {by}", a.shown))
             .text(a.reason.as_deref().filter(|r| !r.is_empty()).unwrap_or("No reason was given.").to_string()),
         "expired" => {
-            Reply::new(Status::Failed, format!("your request `{}` expired without approval", a.command)).text(format!(
+            Reply::new(Status::Failed, format!("your request `{}` expired without approval", a.shown)).text(format!(
                 "It needed {} approval(s) from {}; ask again if it is still needed.",
                 a.needed,
                 a.approvers.join(", ")
             ))
         }
-        other => Reply::new(Status::Refused, format!("your request `{}` was {other}", a.command))
+        other => Reply::new(Status::Refused, format!("your request `{}` was {other}", a.shown))
             .text(a.reason.clone().unwrap_or_default()),
     }
-    .command(a.command.clone());
+    .command(a.shown.clone());
     reply.mention = vec![a.requester.clone()];
     reply.public = true;
     reply

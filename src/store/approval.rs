@@ -21,7 +21,7 @@ const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Longer than a confirmation's: anyone in the place may type an approval code, not only the
 /// requester, so it is harder to guess (30 bits).
 const CODE_LEN: usize = 6;
-const COLUMNS: &str = "id, code, requester, place, command, command_hash, approvers, needed, tier, intent, \
+const COLUMNS: &str = "id, code, requester, place, command, command_hash, shown, approvers, needed, tier, intent, \
                        confidence, state, reason, outcome, created_at, expires_at, decided_at, decided_by";
 
 #[derive(Clone, Debug)]
@@ -30,6 +30,8 @@ pub struct NewApproval<'a> {
     pub place: &'a str,
     /// The canonical command text.
     pub command: &'a str,
+    /// The same with secret parameter values masked: what people are shown.
+    pub shown: &'a str,
     /// The rule's approvers as configured, for display.
     pub approvers: &'a [String],
     pub needed: u32,
@@ -56,6 +58,8 @@ pub struct Approval {
     pub place: String,
     pub command: String,
     pub command_hash: String,
+    /// The command with secret parameter values masked, for every message and list.
+    pub shown: String,
     pub approvers: Vec<String>,
     pub needed: u32,
     pub tier: String,
@@ -81,6 +85,7 @@ impl Approval {
             place: row.try_get("place")?,
             command: row.try_get("command")?,
             command_hash: row.try_get("command_hash")?,
+            shown: row.try_get("shown")?,
             approvers: approvers.lines().map(str::to_string).collect(),
             needed: u32::try_from(row.try_get::<i64, _>("needed")?).unwrap_or(u32::MAX),
             tier: row.try_get("tier")?,
@@ -155,8 +160,8 @@ impl Store {
             let code = code_of(&id);
             let done = sqlx::query(
                 "INSERT INTO approvals (id, code, requester, place, command, command_hash, approvers, needed, tier, \
-                 intent, confidence, state, created_at, expires_at) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13 \
+                 intent, confidence, state, created_at, expires_at, shown) \
+                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14 \
                  WHERE NOT EXISTS (SELECT 1 FROM approvals WHERE code = $2 AND state = 'pending' AND expires_at > $12)",
             )
             .bind(&id)
@@ -172,6 +177,7 @@ impl Store {
             .bind(a.confidence)
             .bind(now)
             .bind(expires_at)
+            .bind(a.shown)
             .execute(self.pool())
             .await?;
             if done.rows_affected() == 1 {
@@ -394,6 +400,7 @@ mod tests {
             requester: "local:alice",
             place: "local:terminal",
             command: "db sql users \"SELECT 1\" --env prod",
+            shown: "db sql users \"SELECT 1\" --env prod",
             approvers: &[],
             needed,
             tier: "grammar",

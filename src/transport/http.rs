@@ -84,6 +84,8 @@ pub struct Settings {
     /// Commands that may be in flight at once, in their requests or in the background; past
     /// it a request is answered "busy" (`LAZYOPS_MAX_IN_FLIGHT`).
     pub max_in_flight: usize,
+    /// How often expired approval requests are looked for; requesters hear within this long.
+    pub approval_sweep: Duration,
 }
 
 impl Default for Settings {
@@ -104,6 +106,7 @@ impl Default for Settings {
             dedup_ttl: Duration::from_secs(24 * 3600),
             drain_timeout: Duration::from_secs(25),
             max_in_flight: 256,
+            approval_sweep: Duration::from_secs(15),
         }
     }
 }
@@ -321,13 +324,10 @@ async fn announce_finished_runs(state: AppState) {
     }
 }
 
-/// How often expired approval requests are looked for; requesters hear within this long.
-const APPROVAL_SWEEP: Duration = Duration::from_secs(15);
-
 /// Tells requesters in Slack or GitHub that their request expired without approval. Each
 /// expiry is claimed by one instance (`store::approval`), so it is said once.
 async fn announce_expired_approvals(state: AppState) {
-    let mut tick = tokio::time::interval(APPROVAL_SWEEP);
+    let mut tick = tokio::time::interval(state.settings.approval_sweep.max(Duration::from_millis(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;

@@ -3,6 +3,7 @@
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 use rustyline::error::ReadlineError;
 
@@ -10,6 +11,9 @@ use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::{Bot, Options};
 use crate::render::{Reply, Status, terminal};
 use crate::store::confirm::Answer;
+
+/// How often `lazyops chat` looks for news of its user's approval requests.
+const APPROVAL_NEWS_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The terminal user's identity: `--as NAME`, else the OS user.
 pub fn identity(name: Option<&str>) -> Identity {
@@ -239,7 +243,7 @@ async fn follow_up(
 /// `notices` are sentences for the person from elsewhere (a refused hot reload), printed above
 /// the prompt like a finished test run.
 pub async fn chat(
-    bot: &Bot,
+    bot: &Arc<Bot>,
     who: &Identity,
     history: &Path,
     mut notices: tokio::sync::mpsc::Receiver<String>,
@@ -260,44 +264,45 @@ pub async fn chat(
         Input::Editor(rl) => Some(rl.create_external_printer()?),
         Input::Plain(_) => None,
     };
+    // What became of this user's approval requests is told as it happens: the approver is
+    // usually another process (`lazyops chat --as bob`), so the state store is asked.
+    let (news_bot, news_who) = (bot.clone(), who.clone());
     let notifier = tokio::spawn(async move {
         use rustyline::ExternalPrinter as _;
-        let here = Place::terminal().key();
+        let here = Place::terminal();
+        let mut print = move |text: String| match printer.as_mut() {
+            Some(p) => {
+                let _ = p.print(text);
+            }
+            None => show(&text),
+        };
         let mut notices_open = true;
+        let mut since = crate::store::now_ms();
+        let mut look = tokio::time::interval(APPROVAL_NEWS_EVERY);
         loop {
-            let text = tokio::select! {
-                o = finished.recv() => match o {
-                    Ok(o) if o.place == here => terminal::render(&crate::jobs::notification(&o), color),
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            tokio::select! {
+                got = finished.recv() => match got {
+                    Ok(o) if o.place == here.key() => print(terminal::render(&crate::jobs::notification(&o), color)),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
                 },
                 n = notices.recv(), if notices_open => match n {
-                    Some(n) => format!("{}\n", clean(&n)),
-                    None => {
-                        notices_open = false;
-                        continue;
-                    }
+                    Some(n) => print(format!("{}\n", clean(&n))),
+                    None => notices_open = false,
                 },
-            };
-            match printer.as_mut() {
-                Some(p) => {
-                    let _ = p.print(text);
+                _ = look.tick() => {
+                    let _ = news_bot.expire_approvals(Some(&here)).await;
+                    let (news, next) = news_bot.approval_news(&news_who, &here, since).await;
+                    since = next;
+                    for n in &news {
+                        print(terminal::render(n, color));
+                    }
                 }
-                None => show(&text),
             }
         }
     });
-    // What became of this user's approval requests, told at the next prompt: the approver
-    // is usually another process (`lazyops chat --as bob`), so the state store is asked.
-    let mut news_since = crate::store::now_ms();
     let mut typed_at_a_prompt: Option<String> = None;
     loop {
-        let _ = bot.expire_approvals(Some(&Place::terminal())).await;
-        let (news, since) = bot.approval_news(who, &Place::terminal(), news_since).await;
-        news_since = since;
-        for n in &news {
-            show(&terminal::render(n, color));
-        }
         let line = match typed_at_a_prompt.take() {
             Some(line) => line,
             None => match input.read("lazyops> ") {

@@ -131,6 +131,8 @@ async fn a_count_of_two_needs_two_different_people() {
     assert_eq!(second.status, Status::Done, "{second:?}");
     assert_eq!(todo_count(&bot).await, 1);
     assert_eq!(approved_by(&bot).await, ["local:bob\nlocal:carol"]);
+    let audit = serde_json::to_string(&say(&bot, local("alice", "audit")).await).unwrap();
+    assert!(audit.contains("approved by local:bob, local:carol"), "the audit command shows the approvers: {audit}");
 }
 
 #[tokio::test]
@@ -402,4 +404,84 @@ async fn one_person_may_have_twenty_requests_waiting_and_the_next_is_refused_as_
     refused_with(&say(&bot, local("alice", "todo add \"one too many\"")).await, "busy: you have 20 requests waiting");
     let bob = say(&bot, local("bob", "todo add \"bob is not busy\"")).await;
     assert_eq!(bob.status, Status::AwaitingApproval);
+}
+
+#[tokio::test]
+async fn secret_parameters_of_a_command_waiting_for_approval_are_never_shown() {
+    let ws = ws_with(1, 3600);
+    ws.edit("queries/user-by-email.sql", "param: email text ", "param: email text secret ");
+    append(
+        &ws,
+        "\n[[teams.oncall.approval]]\ncommands = [\"db query user-by-email *\"]\napprovers = [\"role:reviewer\"]\n",
+    );
+    let bot = bot_for(&ws).await;
+    let asked = say(&bot, local("alice", "db query user-by-email email=hidden@example.com")).await;
+    assert_eq!(asked.status, Status::AwaitingApproval, "{asked:?}");
+    let code = asked.approval.as_ref().expect("waits").code.clone();
+    let list = say(&bot, local("bob", "approvals")).await;
+    let not_approver = say(&bot, local("erin", &format!("approve {code}"))).await;
+    let ran = say(&bot, local("bob", &format!("approve {code}"))).await;
+    assert_eq!(ran.status, Status::Done, "{ran:?}");
+    let (news, _) = bot.approval_news(&Identity::new(Transport::Local, "alice"), &Place::terminal(), 0).await;
+    let audit = bot.store().audit_list(None, None, 100).await.expect("audit");
+    for (what, text) in [
+        ("the request", serde_json::to_string(&asked).unwrap()),
+        ("the list", serde_json::to_string(&list).unwrap()),
+        ("a refusal", serde_json::to_string(&not_approver).unwrap()),
+        ("the news", serde_json::to_string(&news).unwrap()),
+        ("the audit", format!("{audit:?}")),
+    ] {
+        assert!(!text.contains("hidden@example.com"), "{what} shows the secret: {text}");
+    }
+    let shown = asked.approval.as_ref().map(|a| a.command.clone()).unwrap_or_default();
+    assert_eq!(shown, "db query user-by-email email=\"***\"");
+}
+
+#[test]
+fn lazyops_chat_tells_the_requester_when_another_terminal_approves() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let ws = Ws::new();
+    let mut alice = ws
+        .cmd("alice", &["chat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn chat");
+    let mut input = alice.stdin.take().expect("stdin");
+    writeln!(input, "db sql users \"SELECT count(*) AS n FROM users\"").expect("write");
+    // alice's request is stored before bob looks.
+    let mut code = None;
+    for _ in 0..100 {
+        let list = ws.run("bob", &["run", "--json", "approvals"]).json();
+        code = list["blocks"][0]["rows"][0][0].as_str().map(str::to_string);
+        if code.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let code = code.expect("alice's request waits for bob");
+    // alice's output, line by line, as it comes.
+    let stdout = alice.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    assert_eq!(ws.run("bob", &["run", &format!("approve {code}")]).code, 0);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !seen.iter().any(|l: &String| l.starts_with("It ran:")) && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            seen.push(line);
+        }
+    }
+    drop(input);
+    let _ = alice.wait();
+    let text = seen.join("\n");
+    assert!(text.contains("was approved by local:bob"), "{text}");
+    assert!(text.contains("It ran: 1 row from users (prod)"), "{text}");
 }

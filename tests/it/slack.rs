@@ -985,3 +985,21 @@ async fn a_rejection_by_button_is_said_in_the_channel_and_a_typed_approve_after_
     assert!(all_text(&late).contains("already rejected"), "{late}");
     assert!(!server.audit().await.iter().any(|r| r.decision == "approved"));
 }
+
+#[tokio::test]
+async fn an_expired_request_is_announced_in_its_channel_to_the_requester_once() {
+    let slack = Fake::start(slack_ok).await;
+    let ws = approving_workspace();
+    ws.edit("lazyops.toml", "approval_ttl_secs = 3600", "approval_ttl_secs = 1");
+    let settings = Settings { approval_sweep: Duration::from_millis(100), ..settings(&slack) };
+    let server = Server::start(ws, settings).await;
+    let card = ask_sql(&server, &slack).await;
+    assert_eq!(card["response_type"], "in_channel");
+    let posted = slack.wait("/api/chat.postMessage", 1).await[0].json();
+    assert_eq!(posted["channel"], "C1", "{posted}");
+    let text = all_text(&posted);
+    assert!(text.contains("expired without approval") && text.contains("<@U0123ABC>"), "{text}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(slack.to("/api/chat.postMessage").len(), 1, "told once");
+    assert!(server.audit().await.iter().any(|r| r.decision == "expired" && r.who == "slack:U0123ABC"));
+}
