@@ -156,7 +156,8 @@ fn init_logs(cmd: &Cmd) {
         _ => (LogFormat::Text, "warn"),
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LAZYOPS_LOG").unwrap_or_else(|_| default.into());
-    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Every line is redacted on its way out: errors quote configured URLs with credentials.
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(lazyops::redact::LogWriter);
     match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().flatten_event(true).init(),

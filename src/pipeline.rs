@@ -495,10 +495,16 @@ impl Bot {
             }
         };
         let elapsed = started.elapsed().as_millis() as i64;
+        // Errors quote configured URLs and what servers answered: credentials in them are
+        // masked before the reply, the audit row or the log sees them.
         let (reply, outcome, error) = match reply {
             Ok(r) => (r, "ok", None),
-            Err(ActError::User(msg)) => (Reply::failed(msg.clone()), "error", Some(msg)),
+            Err(ActError::User(msg)) => {
+                let msg = crate::redact::redact(&msg);
+                (Reply::failed(msg.clone()), "error", Some(msg))
+            }
             Err(ActError::Internal(msg)) => {
+                let msg = crate::redact::redact(&msg);
                 tracing::error!(audit = audit_id, error = %msg, "plugin failed");
                 (Reply::failed(format!("internal error, ref {audit_id}")), "error", Some(msg))
             }

@@ -146,7 +146,7 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
         .iter()
         .map(|(name, s)| {
             let how = match (&s.http, s.command.is_empty()) {
-                (Some(h), _) => format!("POST {}", h.trigger),
+                (Some(h), _) => format!("POST {}", crate::redact::redact(&h.trigger)),
                 (None, false) => s.command.join(" "),
                 (None, true) => "(no command)".into(),
             };

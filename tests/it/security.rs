@@ -1,0 +1,298 @@
+//! Security review (issue 17, items 2–4): credentials in configured URLs, bodies read with a
+//! cap, confirmations bound to their place, confirm lines that cannot be broken out of, secret
+//! parameters of messages that fail to parse, and test runs seen only by their teams. Through
+//! the real binary and the real server, with loopback fakes of Slack, GitHub and the services.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::loopback::{Call, Fake, Server, fixture, json_response};
+use crate::support::{Run, Ws};
+
+const PASSWORD: &str = "S3cr3tPassw0rd";
+const ACCESS_TOKEN: &str = "AcT0k3n4242";
+const TOKEN: &str = "Tk9r8q7p6";
+const SECRETS: [&str; 3] = [PASSWORD, ACCESS_TOKEN, TOKEN];
+
+/// A real HTTP server on loopback for the length of the test.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    addr.to_string()
+}
+
+fn append(ws: &Ws, text: &str) {
+    let path = ws.config();
+    let mut cfg = std::fs::read_to_string(&path).expect("read config");
+    cfg.push_str(text);
+    std::fs::write(path, cfg).expect("write config");
+}
+
+/// Runs the binary off the async workers, so fake servers keep answering meanwhile.
+async fn run(ws: &Ws, who: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = ws.cmd(who, args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    tokio::task::spawn_blocking(move || Run::from(cmd.output().expect("run lazyops"))).await.expect("join")
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for s in SECRETS {
+        assert!(!text.contains(s), "{what} shows the secret {s}: {text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials in configured URLs
+
+/// A deploy host whose every endpoint fails, and a workspace whose payments version source,
+/// checklist item and `ci` suite reach it through URLs with a password and tokens.
+async fn credentialed_workspace() -> Ws {
+    let app = Router::new()
+        .route("/version", get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }))
+        .route("/health", get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down") }))
+        .route("/ci/trigger", post(|| async { (StatusCode::UNAUTHORIZED, "who are you") }));
+    let host = serve(app).await;
+    let base = format!("http://deploy:{PASSWORD}@{host}");
+    let ws = Ws::new();
+    ws.edit(
+        "lazyops.toml",
+        "[services.payments.version.prod]\nsource = \"git\"\nrepo = \"demo/releases\"\npattern = \"payments/prod/*\"\n",
+        &format!(
+            "[services.payments.version.prod]\nsource = \"http\"\nurl = \"{base}/version?access_token={ACCESS_TOKEN}&token={TOKEN}\"\n"
+        ),
+    );
+    ws.edit(
+        "lazyops.toml",
+        "url = \"http://127.0.0.1:8080/healthz\"",
+        &format!("url = \"{base}/health?token={TOKEN}\""),
+    );
+    append(
+        &ws,
+        &format!(
+            "\n[suites.ci]\ntimeout_secs = 20\n[suites.ci.http]\ntrigger = \"{base}/ci/trigger?access_token={ACCESS_TOKEN}\"\npoll = \"{base}/ci/runs/{{id}}?token={TOKEN}\"\n"
+        ),
+    );
+    ws
+}
+
+/// Every byte of the state database (audit rows, job rows), WAL included.
+fn state_bytes(ws: &Ws) -> String {
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir(ws.path()).expect("workspace dir").flatten() {
+        if entry.file_name().to_string_lossy().starts_with("state.db") {
+            all.extend(std::fs::read(entry.path()).expect("read state file"));
+        }
+    }
+    String::from_utf8_lossy(&all).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_credentials_in_configured_urls_reach_no_terminal_reply_audit_row_or_log() {
+    let ws = credentialed_workspace().await;
+    let debug = [("LAZYOPS_LOG", "debug")];
+
+    let r = run(&ws, "alice", &["run", "deploy version payments prod"], &debug).await;
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("GET http://deploy:***@"), "the failure is still explained: {}", r.stdout);
+    assert!(r.stdout.contains("answered 500"), "{}", r.stdout);
+    assert_no_secret("deploy version", &format!("{}{}", r.stdout, r.stderr));
+
+    let r = run(&ws, "alice", &["run", "release check payments prod"], &debug).await;
+    assert!(r.stdout.contains("lazyops serve answers: GET http://deploy:***@"), "{}", r.stdout);
+    assert!(r.stdout.contains("/health?token=*** answered 503"), "{}", r.stdout);
+    assert_no_secret("release check", &format!("{}{}", r.stdout, r.stderr));
+
+    let r = run(&ws, "alice", &["run", "--yes", "test run ci staging"], &debug).await;
+    assert!(r.stdout.contains("answered 401"), "{}{}", r.stdout, r.stderr);
+    assert_no_secret("test run", &format!("{}{}", r.stdout, r.stderr));
+    let r = run(&ws, "alice", &["run", "test status 1"], &debug).await;
+    assert!(r.stdout.contains("POST http://deploy:***@"), "{}", r.stdout);
+    assert_no_secret("test status", &format!("{}{}", r.stdout, r.stderr));
+    let r = run(&ws, "alice", &["run", "test list"], &debug).await;
+    assert!(r.stdout.contains("ci"), "{}", r.stdout);
+    assert_no_secret("test list", &format!("{}{}", r.stdout, r.stderr));
+
+    let store = lazyops::store::Store::open(&format!("sqlite://{}/state.db", ws.path().display())).await.unwrap();
+    let rows = store.audit_list(None, None, 100).await.unwrap();
+    let failed = rows.iter().find(|r| r.command.as_deref() == Some("deploy version payments prod")).expect("a row");
+    assert!(failed.error.as_deref().is_some_and(|e| e.contains("deploy:***@")), "{failed:?}");
+    assert_no_secret("the state database", &state_bytes(&ws));
+}
+
+/// `lazyops serve` with its log captured, Slack and GitHub pointed at fakes.
+struct Served {
+    child: Child,
+    url: String,
+    /// Reads the log as it is written, so a full pipe never stops the server.
+    logs: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Served {
+    fn start(ws: &Ws, slack: &Fake, github: &Fake) -> Served {
+        let mut child = ws
+            .cmd("alice", &["serve", "--port", "0", "--host", "127.0.0.1", "--log-format", "json"])
+            .env("LAZYOPS_LOG", "debug")
+            .env("SLACK_SIGNING_SECRET", SLACK_SECRET)
+            .env("SLACK_BOT_TOKEN", "xoxb-1-test")
+            .env("LAZYOPS_SLACK_API_URL", format!("{}/api", slack.url))
+            .env("GITHUB_WEBHOOK_SECRET", GITHUB_SECRET)
+            .env("GITHUB_TOKEN", "ghp_testtoken")
+            .env("LAZYOPS_GITHUB_API_URL", &github.url)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn lazyops serve");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let logs = std::thread::spawn(move || {
+            let mut logs = String::new();
+            let _ = stderr.read_to_string(&mut logs);
+            logs
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the first line");
+        let url = line.trim().strip_prefix("lazyops listening on ").expect("the bound address").to_string();
+        Served { child, url, logs: Some(logs) }
+    }
+
+    /// Stops the server (SIGTERM, a graceful exit) and returns everything it logged.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "{status:?}");
+        self.logs.take().expect("stopped once").join().expect("the log reader")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const SLACK_SECRET: &str = "test-signing-secret";
+const GITHUB_SECRET: &str = "gh-webhook-secret";
+
+fn slack_ok(call: &Call, _n: usize) -> Response {
+    if call.path.ends_with("/auth.test") {
+        return json_response(200, json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT"}));
+    }
+    if call.path.starts_with("/api/") {
+        return json_response(200, json!({"ok": true, "channel": "C1", "ts": "1700000000.000100"}));
+    }
+    "ok".into_response()
+}
+
+fn github_ok(_call: &Call, n: usize) -> Response {
+    json_response(201, json!({"id": 1000 + n, "body": "ok"}))
+}
+
+fn now_secs() -> i64 {
+    lazyops::store::now_ms() / 1000
+}
+
+/// A signed slash command as Slack sends it now.
+async fn slash(url: &str, user: &str, text: &str, response_url: &str) -> reqwest::Response {
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T1"),
+        ("channel_id", "C1"),
+        ("user_id", user),
+        ("command", "/lazyops"),
+        ("text", text),
+        ("response_url", response_url),
+    ])
+    .expect("form");
+    let ts = now_secs();
+    Server::client()
+        .post(format!("{url}/slack/commands"))
+        .header("x-slack-request-timestamp", ts.to_string())
+        .header("x-slack-signature", lazyops::transport::slack::verify::sign(SLACK_SECRET, ts, body.as_bytes()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers")
+}
+
+/// A signed GitHub comment, new and written now, in Codertocat/Hello-World#1.
+async fn comment(url: &str, login: &str, text: &str) -> reqwest::Response {
+    let mut v: Value = serde_json::from_slice(&fixture("github/issue_comment.created.issue.json")).unwrap();
+    v["comment"]["body"] = json!(text);
+    v["comment"]["user"]["login"] = json!(login);
+    v["sender"]["login"] = json!(login);
+    v["comment"]["id"] = json!(rand_id());
+    let now = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap();
+    v["comment"]["updated_at"] = json!(now);
+    let body = v.to_string();
+    Server::client()
+        .post(format!("{url}/github/webhook"))
+        .header("x-github-event", "issue_comment")
+        .header("x-github-delivery", uuid::Uuid::new_v4().to_string())
+        .header("x-hub-signature-256", lazyops::transport::github::sign(GITHUB_SECRET, body.as_bytes()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("the server answers")
+}
+
+fn rand_id() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0 >> 12
+}
+
+/// Everything posted to `suffix` once a post contains `needle` (waits up to 10 s).
+async fn posted_with(fake: &Fake, suffix: &str, needle: &str) -> String {
+    for _ in 0..200 {
+        let all = fake.to(suffix).iter().map(|c| String::from_utf8_lossy(&c.body).into_owned()).collect::<Vec<_>>();
+        if all.iter().any(|b| b.contains(needle)) {
+            return all.join("\n");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing posted to {suffix} contains {needle:?}: {:?}", fake.to(suffix));
+}
+
+const ISSUE_COMMENTS: &str = "/repos/Codertocat/Hello-World/issues/1/comments";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_credentials_in_configured_urls_reach_no_slack_or_github_reply_or_server_log() {
+    let ws = credentialed_workspace().await;
+    let slack = Fake::start(slack_ok).await;
+    let github = Fake::start(github_ok).await;
+    let served = Served::start(&ws, &slack, &github);
+
+    let answered = format!("{}/respond/deploy", slack.url);
+    let resp = slash(&served.url, "U0123ABC", "deploy version payments prod", &answered).await;
+    assert_eq!(resp.status(), 200);
+    let deploy = slack.wait("/respond/deploy", 1).await[0].json().to_string();
+    let answered = format!("{}/respond/release", slack.url);
+    slash(&served.url, "U0123ABC", "release check payments prod", &answered).await;
+    let release = posted_with(&slack, "/respond/release", "lazyops serve answers").await;
+    let resp = comment(&served.url, "octocat", "/lazyops deploy version payments prod").await;
+    assert_eq!(resp.status(), 202);
+    let github_comment = github.wait(ISSUE_COMMENTS, 1).await[0].json().to_string();
+    let logs = served.stop();
+
+    assert!(deploy.contains("deploy:***@") && deploy.contains("answered 500"), "{deploy}");
+    assert!(release.contains("health?token=***"), "{release}");
+    assert!(github_comment.contains("deploy:***@") && github_comment.contains("answered 500"), "{github_comment}");
+    assert_no_secret("the Slack answer", &deploy);
+    assert_no_secret("the release checklist in Slack", &release);
+    assert_no_secret("the GitHub comment", &github_comment);
+    assert!(logs.contains("/slack/commands"), "the log was captured: {logs}");
+    assert_no_secret("the server log", &logs);
+    assert_no_secret("the state database", &state_bytes(&ws));
+}
