@@ -305,11 +305,12 @@ impl Bot {
         self.run(&command, &req, &team, "allowed", None).await
     }
 
-    /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
+    /// A Confirm or Cancel button: the confirmation's full id, pressed by `who` in `place`
+    /// (where the button's message is), which must be where it was asked.
     pub async fn answer(&self, id: &str, who: &Identity, place: &Place, answer: Answer) -> Reply {
         let req =
             Request { who, place, text: "(button)", tier: Tier::Grammar, intent: None, confidence: 1.0, llm: None };
-        let resolved = self.store.resolve_id(id, who.as_str(), answer, now_ms()).await;
+        let resolved = self.store.resolve_id(id, who.as_str(), &place.key(), answer, now_ms()).await;
         self.after_resolve(&req, resolved, answer).await
     }
 

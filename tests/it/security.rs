@@ -296,3 +296,87 @@ async fn issue_17_credentials_in_configured_urls_reach_no_slack_or_github_reply_
     assert_no_secret("the server log", &logs);
     assert_no_secret("the state database", &state_bytes(&ws));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Confirm buttons are bound to their place
+
+/// The real server in this process, its Slack side verified at a hand-set time.
+async fn slack_server(ws: Ws, slack: &Fake) -> Server {
+    let settings = lazyops::transport::http::Settings {
+        slack_signing_secret: Some(SLACK_SECRET.into()),
+        slack_bot_token: Some("xoxb-test".into()),
+        slack_api_url: format!("{}/api", slack.url),
+        clock: lazyops::transport::http::Clock::manual(NOW),
+        http_timeout: Duration::from_millis(1000),
+        max_retry_wait: Duration::from_secs(2),
+        ..Default::default()
+    };
+    Server::start(ws, settings).await
+}
+
+const NOW: i64 = 1_700_000_000;
+
+fn slack_signed(body: &str) -> Vec<(String, String)> {
+    vec![
+        ("x-slack-request-timestamp".into(), NOW.to_string()),
+        ("x-slack-signature".into(), lazyops::transport::slack::verify::sign(SLACK_SECRET, NOW, body.as_bytes())),
+        ("content-type".into(), "application/x-www-form-urlencoded".into()),
+    ]
+}
+
+/// A slash command in `channel`; the JSON it is answered with.
+async fn slash_in(server: &Server, channel: &str, text: &str, response_url: &str) -> Value {
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T1"),
+        ("channel_id", channel),
+        ("user_id", "U0123ABC"),
+        ("command", "/lazyops"),
+        ("text", text),
+        ("response_url", response_url),
+    ])
+    .expect("form");
+    server.post("/slack/commands", &slack_signed(&body), body.clone()).await.json().await.expect("JSON")
+}
+
+/// The fixture's button payload: U0123ABC presses `action_id` on a message in `channel`.
+async fn press_in(server: &Server, channel: &str, action_id: &str, value: &str, response_url: &str) {
+    let mut p: Value = serde_json::from_slice(&fixture("slack/block_actions.button.payload.json")).expect("fixture");
+    p["user"]["id"] = json!("U0123ABC");
+    p["channel"]["id"] = json!(channel);
+    p["container"]["channel_id"] = json!(channel);
+    p["actions"][0]["action_id"] = json!(action_id);
+    p["actions"][0]["value"] = json!(value);
+    p["response_url"] = json!(response_url);
+    let body = serde_urlencoded::to_string([("payload", p.to_string())]).expect("form");
+    assert_eq!(server.post("/slack/interactions", &slack_signed(&body), body.clone()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn issue_17_a_confirm_button_pressed_in_another_channel_changes_nothing_and_works_in_its_own() {
+    let ws = Ws::new();
+    ws.edit("lazyops.toml", "confirm = [\"todo done *\"]", "confirm = [\"todo done *\", \"db query *\"]");
+    // The team's rules apply in C1 only: a press in C2 would be refused by policy.
+    ws.edit("lazyops.toml", "plugins = [\"db\"", "channels = [\"local\", \"slack:C1\"]\nplugins = [\"db\"");
+    let slack = Fake::start(slack_ok).await;
+    let server = slack_server(ws, &slack).await;
+    let asked = slash_in(&server, "C1", "db query user-by-id 42", &format!("{}/respond/ask", slack.url)).await;
+    let actions = asked["blocks"].as_array().unwrap().iter().find(|b| b["type"] == "actions").expect("buttons");
+    let id = actions["elements"][0]["value"].as_str().unwrap().to_string();
+
+    // The same button value pressed on a message in C2: only the presser hears why.
+    press_in(&server, "C2", "lazyops_confirm", &id, &format!("{}/respond/elsewhere", slack.url)).await;
+    let eph = slack.wait("/api/chat.postEphemeral", 1).await[0].json();
+    assert_eq!(eph["channel"], "C2");
+    assert!(eph["text"].as_str().unwrap().contains("asked in another channel or thread"), "{eph}");
+    slack.none("/respond/elsewhere").await;
+    assert!(server.audit().await.iter().all(|r| r.decision != "confirmed" && r.decision != "refused"));
+
+    // In its own channel it is still pending, and runs.
+    press_in(&server, "C1", "lazyops_confirm", &id, &format!("{}/respond/here", slack.url)).await;
+    let ran = slack.wait("/respond/here", 1).await[0].json();
+    assert!(ran["text"].as_str().unwrap().starts_with("Confirmed by <@U0123ABC>"), "{ran}");
+    let audit = server.audit().await;
+    let row = audit.iter().find(|r| r.decision == "confirmed").expect("a confirmed row");
+    assert_eq!((row.confirmation_id.as_deref(), row.outcome.as_deref()), (Some(id.as_str()), Some("ok")), "{row:?}");
+    assert_eq!(row.place, "slack:C1");
+}
