@@ -380,3 +380,53 @@ async fn issue_17_a_confirm_button_pressed_in_another_channel_changes_nothing_an
     assert_eq!((row.confirmation_id.as_deref(), row.outcome.as_deref()), (Some(id.as_str()), Some("ok")), "{row:?}");
     assert_eq!(row.place, "slack:C1");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Bodies are read with a cap
+
+/// An answer that never ends: 64 KiB chunks for as long as the client reads.
+fn endless() -> Response {
+    let chunk = axum::body::Bytes::from(vec![b'7'; 64 * 1024]);
+    let stream = futures_util::stream::repeat_with(move || Ok::<_, std::io::Error>(chunk.clone()));
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(stream))
+        .expect("response")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_endless_or_huge_answers_of_version_sources_and_suites_stop_at_the_cap() {
+    let huge = || async { ([("content-type", "application/json")], vec![b' '; 5 * 1024 * 1024]) };
+    let app = Router::new()
+        .route("/endless", get(|| async { endless() }))
+        .route("/huge", get(huge))
+        .route("/ci/trigger", post(|| async { endless() }));
+    let host = serve(app).await;
+    let ws = Ws::new();
+    for (env, path) in [("prod", "endless"), ("staging", "huge")] {
+        ws.edit(
+            "lazyops.toml",
+            &format!(
+                "[services.payments.version.{env}]\nsource = \"git\"\nrepo = \"demo/releases\"\npattern = \"payments/{env}/*\"\n"
+            ),
+            &format!("[services.payments.version.{env}]\nsource = \"http\"\nurl = \"http://{host}/{path}\"\ntimeout_secs = 120\n"),
+        );
+    }
+    append(
+        &ws,
+        &format!(
+            "\n[suites.ci]\ntimeout_secs = 120\n[suites.ci.http]\ntrigger = \"http://{host}/ci/trigger\"\npoll = \"http://{host}/ci/runs/{{id}}\"\n"
+        ),
+    );
+
+    let started = std::time::Instant::now();
+    let r = run(&ws, "alice", &["run", "deploy version payments prod"], &[]).await;
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("/endless: the answer is larger than 4 MiB, the most lazyops reads"), "{}", r.stdout);
+    let r = run(&ws, "alice", &["run", "deploy version payments staging"], &[]).await;
+    assert!(r.stdout.contains("/huge: the answer is larger than 4 MiB"), "{}", r.stdout);
+    let r = run(&ws, "alice", &["run", "--yes", "test run ci staging"], &[]).await;
+    assert!(r.stdout.contains("POST http://"), "{}", r.stdout);
+    assert!(r.stdout.contains("/ci/trigger: the answer is larger than 4 MiB"), "{}", r.stdout);
+    assert!(started.elapsed() < Duration::from_secs(60), "stopped by the cap, not by a timeout");
+}
