@@ -430,3 +430,37 @@ async fn issue_17_endless_or_huge_answers_of_version_sources_and_suites_stop_at_
     assert!(r.stdout.contains("/ci/trigger: the answer is larger than 4 MiB"), "{}", r.stdout);
     assert!(started.elapsed() < Duration::from_secs(60), "stopped by the cap, not by a timeout");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Test runs are seen by their teams only
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_another_teams_test_run_answers_as_not_found_to_status_cancel_and_list() {
+    let ws = Ws::new();
+    ws.edit("lazyops.toml", "members = [\"local:*\"", "members = [\"local:alice\", \"local:dave\"");
+    append(&ws, "\n[teams.qa]\nmembers = [\"local:bob\"]\nplugins = [\"test\"]\n");
+    let r = run(&ws, "alice", &["run", "--yes", "test run smoke staging"], &[]).await;
+    assert!(r.stdout.contains("started test run #1"), "{}{}", r.stdout, r.stderr);
+
+    let not_found = "there is no test run #1; `test list` shows the recent runs";
+    for args in [vec!["run", "test status 1"], vec!["run", "--yes", "test cancel 1"]] {
+        let r = run(&ws, "bob", &args, &[]).await;
+        assert_eq!(r.code, 1, "{args:?}: {}", r.stdout);
+        assert!(r.stdout.contains(not_found), "{args:?}: {}", r.stdout);
+    }
+    let r = run(&ws, "bob", &["run", "test list"], &[]).await;
+    assert!(r.stdout.contains("0 recent runs"), "{}", r.stdout);
+    // A stranger's id and an id that does not exist read the same.
+    let r = run(&ws, "bob", &["run", "test status 2"], &[]).await;
+    assert!(r.stdout.contains("there is no test run #2; `test list` shows the recent runs"), "{}", r.stdout);
+
+    // The starter and a teammate see it.
+    for who in ["alice", "dave"] {
+        let r = run(&ws, who, &["run", "test status 1"], &[]).await;
+        assert!(r.stdout.contains("test run #1: smoke on staging passed"), "{who}: {}", r.stdout);
+        let r = run(&ws, who, &["run", "test list"], &[]).await;
+        assert!(r.stdout.contains("1 recent runs"), "{who}: {}", r.stdout);
+    }
+    let r = run(&ws, "dave", &["run", "--yes", "test cancel 1"], &[]).await;
+    assert!(r.stdout.contains("test run #1 already ended: passed"), "{}", r.stdout);
+}
