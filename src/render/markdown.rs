@@ -173,7 +173,7 @@ fn block(b: &Block, room: usize) -> (String, bool) {
 fn confirm_line(c: &PendingConfirm, prefix: &str) -> String {
     format!(
         "To run `{}`, reply `{prefix} confirm {}` (or `{prefix} cancel {}`). Only you can; it expires {}.",
-        c.command.replace('`', "'"),
+        super::one_line(&c.command).replace('`', "'"),
         literal(&c.code),
         literal(&c.code),
         literal(&c.expires_at)

@@ -305,7 +305,7 @@ fn block(b: &Block) -> Vec<Value> {
 fn confirm_blocks(c: &PendingConfirm) -> Vec<Value> {
     let text = format!(
         "Run `{}`? Press Confirm, or reply `confirm {}` (`cancel {}` drops it). Expires {}.",
-        code_text(&c.command),
+        code_text(&super::one_line(&c.command)),
         escape(&c.code),
         escape(&c.code),
         escape(&c.expires_at)

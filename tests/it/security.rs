@@ -464,3 +464,30 @@ async fn issue_17_another_teams_test_run_answers_as_not_found_to_status_cancel_a
     let r = run(&ws, "dave", &["run", "--yes", "test cancel 1"], &[]).await;
     assert!(r.stdout.contains("test run #1 already ended: passed"), "{}", r.stdout);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Confirm lines show a typed value on one line
+
+#[tokio::test]
+async fn issue_17_a_carriage_return_in_a_typed_value_stays_inside_the_github_confirm_line() {
+    let ws = Ws::new();
+    ws.edit("lazyops.toml", "confirm = [\"todo done *\"]", "confirm = [\"todo done *\", \"todo add *\"]");
+    let github = Fake::start(github_ok).await;
+    let settings = lazyops::transport::http::Settings {
+        github_webhook_secret: Some(GITHUB_SECRET.into()),
+        github_token: Some("ghp_test".into()),
+        github_api_url: github.url.clone(),
+        http_timeout: Duration::from_millis(1000),
+        ..Default::default()
+    };
+    let server = Server::start(ws, settings).await;
+    let typed = "/lazyops todo add \"fix\r\r@octocat <img src=x onerror=alert(1)> [x](https://evil.example)\"";
+    assert_eq!(comment(&server.url, "octocat", typed).await.status(), 202);
+    let body = github.wait(ISSUE_COMMENTS, 1).await[0].json()["body"].as_str().unwrap().to_string();
+    assert!(!body.contains('\r'), "{body:?}");
+    let line = body.lines().find(|l| l.starts_with("To run")).unwrap_or_else(|| panic!("{body}"));
+    assert!(
+        line.starts_with("To run `todo add \"fix\\r\\r@octocat <img src=x onerror=alert(1)> [x](https://evil.example)\"`, reply `/lazyops confirm "),
+        "the whole value is inside the code span: {line}"
+    );
+}
