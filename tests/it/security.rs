@@ -491,3 +491,44 @@ async fn issue_17_a_carriage_return_in_a_typed_value_stays_inside_the_github_con
         "the whole value is inside the code span: {line}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Secret parameters of messages that fail to parse
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_secret_values_of_a_message_that_fails_to_parse_stay_out_of_the_audit() {
+    let ws = Ws::new();
+    ws.write(
+        "queries/user-by-token.sql",
+        "-- name: user-by-token\n-- description: Look up the user an API token belongs to\n-- database: users\n\
+         -- param: api_token text secret \"the token\"\n-- param: limit int default=1 \"how many\"\n\
+         SELECT id, email FROM users WHERE email = :api_token LIMIT :limit\n",
+    );
+    let typed = [
+        "db query user-by-token api_token=Sekr1tOne bogus=2",
+        "db query user-by-token Sekr1tTwo 5 extra",
+        "db query user-by-token --api_token Sekr1tThree --limit many",
+        "db query user-by-token api_tokn=Sekr1tFour",
+        "db query user-by-token \"Sekr1t Five\" limit=x",
+    ];
+    for text in typed {
+        let r = run(&ws, "alice", &["run", text], &[]).await;
+        assert_eq!(r.code, 2, "{text}: not understood: {}{}", r.stdout, r.stderr);
+    }
+    // A message that parses is masked as before; the ordinary values of others stay readable.
+    run(&ws, "alice", &["run", "db query user-by-token api_token=Sekr1tSix"], &[]).await;
+    run(&ws, "alice", &["run", "db query user-by-id user_id=forty-two"], &[]).await;
+
+    let store = lazyops::store::Store::open(&format!("sqlite://{}/state.db", ws.path().display())).await.unwrap();
+    let rows = store.audit_list(None, None, 100).await.unwrap();
+    assert_eq!(rows.len(), typed.len() + 2, "{rows:?}");
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
+    for t in &texts {
+        assert!(!t.contains("Sekr1t"), "a secret value reached the audit: {texts:?}");
+    }
+    assert!(texts.contains(&"db query user-by-token api_token=*** bogus=***"), "{texts:?}");
+    assert!(texts.contains(&"db query user-by-token --api_token *** --limit ***"), "{texts:?}");
+    assert!(texts.contains(&"db query user-by-id user_id=forty-two"), "{texts:?}");
+    assert_no_secret("the state database", &state_bytes(&ws));
+    assert!(!state_bytes(&ws).contains("Sekr1t"));
+}
