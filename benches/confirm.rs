@@ -28,7 +28,7 @@ fn round_trip(rt: &tokio::runtime::Runtime, store: &Store) {
         };
         let now = lazyops::store::now_ms();
         let p = store.create_confirmation(&new, now).await.expect("create");
-        store.resolve_id(&p.id, "local:bench", Answer::Confirm, now + 1).await.expect("confirm");
+        store.resolve_id(&p.id, "local:bench", "local:terminal", Answer::Confirm, now + 1).await.expect("confirm");
     });
 }
 

@@ -177,9 +177,10 @@ fn init_logs(cmd: &Cmd) {
     let to_stderr = asked || matches!(cmd, Cmd::Serve { .. });
     let ansi = to_stderr && std::io::stderr().is_terminal();
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi);
+    // Every line is redacted on its way out: errors quote configured URLs with credentials.
     match (format, to_stderr) {
-        (LogFormat::Text, true) => logs.with_writer(std::io::stderr).init(),
-        (LogFormat::Json, true) => logs.json().flatten_event(true).with_writer(std::io::stderr).init(),
+        (LogFormat::Text, true) => logs.with_writer(lazyops::redact::LogWriter).init(),
+        (LogFormat::Json, true) => logs.json().flatten_event(true).with_writer(lazyops::redact::LogWriter).init(),
         (_, false) => logs.with_writer(WorkspaceLog).init(),
     }
 }
@@ -208,7 +209,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for WorkspaceLog {
     fn make_writer(&'a self) -> Self::Writer {
         let file = LOG_FILE.get().and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok());
         match file {
-            Some(f) => Box::new(f),
+            Some(f) => Box::new(lazyops::redact::Redacting(f)),
             None => Box::new(std::io::sink()),
         }
     }

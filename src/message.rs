@@ -53,6 +53,14 @@ impl Identity {
         &self.0
     }
 
+    /// The identity an `as_str()` stored earlier names (a job's requester), if it names one.
+    pub fn from_key(key: &str) -> Option<Identity> {
+        let (transport, name) = key.split_once(':')?;
+        let transport =
+            [Transport::Local, Transport::Slack, Transport::Github].into_iter().find(|t| t.name() == transport)?;
+        Some(Identity::new(transport, name))
+    }
+
     /// Whether a config pattern (`local:*`, `slack:U0123`) names this identity.
     pub fn matches(&self, pattern: &str) -> bool {
         match pattern.strip_suffix(":*") {

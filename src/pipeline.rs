@@ -324,7 +324,8 @@ impl Bot {
         self.proceed(&command, &req, &team, "allowed", None).await
     }
 
-    /// A Confirm or Cancel button: the confirmation's full id, pressed by `who`.
+    /// A Confirm or Cancel button: the confirmation's full id, pressed by `who` in `place`
+    /// (where the button's message is), which must be where it was asked.
     pub async fn answer(&self, id: &str, who: &Identity, place: &Place, answer: Answer) -> Reply {
         let req = Request {
             who,
@@ -336,7 +337,7 @@ impl Bot {
             llm: None,
             approved_by: None,
         };
-        let resolved = self.store.resolve_id(id, who.as_str(), answer, now_ms()).await;
+        let resolved = self.store.resolve_id(id, who.as_str(), &place.key(), answer, now_ms()).await;
         self.after_resolve(&req, resolved, answer).await
     }
 
@@ -523,10 +524,16 @@ impl Bot {
             }
         };
         let elapsed = started.elapsed().as_millis() as i64;
+        // Errors quote configured URLs and what servers answered: credentials in them are
+        // masked before the reply, the audit row or the log sees them.
         let (reply, outcome, error) = match reply {
             Ok(r) => (r, "ok", None),
-            Err(ActError::User(msg)) => (Reply::failed(msg.clone()), "error", Some(msg)),
+            Err(ActError::User(msg)) => {
+                let msg = crate::redact::redact(&msg);
+                (Reply::failed(msg.clone()), "error", Some(msg))
+            }
             Err(ActError::Internal(msg)) => {
+                let msg = crate::redact::redact(&msg);
                 tracing::error!(audit = audit_id, error = %msg, "plugin failed");
                 (Reply::failed(format!("internal error, ref {audit_id}")), "error", Some(msg))
             }
@@ -539,15 +546,84 @@ impl Bot {
 }
 
 /// The text as the audit keeps it: when the command has secret parameters, its canonical
-/// text with those values masked replaces what was typed.
+/// text with those values masked replaces what was typed; text that did not become a command
+/// is masked by the secret parameters it may hold (`mask_unparsed`).
 fn redact_text(text: &str, command: Option<&Command>, catalog: &crate::catalog::Catalog) -> String {
     match command {
         Some(c) => {
             let redacted = redact_command(c, catalog);
             if redacted != c.to_string() { redacted } else { text.to_string() }
         }
-        None => text.to_string(),
+        None => mask_unparsed(text, catalog),
     }
+}
+
+/// Text that did not parse (a wrong type, an unknown or misspelled name, one value too many):
+/// which value is which parameter is unknown, so after the name of a query or template with
+/// a secret parameter every value is masked, and anywhere a `name=value` or `--name value`
+/// naming a secret parameter of any of them is. Words are split as the grammar does
+/// (double-quoted values stay whole) and joined by single spaces.
+fn mask_unparsed(text: &str, catalog: &crate::catalog::Catalog) -> String {
+    use crate::param::ParamSpec;
+    let has_secret = |params: &[ParamSpec]| params.iter().any(|p| p.secret);
+    let with_secrets = |word: &str| {
+        let w = word.to_ascii_lowercase();
+        catalog.queries.get(&w).is_some_and(|q| has_secret(&q.params))
+            || catalog.templates.get(&w).is_some_and(|t| has_secret(&t.params))
+    };
+    let secret_name = |name: &str| {
+        let named = |params: &[ParamSpec]| params.iter().any(|p| p.secret && p.name.eq_ignore_ascii_case(name));
+        catalog.queries.values().any(|q| named(&q.params)) || catalog.templates.values().any(|t| named(&t.params))
+    };
+    let words = words(text);
+    if !words.iter().any(|w| with_secrets(w) || w.contains('=') || w.starts_with("--")) {
+        return text.to_string();
+    }
+    let (mut out, mut after_name, mut next_is_value) = (Vec::with_capacity(words.len()), false, false);
+    for w in words {
+        let flag = w.strip_prefix("--").filter(|f| !f.is_empty());
+        let masked = match (flag.unwrap_or(w).split_once('='), flag) {
+            (Some((name, _)), _) if after_name || secret_name(name) => {
+                format!("{}{name}=***", if flag.is_some() { "--" } else { "" })
+            }
+            (None, Some(name)) => {
+                next_is_value = after_name || secret_name(name);
+                out.push(w.to_string());
+                continue;
+            }
+            (None, None) if next_is_value || (after_name && !with_secrets(w)) => "***".to_string(),
+            _ => w.to_string(),
+        };
+        next_is_value = false;
+        after_name |= with_secrets(w);
+        out.push(masked);
+    }
+    out.join(" ")
+}
+
+/// Whitespace-separated words, a double-quoted stretch (with `\"` escapes) kept in one.
+fn words(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (None, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if let Some(s) = start.take() {
+                    out.push(&text[s..i]);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        start.get_or_insert(i);
+    }
+    if let Some(s) = start {
+        out.push(&text[s..]);
+    }
+    out
 }
 
 /// Canonical text with secret parameter values replaced by `***`.

@@ -34,7 +34,7 @@ async fn version(ctx: &Ctx<'_>, service: &str, env: &str) -> Result<Reply, ActEr
     for (other, res) in rest {
         reply = match res {
             Ok(o) => reply.text(deploy::sentence(env, &d, &other, &o)),
-            Err(e) => reply.text(format!("{other}: cannot read its version ({e})")),
+            Err(e) => reply.text(crate::redact::redact(&format!("{other}: cannot read its version ({e})"))),
         };
     }
     Ok(reply)

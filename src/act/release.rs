@@ -89,7 +89,8 @@ pub async fn run_items(
                 .unwrap_or_else(|_| (Mark::Fail, format!("no answer within {secs} s")));
             let res =
                 if item.optional && res.0 == Mark::Fail { (Mark::Warn, format!("{} (optional)", res.1)) } else { res };
-            (i, res)
+            // Item details quote URLs and servers' answers: shown to a channel, so no credentials.
+            (i, (res.0, crate::redact::redact(&res.1)))
         });
     }
     let mut results: Vec<Option<(Mark, String)>> = vec![None; total];
@@ -239,16 +240,20 @@ async fn http_item(item: &ChecklistItem) -> (Mark, String) {
         Some(want) => code.as_u16() == want,
         None => code.is_success(),
     };
+    let shown = crate::redact::redact(url);
     if !ok_status {
-        return (Mark::Fail, format!("GET {url} answered {code}"));
+        return (Mark::Fail, format!("GET {shown} answered {code}"));
     }
     if let Some(needle) = &item.contains {
-        let body = resp.text().await.unwrap_or_default();
+        let body = match deploy::http::body(url, secs, resp).await {
+            Ok(b) => b,
+            Err(e) => return (Mark::Fail, e.to_string()),
+        };
         if !body.contains(needle.as_str()) {
-            return (Mark::Fail, format!("GET {url} answered {code} without \"{needle}\""));
+            return (Mark::Fail, format!("GET {shown} answered {code} without \"{needle}\""));
         }
     }
-    (Mark::Pass, format!("GET {url} answered {code}"))
+    (Mark::Pass, format!("GET {shown} answered {code}"))
 }
 
 pub fn reply(service: &str, env: &str, items: &[ChecklistItem], results: &[(Mark, String)]) -> Reply {

@@ -1,12 +1,14 @@
 //! The `test` plugin: `test run` queues a suite as a background job and answers at once;
-//! `test status`, `test list` and `test cancel` read and change the job rows. The run itself
-//! belongs to `jobs`.
+//! `test status`, `test list` and `test cancel` read and change the job rows, of the runs the
+//! requester's teams may see. The run itself belongs to `jobs`.
 
 use serde_json::Value;
 
 use super::{ActError, ActFuture, Ctx, Plugin};
 use crate::command::{Command, RunRef};
+use crate::decide::policy::memberships;
 use crate::jobs::{self, Requester, StartError, TEST_KIND, duration, state_icon};
+use crate::message::Identity;
 use crate::pipeline::format_ms;
 use crate::render::{Block, Reply};
 use crate::store::jobs::{Cancel, Job};
@@ -28,6 +30,30 @@ impl Plugin for Test {
             }
         })
     }
+}
+
+/// Whether `who` may see a run: their own, or one started by someone who shares a team with
+/// them that enables `test`. Other runs answer as not found, so their ids tell nothing.
+fn may_see(ctx: &Ctx<'_>, job: &Job) -> bool {
+    if job.requester == ctx.who.as_str() {
+        return true;
+    }
+    let ws = ctx.bot.workspace();
+    let Some(starter) = Identity::from_key(&job.requester) else { return false };
+    let theirs: Vec<&str> = memberships(&ws.config, &starter).iter().map(|m| m.name).collect();
+    memberships(&ws.config, ctx.who)
+        .iter()
+        .any(|m| m.team.plugins.iter().any(|p| p == "test") && theirs.contains(&m.name))
+}
+
+fn no_such_run(id: i64) -> ActError {
+    ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs"))
+}
+
+/// The test run `id`, if the requester may see it.
+async fn visible_run(ctx: &Ctx<'_>, id: i64) -> Result<Job, ActError> {
+    let job = ctx.bot.store().job_get(id).await.map_err(store_err)?;
+    job.filter(|j| j.kind == TEST_KIND && may_see(ctx, j)).ok_or_else(|| no_such_run(id))
 }
 
 fn store_err(e: crate::store::StoreError) -> ActError {
@@ -115,25 +141,30 @@ fn tail(out: &str) -> &str {
     &out[by_lines.max(by_size)..]
 }
 
+/// How many of the newest runs `test status last` / `test status <suite>` look through for
+/// the newest one the requester may see.
+const LATEST_AMONG: i64 = 200;
+
 async fn status(ctx: &Ctx<'_>, run: &RunRef) -> Result<Reply, ActError> {
-    let store = ctx.bot.store();
     let job = match run {
-        RunRef::Id(id) => {
-            let id = job_id(*id)?;
-            store.job_get(id).await.map_err(store_err)?.filter(|j| j.kind == TEST_KIND).ok_or_else(|| {
-                ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs"))
-            })?
+        RunRef::Id(id) => visible_run(ctx, job_id(*id)?).await?,
+        RunRef::Last | RunRef::Suite(_) => {
+            let suite = match run {
+                RunRef::Suite(s) => Some(s.as_str()),
+                _ => None,
+            };
+            let recent = ctx.bot.store().job_recent(TEST_KIND, LATEST_AMONG).await.map_err(store_err)?;
+            let latest = recent.into_iter().find(|j| suite.is_none_or(|s| j.name == s) && may_see(ctx, j));
+            match (latest, suite) {
+                (Some(j), _) => visible_run(ctx, j.id).await?,
+                (None, None) => {
+                    return Err(ActError::User("no test has run yet; `test run <suite>` starts one".into()));
+                }
+                (None, Some(s)) => {
+                    return Err(ActError::User(format!("{s} has not run yet; `test run {s}` starts it")));
+                }
+            }
         }
-        RunRef::Last => store
-            .job_latest(TEST_KIND, None)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| ActError::User("no test has run yet; `test run <suite>` starts one".into()))?,
-        RunRef::Suite(suite) => store
-            .job_latest(TEST_KIND, Some(suite))
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| ActError::User(format!("{suite} has not run yet; `test run {suite}` starts it")))?,
     };
     let id = job.id;
     let mut reply = Reply::done(format!("test run #{id}: {} on {} {}", job.name, job.env, job.state.words()))
@@ -162,7 +193,7 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
         .iter()
         .map(|(name, s)| {
             let how = match (&s.http, s.command.is_empty()) {
-                (Some(h), _) => format!("POST {}", h.trigger),
+                (Some(h), _) => format!("POST {}", crate::redact::redact(&h.trigger)),
                 (None, false) => s.command.join(" "),
                 (None, true) => "(no command)".into(),
             };
@@ -175,7 +206,8 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
             ]
         })
         .collect();
-    let runs = ctx.bot.store().job_recent(TEST_KIND, 15).await.map_err(store_err)?;
+    let mut runs = ctx.bot.store().job_recent(TEST_KIND, 15).await.map_err(store_err)?;
+    runs.retain(|j| may_see(ctx, j));
     let mut reply =
         Reply::done(format!("{} suites, {} recent runs", ws.config.suites.len(), runs.len())).with(Block::Table {
             columns: ["suite", "description", "runs", "timeout", "at once"].map(String::from).to_vec(),
@@ -213,14 +245,13 @@ async fn list(ctx: &Ctx<'_>) -> Result<Reply, ActError> {
 
 async fn cancel(ctx: &Ctx<'_>, id: u64) -> Result<Reply, ActError> {
     let id = job_id(id)?;
+    visible_run(ctx, id).await?;
     let res = ctx.bot.jobs().cancel(ctx.bot.store(), id, ctx.who.as_str()).await.map_err(store_err)?;
     match res {
         Cancel::Cancelled => Ok(Reply::done(format!("cancelled test run #{id} before it started"))),
         Cancel::Requested => Ok(Reply::done(format!("stopping test run #{id}"))
             .text(format!("Its processes get SIGTERM, then SIGKILL; `test status {id}` shows when it has stopped."))),
         Cancel::AlreadyFinished(s) => Err(ActError::User(format!("test run #{id} already ended: {}", s.words()))),
-        Cancel::NotFound => {
-            Err(ActError::User(format!("there is no test run #{id}; `test list` shows the recent runs")))
-        }
+        Cancel::NotFound => Err(no_such_run(id)),
     }
 }

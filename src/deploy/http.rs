@@ -6,6 +6,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::{Deployed, VersionError, parse_time};
+use crate::http_body::{self, BodyError};
+use crate::redact::redact;
 
 pub fn client(timeout: Duration) -> Result<reqwest::Client, VersionError> {
     reqwest::Client::builder()
@@ -18,13 +20,22 @@ pub fn client(timeout: Duration) -> Result<reqwest::Client, VersionError> {
 
 /// A failed request as the user should read it: timeouts named as such, URLs without secrets.
 pub fn request_error(url: &str, secs: u64, e: &reqwest::Error) -> VersionError {
+    let url = redact(url);
     if e.is_timeout() {
-        VersionError::Timeout { url: url.to_string(), secs }
+        VersionError::Timeout { url, secs }
     } else if e.is_connect() {
         VersionError::Http(format!("cannot connect to {url}: {}", root_cause(e)))
     } else {
         VersionError::Http(format!("GET {url} failed: {}", root_cause(e)))
     }
+}
+
+/// A body read with the cap (`http_body`), its failure named with the request's URL.
+pub async fn body(url: &str, secs: u64, resp: reqwest::Response) -> Result<String, VersionError> {
+    http_body::text(resp).await.map_err(|e| match e {
+        BodyError::Timeout => VersionError::Timeout { url: redact(url), secs },
+        other => VersionError::Http(format!("GET {}: {other}", redact(url))),
+    })
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -61,6 +72,8 @@ pub struct HttpSource<'a> {
 
 pub async fn read(s: &HttpSource<'_>) -> Result<Deployed, VersionError> {
     let secs = s.timeout.as_secs();
+    // What replies and errors show of the URL: without its credentials.
+    let shown = redact(s.url);
     let resp = client(s.timeout)?.get(s.url).send().await.map_err(|e| request_error(s.url, secs, &e))?;
     let status = resp.status();
     let ctype = resp
@@ -69,26 +82,21 @@ pub async fn read(s: &HttpSource<'_>) -> Result<Deployed, VersionError> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("no content type")
         .to_string();
-    let body = resp.text().await.map_err(|e| request_error(s.url, secs, &e))?;
+    let body = body(s.url, secs, resp).await?;
     if !status.is_success() {
-        return Err(VersionError::Http(format!("GET {} answered {status}", s.url)));
+        return Err(VersionError::Http(format!("GET {shown} answered {status}")));
     }
-    let source = format!("GET {}", s.url);
+    let source = format!("GET {shown}");
     if let Some(re) = s.regex {
         let re = regex_lite::Regex::new(re).map_err(|e| VersionError::Http(format!("regex `{re}` is invalid: {e}")))?;
         let caps = re.captures(&body).ok_or_else(|| {
-            VersionError::Http(format!(
-                "{} does not match `{}` (the answer starts with \"{}\")",
-                s.url,
-                re,
-                peek(&body)
-            ))
+            VersionError::Http(format!("{shown} does not match `{re}` (the answer starts with \"{}\")", peek(&body)))
         })?;
         let m = caps.get(1).or_else(|| caps.get(0)).map(|m| m.as_str().to_string()).unwrap_or_default();
         return Ok(Deployed { version: m, source, ..Deployed::default() });
     }
     let json: Value = serde_json::from_str(&body).map_err(|_| VersionError::NotJson {
-        url: s.url.to_string(),
+        url: shown.clone(),
         content_type: ctype.clone(),
         starts: peek(&body),
     })?;
@@ -96,7 +104,7 @@ pub async fn read(s: &HttpSource<'_>) -> Result<Deployed, VersionError> {
     let version = json
         .pointer(pointer)
         .and_then(as_text)
-        .ok_or_else(|| VersionError::Http(format!("the JSON from {} has no text at `{pointer}`", s.url)))?;
+        .ok_or_else(|| VersionError::Http(format!("the JSON from {shown} has no text at `{pointer}`")))?;
     Ok(Deployed {
         version,
         source,
@@ -129,7 +137,7 @@ pub async fn github_get(client: &reqwest::Client, path: &str, secs: u64) -> Resu
     }
     let resp = req.send().await.map_err(|e| request_error(&url, secs, &e))?;
     let status = resp.status();
-    let body = resp.text().await.map_err(|e| request_error(&url, secs, &e))?;
+    let body = body(&url, secs, resp).await?;
     if !status.is_success() {
         let message = serde_json::from_str::<Value>(&body)
             .ok()

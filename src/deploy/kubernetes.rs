@@ -71,9 +71,10 @@ pub async fn read(t: &Target<'_>) -> Result<Deployed, VersionError> {
         .await
         .map_err(|e| super::http::request_error(&url, secs, &e))?;
     let status = resp.status();
-    let body = resp.text().await.map_err(|e| super::http::request_error(&url, secs, &e))?;
-    let json: Value = serde_json::from_str(&body)
-        .map_err(|_| VersionError::Kubernetes(format!("the API server's answer for {url} is not JSON")))?;
+    let body = super::http::body(&url, secs, resp).await?;
+    let json: Value = serde_json::from_str(&body).map_err(|_| {
+        VersionError::Kubernetes(format!("the API server's answer for {} is not JSON", crate::redact::redact(&url)))
+    })?;
     if !status.is_success() {
         // Errors come as a `Status` object with a message.
         let message = json.get("message").and_then(Value::as_str).unwrap_or("no message");

@@ -13,6 +13,7 @@ use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use crate::config::{HttpSuiteConfig, SuiteConfig};
+use crate::http_body::BodyError;
 use crate::store::jobs::JobState;
 
 pub const DEFAULT_TIMEOUT_SECS: u64 = 600;
@@ -35,11 +36,13 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// A run that failed before it ended by itself. The detail quotes configured URLs and
+    /// CI answers, and is shown to the channel: credentials are masked here.
     fn failed(detail: impl Into<String>) -> Outcome {
         Outcome {
             state: JobState::Failed,
             exit_code: None,
-            detail: detail.into(),
+            detail: crate::redact::redact(&detail.into()),
             output: String::new(),
             output_bytes: 0,
         }
@@ -274,6 +277,12 @@ pub async fn run_http(
     }
 }
 
+/// A CI service's JSON answer, read with the cap; anything but JSON is `Broken`.
+async fn json_body(resp: reqwest::Response) -> Result<Value, BodyError> {
+    let body = crate::http_body::read(resp).await?;
+    serde_json::from_slice(&body).map_err(|e| BodyError::Broken(e.to_string()))
+}
+
 async fn poll_http(http: &HttpSuiteConfig, run: &Run<'_>) -> Outcome {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -299,10 +308,17 @@ async fn poll_http(http: &HttpSuiteConfig, run: &Run<'_>) -> Outcome {
     };
     let body = serde_json::json!({"suite": run.suite, "env": run.env, "run": run.id});
     let trigger = run.fill(&http.trigger);
+    // reqwest's errors quote the URL whole; the messages name the request themselves.
     let answer = match auth(client.post(&trigger).json(&body)).send().await {
-        Ok(r) if r.status().is_success() => r.json::<Value>().await.ok(),
+        Ok(r) if r.status().is_success() => match json_body(r).await {
+            Ok(v) => Some(v),
+            Err(BodyError::TooLarge) => {
+                return Outcome::failed(format!("POST {trigger}: {}", BodyError::TooLarge));
+            }
+            Err(_) => None,
+        },
         Ok(r) => return Outcome::failed(format!("POST {trigger} answered {}", r.status())),
-        Err(e) => return Outcome::failed(format!("POST {trigger} failed: {e}")),
+        Err(e) => return Outcome::failed(format!("POST {trigger} failed: {}", e.without_url())),
     };
     let id_pointer = http.id_pointer.as_deref().unwrap_or("/id");
     let Some(remote) = answer.as_ref().and_then(|v| text_at(v, id_pointer)) else {
@@ -324,19 +340,20 @@ async fn poll_http(http: &HttpSuiteConfig, run: &Run<'_>) -> Outcome {
     loop {
         tokio::time::sleep(every).await;
         let v: Value = match auth(client.get(&poll)).send().await {
-            Ok(r) if r.status().is_success() => match r.json().await {
+            Ok(r) if r.status().is_success() => match json_body(r).await {
                 Ok(v) => v,
+                Err(BodyError::TooLarge) => return Outcome::failed(format!("GET {poll}: {}", BodyError::TooLarge)),
                 Err(_) => return Outcome::failed(format!("GET {poll} did not answer with JSON")),
             },
             Ok(r) => return Outcome::failed(format!("GET {poll} answered {}", r.status())),
-            Err(e) => return Outcome::failed(format!("GET {poll} failed: {e}")),
+            Err(e) => return Outcome::failed(format!("GET {poll} failed: {}", e.without_url())),
         };
         let Some(state) = text_at(&v, state_pointer) else { continue };
         let output = http.output_pointer.as_deref().and_then(|p| text_at(&v, p)).unwrap_or_default();
         let done = |s: JobState| Outcome {
             state: s,
             exit_code: None,
-            detail: format!("CI run {remote}: {state}"),
+            detail: crate::redact::redact(&format!("CI run {remote}: {state}")),
             output_bytes: output.len() as u64,
             output: output.clone(),
         };

@@ -173,7 +173,7 @@ fn block(b: &Block, room: usize) -> (String, bool) {
 fn confirm_line(c: &PendingConfirm, prefix: &str) -> String {
     format!(
         "To run `{}`, reply `{prefix} confirm {}` (or `{prefix} cancel {}`). Only you can; it expires {}.",
-        c.command.replace('`', "'"),
+        super::one_line(&c.command).replace('`', "'"),
         literal(&c.code),
         literal(&c.code),
         literal(&c.expires_at)
@@ -206,7 +206,7 @@ fn approval_line(a: &PendingApproval, prefix: &str) -> String {
 /// confirmation instructions.
 pub fn render(reply: &Reply, prefix: &str) -> String {
     let budget = MAX_COMMENT - RESERVE;
-    let mut out = format!("{}{}", reply.status.mark(), inline(&reply.headline));
+    let mut out = format!("{}{}", reply.status.mark(), inline(&super::one_line(&reply.headline)));
     let mut cut = false;
     for b in &reply.blocks {
         let room = budget.saturating_sub(len(&out) + 2);

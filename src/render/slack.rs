@@ -426,7 +426,7 @@ fn fallback(reply: &Reply) -> String {
 /// The headline in bold (Slack's `header` block takes no mrkdwn, and headlines hold code),
 /// unless it is too long for one section.
 fn headline(reply: &Reply) -> Vec<Value> {
-    let text = dates(&escape(&reply.headline.replace('*', "")));
+    let text = dates(&escape(&super::one_line(&reply.headline).replace('*', "")));
     let mark = reply.status.mark();
     if text.trim().is_empty() || width(&text) + mark.len() + 2 > MAX_SECTION || text.contains('\n') {
         return sections(&format!("{mark}{text}"));

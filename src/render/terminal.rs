@@ -187,6 +187,21 @@ mod tests {
         assert!(!text.contains("secret"));
     }
 
+    /// A `\r` would move the cursor back and let the rest of a value overwrite the question.
+    #[test]
+    fn a_carriage_return_in_a_confirmed_command_does_not_reach_the_terminal() {
+        let mut reply = Reply::new(Status::Confirm, "run `todo add \"harmless\rdb query all\"`?");
+        reply.confirm = Some(PendingConfirm {
+            code: "7F3K".into(),
+            command: "todo add \"harmless\rdb query all\"".into(),
+            expires_at: "2026-11-25T12:03:00Z".into(),
+            id: "secret".into(),
+        });
+        let text = render(&reply, true);
+        assert!(!text.contains('\r'), "{text:?}");
+        assert!(text.contains("run `todo add \"harmlessdb query all\"`?"), "{text:?}");
+    }
+
     #[test]
     fn colour_only_when_asked() {
         let r = Reply::failed("boom");

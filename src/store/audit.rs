@@ -95,6 +95,12 @@ pub struct Completion {
     pub error: Option<String>,
 }
 
+impl Completion {
+    fn redacted(self) -> Completion {
+        Completion { error: self.error.map(|e| crate::redact::redact(&e)), ..self }
+    }
+}
+
 /// One write waiting for the writer task, and who to tell when it is committed.
 #[derive(Debug)]
 pub(super) struct Job {
@@ -277,6 +283,11 @@ impl Store {
     }
 
     async fn audit_write(&self, write: Write) -> Result<(), StoreError> {
+        // Error texts quote URLs and servers' answers: no credential reaches the audit log.
+        let write = match write {
+            Write::Insert(row, done) => Write::Insert(row, done.map(Completion::redacted)),
+            Write::Complete(id, done) => Write::Complete(id, done.redacted()),
+        };
         let stopped = || StoreError::Unavailable("the audit writer has stopped".into());
         let (done, committed) = oneshot::channel();
         self.audit.send(Job { write, done }).await.map_err(|_| stopped())?;

@@ -1,4 +1,5 @@
-//! Pending confirmations: unguessable ids, short codes to type, single use, requester only.
+//! Pending confirmations: unguessable ids, short codes to type, single use, requester only,
+//! in the place they were asked (a button is bound to it as a typed code is).
 //! Confirm and cancel are one conditional UPDATE … RETURNING, so a command runs at most once
 //! even when a user double-clicks and two instances share one PostgreSQL.
 
@@ -63,6 +64,8 @@ pub enum ConfirmError {
     NotFound(String),
     #[error("only the person who asked can confirm or cancel this")]
     NotYours,
+    #[error("this was asked in another channel or thread; confirm or cancel it there")]
+    Elsewhere,
     #[error("already {state} by you {ago}")]
     AlreadyDone { state: String, ago: String },
     #[error("expired {ago}: ask again")]
@@ -152,26 +155,29 @@ impl Store {
         .await
         .map_err(StoreError::from)?;
         let Some((id,)) = row else { return Err(ConfirmError::NotFound(code)) };
-        self.resolve_id(&id, requester, answer, now).await
+        self.resolve_id(&id, requester, place, answer, now).await
     }
 
-    /// Confirms or cancels by id (a button): only the requester.
+    /// Confirms or cancels by id (a button): only the requester, only in the place it was
+    /// asked. A press anywhere else changes nothing, so the confirmation stays usable there.
     pub async fn resolve_id(
         &self,
         id: &str,
         requester: &str,
+        place: &str,
         answer: Answer,
         now: i64,
     ) -> Result<Resolved, ConfirmError> {
         let row: Option<Row> = sqlx::query_as(
             "UPDATE confirmations SET state = $1, decided_at = $2, decided_by = $3 \
-             WHERE id = $4 AND requester = $3 AND state = 'pending' AND expires_at > $2 \
+             WHERE id = $4 AND requester = $3 AND place = $5 AND state = 'pending' AND expires_at > $2 \
              RETURNING command, place, tier, intent, confidence",
         )
         .bind(answer.state())
         .bind(now)
         .bind(requester)
         .bind(id)
+        .bind(place)
         .fetch_optional(self.pool())
         .await
         .map_err(StoreError::from)?;
@@ -179,19 +185,20 @@ impl Store {
             return Ok(Resolved { id: id.to_string(), command, place, tier, intent, confidence });
         }
         // Nothing changed: say why.
-        let why: Option<(String, String, i64, Option<i64>)> =
-            sqlx::query_as("SELECT requester, state, expires_at, decided_at FROM confirmations WHERE id = $1")
+        let why: Option<(String, String, String, i64, Option<i64>)> =
+            sqlx::query_as("SELECT requester, place, state, expires_at, decided_at FROM confirmations WHERE id = $1")
                 .bind(id)
                 .fetch_optional(self.pool())
                 .await
                 .map_err(StoreError::from)?;
         Err(match why {
             None => ConfirmError::NotFound(code_of(id)),
-            Some((who, _, _, _)) if who != requester => ConfirmError::NotYours,
-            Some((_, state, _, Some(at))) if state != "pending" => {
+            Some((who, _, _, _, _)) if who != requester => ConfirmError::NotYours,
+            Some((_, asked_in, _, _, _)) if asked_in != place => ConfirmError::Elsewhere,
+            Some((_, _, state, _, Some(at))) if state != "pending" => {
                 ConfirmError::AlreadyDone { state, ago: ago(now - at) }
             }
-            Some((_, _, expires_at, _)) => ConfirmError::Expired { ago: ago(now - expires_at) },
+            Some((_, _, _, expires_at, _)) => ConfirmError::Expired { ago: ago(now - expires_at) },
         })
     }
 }
@@ -242,21 +249,36 @@ mod tests {
     async fn buttons_of_someone_else_and_expired_ones_are_refused() {
         let (_d, s) = store().await;
         let p = s.create_confirmation(&new("slack:U1", "slack:C1"), 0).await.unwrap();
-        assert!(matches!(s.resolve_id(&p.id, "slack:U2", Answer::Confirm, 10).await, Err(ConfirmError::NotYours)));
-        let late = s.resolve_id(&p.id, "slack:U1", Answer::Confirm, 600_000 + 120_000).await.unwrap_err();
+        assert!(matches!(
+            s.resolve_id(&p.id, "slack:U2", "slack:C1", Answer::Confirm, 10).await,
+            Err(ConfirmError::NotYours)
+        ));
+        let late = s.resolve_id(&p.id, "slack:U1", "slack:C1", Answer::Confirm, 600_000 + 120_000).await.unwrap_err();
         assert_eq!(late.to_string(), "expired 2 minutes ago: ask again");
         assert!(matches!(
-            s.resolve_id("deadbeef", "slack:U1", Answer::Cancel, 10).await,
+            s.resolve_id("deadbeef", "slack:U1", "slack:C1", Answer::Cancel, 10).await,
             Err(ConfirmError::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_button_pressed_in_another_place_changes_nothing_and_works_in_its_own() {
+        let (_d, s) = store().await;
+        let p = s.create_confirmation(&new("slack:U1", "slack:C1/1700000000.0001"), 0).await.unwrap();
+        for elsewhere in ["slack:C2", "slack:C1", "slack:C2/1700000000.0001"] {
+            let e = s.resolve_id(&p.id, "slack:U1", elsewhere, Answer::Confirm, 10).await.unwrap_err();
+            assert!(matches!(e, ConfirmError::Elsewhere), "{elsewhere}: {e:?}");
+        }
+        let ok = s.resolve_id(&p.id, "slack:U1", "slack:C1/1700000000.0001", Answer::Confirm, 20).await.unwrap();
+        assert_eq!(ok.command, "test run smoke staging");
     }
 
     #[tokio::test]
     async fn cancel_then_confirm_does_not_run() {
         let (_d, s) = store().await;
         let p = s.create_confirmation(&new("local:a", "local:terminal"), 0).await.unwrap();
-        s.resolve_id(&p.id, "local:a", Answer::Cancel, 5).await.unwrap();
-        let e = s.resolve_id(&p.id, "local:a", Answer::Confirm, 6).await.unwrap_err();
+        s.resolve_id(&p.id, "local:a", "local:terminal", Answer::Cancel, 5).await.unwrap();
+        let e = s.resolve_id(&p.id, "local:a", "local:terminal", Answer::Confirm, 6).await.unwrap_err();
         assert_eq!(e.to_string(), "already cancelled by you just now");
     }
 }

@@ -185,17 +185,6 @@ impl Store {
         Ok(row.map(job))
     }
 
-    /// The newest job of a kind (of one name, when given), with its output: `test status last`
-    /// and `test status smoke`.
-    pub async fn job_latest(&self, kind: &str, name: Option<&str>) -> Result<Option<Job>, StoreError> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE kind = $1 AND ($2 IS NULL OR name = $2) ORDER BY id DESC LIMIT 1"
-        );
-        let row: Option<Row> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(kind).bind(name).fetch_optional(self.pool()).await?;
-        Ok(row.map(job))
-    }
-
     /// The newest jobs of a kind, newest first, without their output.
     pub async fn job_recent(&self, kind: &str, limit: i64) -> Result<Vec<Job>, StoreError> {
         let sql = format!(

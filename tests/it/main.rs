@@ -11,6 +11,7 @@ mod llm;
 mod loopback;
 mod queries;
 mod release;
+mod security;
 mod slack;
 mod trust;
 mod understanding;

@@ -108,9 +108,12 @@ async fn press(server: &Server, payload: &Value) -> reqwest::Response {
     server.post("/slack/interactions", &form_headers(body.as_bytes(), NOW), body).await
 }
 
-/// The fixture's block_actions payload, pressing `action_id` with `value`, as `user`.
+/// The fixture's block_actions payload, pressing `action_id` with `value`, as `user`, on a
+/// message in C1 (where `slash` asks).
 fn button(action_id: &str, value: &str, user: &str, response_url: &str) -> Value {
     let mut p: Value = serde_json::from_slice(&fixture("slack/block_actions.button.payload.json")).expect("fixture");
+    p["channel"]["id"] = json!("C1");
+    p["container"]["channel_id"] = json!("C1");
     p["user"]["id"] = json!(user);
     p["actions"][0]["action_id"] = json!(action_id);
     p["actions"][0]["value"] = json!(value);

@@ -19,7 +19,6 @@ const PUBLIC_URL: &str = "https://www.reddit.com";
 const FRESH_FOR: Duration = Duration::from_secs(120);
 const FAILURE_PAUSE: Duration = Duration::from_secs(15);
 const TIMEOUT: Duration = Duration::from_secs(8);
-const MAX_BODY: usize = 4 * 1024 * 1024;
 const LIMIT: u32 = 50;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -193,22 +192,16 @@ fn retry_after(resp: &reqwest::Response) -> u64 {
     (s.ceil() as u64).clamp(1, 600)
 }
 
-async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, RedditError> {
-    let mut body = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    tracing::warn!("reddit listing larger than {MAX_BODY} bytes");
-                    return Err(RedditError::NotJson);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(body),
-            Err(e) if e.is_timeout() => return Err(RedditError::Timeout),
-            Err(_) => return Err(RedditError::Unreachable),
+async fn read_capped(resp: reqwest::Response) -> Result<Vec<u8>, RedditError> {
+    use crate::http_body::{self, BodyError};
+    http_body::read(resp).await.map_err(|e| match e {
+        BodyError::TooLarge => {
+            tracing::warn!("reddit listing larger than {} bytes", http_body::MAX_BODY);
+            RedditError::NotJson
         }
-    }
+        BodyError::Timeout => RedditError::Timeout,
+        BodyError::Broken(_) => RedditError::Unreachable,
+    })
 }
 
 #[derive(Deserialize)]

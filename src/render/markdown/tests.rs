@@ -91,6 +91,29 @@ fn a_confirmation_tells_how_to_confirm_by_comment() {
     insta::assert_snapshot!(text);
 }
 
+/// Issue 17: a lone `\r` in a typed value ended the confirm line's code span and paragraph
+/// on GitHub, and what followed rendered raw (mentions, HTML, links).
+#[test]
+fn a_carriage_return_in_a_value_cannot_break_out_of_the_confirm_line() {
+    let command = "todo add \"fix\r\r@octocat <b>hi</b> [x](https://evil.example)\"";
+    let mut reply = Reply::new(Status::Confirm, format!("run `{command}`?")).command(command);
+    reply.confirm = Some(PendingConfirm {
+        code: "7F3K".into(),
+        command: command.into(),
+        expires_at: "2026-11-25T12:03:00Z".into(),
+        id: "0123456789abcdef".into(),
+    });
+    let text = check(&reply);
+    assert!(!text.contains('\r'), "{text:?}");
+    let line = text.lines().find(|l| l.starts_with("To run")).expect("the confirm line");
+    assert!(
+        line.starts_with(
+            "To run `todo add \"fix\\r\\r@octocat <b>hi</b> [x](https://evil.example)\"`, reply `/lazyops confirm 7F3K`"
+        ),
+        "{line}"
+    );
+}
+
 #[test]
 fn images_fields_and_lists_render() {
     let reply = Reply::done("a meme")

@@ -58,6 +58,17 @@ fn a_confirmation_has_confirm_and_cancel_buttons_carrying_the_id() {
     insta::assert_json_snapshot!(msg);
 }
 
+/// Issue 17: the command in the confirm line stays one line inside its code span.
+#[test]
+fn a_line_break_in_a_value_stays_inside_the_confirm_line() {
+    let mut reply = confirm_reply();
+    let command = "todo add \"fix\r\n\n<!channel> *bold*\"";
+    reply.confirm.as_mut().unwrap().command = command.into();
+    let msg = check(&reply);
+    let line = msg.blocks.iter().rev().nth(1).unwrap()["text"]["text"].as_str().unwrap().to_string();
+    assert!(line.starts_with("Run `todo add \"fix\\r\\n\\n&lt;!channel&gt; *bold*\"`? Press Confirm"), "{line}");
+}
+
 fn checklist_reply(items: usize) -> Reply {
     let mut reply = Reply::done("⚠️ payments → prod: 1 item to look at before releasing")
         .with(Block::List { items: vec!["⚠️ changelog reviewed: waiting for someone to tick it".into()] });
