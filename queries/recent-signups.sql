@@ -17,6 +17,7 @@
 -- example: accounts created over the past 2 weeks
 -- example: any new users recently?
 -- example: how many people joined lately
+-- example: which users joined this month
 -- example: which users joined today
 -- example: new joiners since monday?
 -- example: how many people registered lately

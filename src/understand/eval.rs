@@ -356,7 +356,8 @@ pub fn bench(train: &str, test: &str, train_file: &str, test_file: &str) -> Resu
     let examples: Vec<(&str, usize)> =
         train.iter().filter_map(|l| index(&l.intent).map(|i| (l.text.as_str(), i))).collect();
     let started = Instant::now();
-    let clf = Classifier::train(&examples, &labels, &Options::default());
+    let opts = Options::default();
+    let clf = Classifier::train(&examples, &labels, &opts);
     let train_ms = started.elapsed().as_secs_f64() * 1000.0;
     let (mut in_scope, mut in_ok, mut oos, mut oos_ok) = (0usize, 0usize, 0usize, 0usize);
     let started = Instant::now();

@@ -63,9 +63,13 @@ fn a_missing_slot_gets_one_question_and_the_next_message_fills_it() {
     let a = ws.run("alice", &["run", "--json", "ledger"]);
     assert_eq!(a.code, 3, "{}", a.stdout);
     assert_eq!(a.json()["confirm"]["command"], "deploy version ledger prod");
-    // Someone else in the same terminal does not answer alice's question.
-    let bob = ws.run("bob", &["run", "--json", "users"]);
+    // Someone else in the same terminal does not answer alice's question: it stays hers.
+    let q = ws.run("alice", &["run", "--json", "add a todo"]);
+    assert_eq!(q.code, 2, "{}", q.stdout);
+    let bob = ws.run("bob", &["run", "--json", "book the retro room"]);
     assert_ne!(bob.code, 3, "{}", bob.stdout);
+    let a = ws.run("alice", &["run", "--json", "water the office plants"]);
+    assert_eq!(a.json()["confirm"]["command"], "todo add \"water the office plants\"", "{}", a.stdout);
 }
 
 #[test]

@@ -116,3 +116,13 @@ fn a_template_that_cannot_make_a_valid_object_is_refused_at_load() {
     );
     assert!(got.iter().any(|p| p.starts_with(&expected)), "{got:?}");
 }
+
+#[test]
+fn example_lines_are_kept_for_the_intent_layer() {
+    let t = demo();
+    assert!(t.examples.len() >= 10, "{:?}", t.examples);
+    assert_eq!(t.examples[0], "change the email of user {user_id} to {email}");
+    assert_eq!(t.sig().examples, t.examples);
+    let got = problems("# name: x\n# examp1e: y\nkind: Job\n");
+    assert!(got.iter().any(|p| p.contains("use name, description, param or example")), "{got:?}");
+}
