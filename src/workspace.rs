@@ -318,10 +318,24 @@ fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTr
                     ));
                 }
                 let dialects = query_dialects(config, &q.database);
+                // One report per problem, naming the dialects it was found in.
+                let mut found: Vec<(String, Vec<&str>)> = Vec::new();
                 for d in dialects {
                     if let Err(e) = crate::queries::safety::check(&q, d, &config.bot.deny_functions) {
-                        problems.push(Problem::new(&path, Some(q.sql_line), e.to_string()));
+                        let message = match e {
+                            crate::queries::safety::SafetyError::Parse { message, .. } => {
+                                format!("SQL does not parse: {message}")
+                            }
+                            other => other.to_string(),
+                        };
+                        match found.iter_mut().find(|(m, _)| *m == message) {
+                            Some((_, ds)) => ds.push(dialect_name(d)),
+                            None => found.push((message, vec![dialect_name(d)])),
+                        }
                     }
+                }
+                for (message, ds) in found {
+                    problems.push(Problem::new(&path, Some(q.sql_line), format!("{message} ({})", ds.join(", "))));
                 }
                 if let Some(first) = out.get(&q.name) {
                     problems.push(Problem::new(
@@ -366,6 +380,14 @@ fn load_manifests(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> B
         }
     }
     out
+}
+
+fn dialect_name(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "sqlite",
+        Dialect::Postgres => "postgres",
+        Dialect::Mysql => "mysql",
+    }
 }
 
 /// The dialects a query's database is reached with; all three when only `env:` URLs say.

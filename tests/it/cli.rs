@@ -299,3 +299,55 @@ fn output_reads_as_sentences_without_null_placeholders_or_cut_descriptions() {
     let status = ws.run("alice", &["run", "test status 1"]);
     assert!(status.stdout.contains("output (6 bytes):\n    hello\n"), "{}", status.stdout);
 }
+
+#[test]
+fn check_reports_each_problem_once_naming_the_dialects() {
+    let ws = Ws::new();
+    // Only `env:` URLs: the files are checked in all three dialects.
+    ws.edit(
+        "lazyops.toml",
+        "[databases.users]",
+        "[databases.all]\nprod = \"env:LAZYOPS_TEST_NEVER_SET\"\n\n[databases.users]",
+    );
+    for name in ["one", "two"] {
+        ws.write(
+            &format!("queries/bad-{name}.sql"),
+            &format!("-- name: bad-{name}\n-- database: all\nDELETE FROM users\n"),
+        );
+    }
+    let r = ws.run("alice", &["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("2 problem(s)"), "{}", r.stdout);
+    for name in ["one", "two"] {
+        let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains(&format!("bad-{name}.sql:3: "))).collect();
+        assert_eq!(lines.len(), 1, "{}", r.stdout);
+        assert!(lines[0].ends_with("found DELETE (sqlite, postgres, mysql)"), "{}", lines[0]);
+    }
+}
+
+#[test]
+fn intents_unmatched_separates_misses_typed_mistakes_and_refusals_and_counts_cancelled_sentences() {
+    let ws = Ws::new();
+    ws.run("alice", &["run", "blorp the flibbertigibbet"]);
+    ws.run("alice", &["run", "db query user-by-id abc"]);
+    ws.run("alice", &["run", "drop the users table"]);
+    // Understood as a command its author did not want: cancelled.
+    let asked = ws.run("alice", &["run", "--json", "could you list the db queries?"]);
+    let code = one_document(&asked)["confirm"]["code"].as_str().expect("code").to_string();
+    ws.run("alice", &["run", &format!("cancel {code}")]);
+    let r = ws.run("alice", &["intents", "unmatched", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = one_document(&r);
+    let texts = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(|e| e["text"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(texts("misses"), ["could you list the db queries?", "blorp the flibbertigibbet"], "{v}");
+    assert_eq!(v["misses"][0]["understood_as"], "db list", "{v}");
+    assert_eq!(texts("typed"), ["db query user-by-id abc"], "{v}");
+    assert_eq!(texts("refused"), ["drop the users table"], "{v}");
+    let plain = ws.run("alice", &["intents", "unmatched"]);
+    assert!(plain.stdout.contains("2 misses"), "{}", plain.stdout);
+    assert!(plain.stdout.contains("(was `db list`)"), "{}", plain.stdout);
+}
