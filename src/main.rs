@@ -72,7 +72,7 @@ enum Cmd {
         /// Port to listen on (else PORT, else 8080); 0 picks a free one and prints it
         #[arg(long)]
         port: Option<u16>,
-        /// Address to listen on
+        /// Address to listen on (127.0.0.1 keeps it on this machine)
         #[arg(long, default_value = "0.0.0.0")]
         host: std::net::IpAddr,
         /// Log lines as text or JSON (one object per line, for log collectors)
@@ -261,7 +261,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let who = terminal::identity(cli.as_name.as_deref());
     match cli.command {
         Cmd::Chat => {
+            // The first run without a config writes the demo workspace: say where, once.
+            let first_run = config.is_none()
+                && std::env::var_os("LAZYOPS_CONFIG").is_none()
+                && !Path::new("lazyops.toml").is_file()
+                && !Path::new(workspace::DEMO_DIR).exists();
             let bot = std::sync::Arc::new(open_bot(config).await?);
+            if first_run {
+                out!(
+                    "Created ./{}/ with the demo workspace (config, queries, intents, demo databases); later runs reuse it.",
+                    workspace::DEMO_DIR
+                );
+            }
             // Edits to queries, intents and config apply without leaving the session; a refused
             // edit is told in one sentence above the prompt (the log has the details).
             let (tell, notices) = tokio::sync::mpsc::channel(16);
