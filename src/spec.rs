@@ -119,6 +119,9 @@ impl CommandSpec {
             let shown = match arg.kind {
                 ArgKind::Params => "name=value ...".to_string(),
                 ArgKind::Env if self.kind == CommandKind::DbQuery => "--env env".to_string(),
+                // Filters are written as flags, as the examples and `lazyops audit` write them.
+                ArgKind::Date if self.kind == CommandKind::Audit => format!("--{} YYYY-MM-DD", arg.name),
+                ArgKind::Who if self.kind == CommandKind::Audit => format!("--{} identity", arg.name),
                 _ if arg.kind == ArgKind::Text => format!("\"{}\"", arg.name),
                 _ => arg.name.to_string(),
             };
@@ -418,5 +421,6 @@ mod tests {
         assert_eq!(spec(CommandKind::DeployVersion).usage(), "deploy version <service> [env]");
         assert_eq!(spec(CommandKind::DbQuery).usage(), "db query <query> [name=value ...] [--env env]");
         assert_eq!(spec(CommandKind::TodoAdd).usage(), "todo add <\"text\">");
+        assert_eq!(spec(CommandKind::Audit).usage(), "audit [--since YYYY-MM-DD] [--who identity]");
     }
 }
