@@ -76,7 +76,7 @@ enum Cmd {
         /// Port to listen on (else PORT, else 8080); 0 picks a free one and prints it
         #[arg(long)]
         port: Option<u16>,
-        /// Address to listen on
+        /// Address to listen on (127.0.0.1 keeps it on this machine)
         #[arg(long, default_value = "0.0.0.0")]
         host: std::net::IpAddr,
         /// Log lines as text or JSON (one object per line, for log collectors)
@@ -124,10 +124,13 @@ enum IntentsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Sentences that were not understood, newest first, to add as examples
+    /// Sentences that were not understood or understood wrongly (then cancelled), newest first,
+    /// to add as examples; typed-command mistakes and requests refused as intended apart
     Unmatched {
         #[arg(long, default_value_t = 50)]
         limit: i64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -274,7 +277,18 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let who = terminal::identity(cli.as_name.as_deref());
     match cli.command {
         Cmd::Chat => {
+            // The first run without a config writes the demo workspace: say where, once.
+            let first_run = config.is_none()
+                && std::env::var_os("LAZYOPS_CONFIG").is_none()
+                && !Path::new("lazyops.toml").is_file()
+                && !Path::new(workspace::DEMO_DIR).exists();
             let bot = std::sync::Arc::new(open_bot(config).await?);
+            if first_run {
+                out!(
+                    "Created ./{}/ with the demo workspace (config, queries, intents, demo databases); later runs reuse it.",
+                    workspace::DEMO_DIR
+                );
+            }
             // Edits to queries, intents and config apply without leaving the session; a refused
             // edit is told in one sentence above the prompt (the log has the details).
             let (tell, notices) = tokio::sync::mpsc::channel(16);
@@ -388,6 +402,45 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
+/// `intents unmatched --json`: the three kinds apart.
+#[derive(serde::Serialize)]
+struct UnmatchedReport {
+    misses: Vec<UnmatchedEntry>,
+    typed: Vec<UnmatchedEntry>,
+    refused: Vec<UnmatchedEntry>,
+}
+
+#[derive(serde::Serialize)]
+struct UnmatchedEntry {
+    at: String,
+    who: String,
+    text: String,
+    /// For a sentence whose command its author cancelled: that command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    understood_as: Option<String>,
+}
+
+/// Sorts the audit's unmatched messages: refusals, text that starts with a command's word (a
+/// typing mistake in a command), and the rest, which the intent layer should learn.
+fn unmatched_report(rows: &[lazyops::store::audit::Unmatched]) -> UnmatchedReport {
+    let mut report = UnmatchedReport { misses: Vec::new(), typed: Vec::new(), refused: Vec::new() };
+    for r in rows {
+        let entry = UnmatchedEntry {
+            at: lazyops::pipeline::format_ms(r.at),
+            who: r.who.clone(),
+            text: r.text.clone(),
+            understood_as: r.command.clone().filter(|_| r.decision == "cancelled"),
+        };
+        let list = match r.decision.as_str() {
+            "refused" => &mut report.refused,
+            "not_understood" if lazyops::understand::typed_attempt(&r.text) => &mut report.typed,
+            _ => &mut report.misses,
+        };
+        list.push(entry);
+    }
+    report
+}
+
 async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
     use lazyops::understand::eval;
     let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()));
@@ -467,14 +520,27 @@ async fn intents(config: Option<&Path>, cmd: IntentsCmd) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        IntentsCmd::Unmatched { limit } => {
+        IntentsCmd::Unmatched { limit, json } => {
             let ws = load(config).await?;
             let store = Store::open(&ws.state_url()?).await?;
             let rows = store.unmatched(limit).await?;
-            for r in &rows {
-                out!("{}  {}  {}", lazyops::pipeline::format_ms(r.0), r.1, r.2);
+            let report = unmatched_report(&rows);
+            if json {
+                out!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(0);
             }
-            out!("{} sentence(s) not understood", rows.len());
+            let sections = [
+                ("misses: not understood, or understood wrongly and cancelled (add them as examples)", &report.misses),
+                ("typed commands with a mistake (the grammar's error was the answer)", &report.typed),
+                ("refused as intended (writes, restarts)", &report.refused),
+            ];
+            for (title, entries) in sections {
+                out!("{} {title}", entries.len());
+                for e in entries {
+                    let understood = e.understood_as.as_deref().map(|c| format!("  (was `{c}`)")).unwrap_or_default();
+                    out!("  {}  {}  {}{understood}", e.at, e.who, e.text);
+                }
+            }
             Ok(0)
         }
     }

@@ -131,6 +131,9 @@ impl CommandSpec {
                 ArgKind::Env if matches!(self.kind, CommandKind::DbQuery | CommandKind::DbSql) => {
                     "--env env".to_string()
                 }
+                // Filters are written as flags, as the examples and `lazyops audit` write them.
+                ArgKind::Date if self.kind == CommandKind::Audit => format!("--{} YYYY-MM-DD", arg.name),
+                ArgKind::Who if self.kind == CommandKind::Audit => format!("--{} identity", arg.name),
                 ArgKind::Text | ArgKind::Sql => format!("\"{}\"", arg.name),
                 _ => arg.name.to_string(),
             };
@@ -473,5 +476,6 @@ mod tests {
         assert_eq!(spec(CommandKind::DeployVersion).usage(), "deploy version <service> [env]");
         assert_eq!(spec(CommandKind::DbQuery).usage(), "db query <query> [name=value ...] [--env env]");
         assert_eq!(spec(CommandKind::TodoAdd).usage(), "todo add <\"text\">");
+        assert_eq!(spec(CommandKind::Audit).usage(), "audit [--since YYYY-MM-DD] [--who identity]");
     }
 }

@@ -321,11 +321,25 @@ fn load_queries(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> BTr
                     ));
                 }
                 let dialects = query_dialects(config, &q.database);
+                // One report per problem, naming the dialects it was found in.
+                let mut found: Vec<(usize, String, Vec<&str>)> = Vec::new();
                 for d in dialects {
                     if let Err(e) = crate::queries::safety::check(&q, d, config.bot.functions()) {
                         let line = e.line().map_or(q.body_line(d), |l| q.body_line(d) + l - 1);
-                        problems.push(Problem::new(&path, Some(line), e.to_string()));
+                        let message = match e {
+                            crate::queries::safety::SafetyError::Parse { message, .. } => {
+                                format!("SQL does not parse: {message}")
+                            }
+                            other => other.to_string(),
+                        };
+                        match found.iter_mut().find(|(l, m, _)| *l == line && *m == message) {
+                            Some((_, _, ds)) => ds.push(dialect_name(d)),
+                            None => found.push((line, message, vec![dialect_name(d)])),
+                        }
                     }
+                }
+                for (line, message, ds) in found {
+                    problems.push(Problem::new(&path, Some(line), format!("{message} ({})", ds.join(", "))));
                 }
                 if let Some(first) = out.get(&q.name) {
                     problems.push(Problem::new(
@@ -370,6 +384,14 @@ fn load_manifests(dir: &Path, config: &Config, problems: &mut Vec<Problem>) -> B
         }
     }
     out
+}
+
+fn dialect_name(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "sqlite",
+        Dialect::Postgres => "postgres",
+        Dialect::Mysql => "mysql",
+    }
 }
 
 /// The dialects a query's database may be reached with: an `env:NAME` URL can name any engine

@@ -134,8 +134,10 @@ fn source_env(ws: &Workspace, env: &str, item: &ChecklistItem) -> Option<String>
 }
 
 async fn version_item(ws: &Workspace, service: &str, env: &str, item: &ChecklistItem) -> (Mark, String) {
+    // A release to the first environment takes its version from a build, not from another
+    // environment: there is nothing to compare (an item's own `env` says otherwise).
     let Some(from) = source_env(ws, env, item) else {
-        return (Mark::Fail, format!("no environment comes before {env}: set `env` on this item"));
+        return (Mark::Pass, format!("{env} is the first environment in [envs]: no earlier one to compare with"));
     };
     let (src, dst) = tokio::join!(deploy::read(ws, service, &from), deploy::read(ws, service, env));
     let (src, dst) = match (src, dst) {

@@ -87,6 +87,18 @@ pub struct AuditRow {
     pub approved_by: Option<String>,
 }
 
+/// A message for `intents unmatched`.
+#[derive(Clone, Debug)]
+pub struct Unmatched {
+    pub at: i64,
+    pub who: String,
+    pub text: String,
+    /// `not_understood`, `refused` or `cancelled`.
+    pub decision: String,
+    /// For `cancelled`: the command the sentence was understood as.
+    pub command: Option<String>,
+}
+
 /// How a command ended: ok, error or timeout, how long it took and what went wrong.
 #[derive(Clone, Debug)]
 pub struct Completion {
@@ -372,15 +384,26 @@ impl Store {
             .collect())
     }
 
-    /// Sentences nobody understood, newest first: (when, who, text), for `intents unmatched`.
-    pub async fn unmatched(&self, limit: i64) -> Result<Vec<(i64, String, String)>, StoreError> {
-        let rows = sqlx::query_as(
-            "SELECT at, who, text FROM audit WHERE decision = 'not_understood' ORDER BY at DESC LIMIT $1",
+    /// Messages the bot did not get right, newest first, for `intents unmatched`: those not
+    /// understood, requests refused outright (a write; no command), and sentences understood as
+    /// a command that their author then cancelled (with that command).
+    pub async fn unmatched(&self, limit: i64) -> Result<Vec<Unmatched>, StoreError> {
+        let rows: Vec<(i64, String, String, String, Option<String>)> = sqlx::query_as(
+            "SELECT at, who, text, decision, command FROM audit \
+             WHERE decision = 'not_understood' OR (decision = 'refused' AND command IS NULL) \
+             UNION ALL \
+             SELECT a.at, a.who, a.text, 'cancelled', a.command FROM audit a \
+             WHERE a.decision = 'asked' AND a.tier <> 'grammar' AND a.confirmation_id IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM audit c WHERE c.decision = 'cancelled' AND c.confirmation_id = a.confirmation_id) \
+             ORDER BY at DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        Ok(rows)
+        Ok(rows
+            .into_iter()
+            .map(|(at, who, text, decision, command)| Unmatched { at, who, text, decision, command })
+            .collect())
     }
 
     /// Deletes rows older than the retention; returns how many went.

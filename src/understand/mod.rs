@@ -141,6 +141,12 @@ fn has_extra_words(text: &str) -> bool {
     })
 }
 
+/// Whether text that was not understood was an attempt at a typed command (a typing mistake),
+/// rather than a sentence: it starts with a command's word and has no sentence's words.
+pub fn typed_attempt(text: &str) -> bool {
+    grammar::looks_like_command(text) && !has_extra_words(text) && without_courtesy(text).is_none()
+}
+
 /// The command `text` was typed as, when it is exactly a command: a command with a courtesy
 /// word around it ("meme pls" is not r/pls) is a sentence, which is confirmed first.
 pub fn typed_command(text: &str, catalog: &Catalog) -> Option<Command> {

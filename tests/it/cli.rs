@@ -53,7 +53,7 @@ fn run_exit_codes_follow_the_design() {
     assert_eq!(ws.run("alice", &["run", "could you list the db queries?"]).code, 3, "waiting for confirmation");
     assert_eq!(ws.run("alice", &["run", "--yes", "could you list the db queries?"]).code, 0, "--yes confirms");
     ws.edit("lazyops.toml", "members = [\"local:*\"", "members = [\"local:bob\"");
-    assert_eq!(ws.run("alice", &["run", "db list"]).code, 1, "refused");
+    assert_eq!(ws.run("carol", &["run", "db list"]).code, 1, "refused (alice is the demo's admin)");
 }
 
 /// Every `run --json` prints exactly one JSON document; these are its status and exit code.
@@ -298,4 +298,94 @@ fn output_reads_as_sentences_without_null_placeholders_or_cut_descriptions() {
     assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
     let status = ws.run("alice", &["run", "test status 1"]);
     assert!(status.stdout.contains("output (6 bytes):\n    hello\n"), "{}", status.stdout);
+}
+
+#[test]
+fn check_reports_each_problem_once_naming_the_dialects() {
+    let ws = Ws::new();
+    // Only `env:` URLs: the files are checked in all three dialects.
+    ws.edit(
+        "lazyops.toml",
+        "[databases.users]",
+        "[databases.all]\nprod = \"env:LAZYOPS_TEST_NEVER_SET\"\n\n[databases.users]",
+    );
+    for name in ["one", "two"] {
+        ws.write(
+            &format!("queries/bad-{name}.sql"),
+            &format!("-- name: bad-{name}\n-- database: all\nDELETE FROM users\n"),
+        );
+    }
+    let r = ws.run("alice", &["check"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("2 problem(s)"), "{}", r.stdout);
+    for name in ["one", "two"] {
+        let lines: Vec<&str> = r.stdout.lines().filter(|l| l.contains(&format!("bad-{name}.sql:3: "))).collect();
+        assert_eq!(lines.len(), 1, "{}", r.stdout);
+        assert!(lines[0].ends_with("found DELETE (sqlite, postgres, mysql)"), "{}", lines[0]);
+    }
+}
+
+#[test]
+fn intents_unmatched_separates_misses_typed_mistakes_and_refusals_and_counts_cancelled_sentences() {
+    let ws = Ws::new();
+    ws.run("alice", &["run", "blorp the flibbertigibbet"]);
+    ws.run("alice", &["run", "db query user-by-id abc"]);
+    ws.run("alice", &["run", "drop the users table"]);
+    // Understood as a command its author did not want: cancelled.
+    let asked = ws.run("alice", &["run", "--json", "could you list the db queries?"]);
+    let code = one_document(&asked)["confirm"]["code"].as_str().expect("code").to_string();
+    ws.run("alice", &["run", &format!("cancel {code}")]);
+    let r = ws.run("alice", &["intents", "unmatched", "--json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = one_document(&r);
+    let texts = |k: &str| -> Vec<String> {
+        v[k].as_array()
+            .map(|a| a.iter().filter_map(|e| e["text"].as_str().map(String::from)).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(texts("misses"), ["could you list the db queries?", "blorp the flibbertigibbet"], "{v}");
+    assert_eq!(v["misses"][0]["understood_as"], "db list", "{v}");
+    assert_eq!(texts("typed"), ["db query user-by-id abc"], "{v}");
+    assert_eq!(texts("refused"), ["drop the users table"], "{v}");
+    let plain = ws.run("alice", &["intents", "unmatched"]);
+    assert!(plain.stdout.contains("2 misses"), "{}", plain.stdout);
+    assert!(plain.stdout.contains("(was `db list`)"), "{}", plain.stdout);
+}
+
+#[test]
+fn the_first_chat_says_it_created_the_demo_workspace_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chat = || {
+        let mut c = std::process::Command::new(crate::support::bin());
+        c.current_dir(dir.path())
+            .env_remove("LAZYOPS_CONFIG")
+            .env_remove("LAZYOPS_STATE_URL")
+            .args(["--as", "alice", "chat"])
+            .stdin(std::process::Stdio::null());
+        crate::support::Run::from(c.output().expect("chat"))
+    };
+    let first = chat();
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert_eq!(first.stdout.matches("Created ./.lazyops/ with the demo workspace").count(), 1, "{}", first.stdout);
+    let again = chat();
+    assert!(!again.stdout.contains("Created ./.lazyops/"), "{}", again.stdout);
+}
+
+#[test]
+fn the_demo_keeps_audit_for_admins_as_the_readme_says() {
+    let ws = Ws::new();
+    let bob = ws.run("bob", &["run", "--json", "audit"]);
+    assert_eq!((bob.code, one_document(&bob)["status"].as_str()), (1, Some("refused")), "{}", bob.stdout);
+    let alice = ws.run("alice", &["run", "audit"]);
+    assert_eq!(alice.code, 0, "{}", alice.stdout);
+    assert_eq!(ws.run("bob", &["run", "db list"]).code, 0, "everything else is still allowed");
+}
+
+#[test]
+fn a_release_check_of_the_first_environment_does_not_fail_for_want_of_an_earlier_one() {
+    let ws = Ws::new();
+    let r = ws.run("alice", &["run", "release check payments dev"]);
+    assert!(!r.stdout.contains("no environment comes before"), "{}", r.stdout);
+    assert!(r.stdout.contains("✅ staging runs the version to release: dev is the first environment"), "{}", r.stdout);
+    assert!(!r.stdout.contains("not ready"), "{}", r.stdout);
 }
