@@ -548,7 +548,7 @@ impl Bot {
 /// The text as the audit keeps it: when the command has secret parameters, its canonical
 /// text with those values masked replaces what was typed; text that did not become a command
 /// is masked by the secret parameters it may hold (`mask_unparsed`).
-fn redact_text(text: &str, command: Option<&Command>, catalog: &crate::catalog::Catalog) -> String {
+pub(crate) fn redact_text(text: &str, command: Option<&Command>, catalog: &crate::catalog::Catalog) -> String {
     match command {
         Some(c) => {
             let redacted = redact_command(c, catalog);

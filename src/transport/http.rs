@@ -230,7 +230,10 @@ impl AppState {
             return Ok(permit);
         }
         self.metrics.error("busy");
-        let row = AuditStart { decision: "busy".into(), ..AuditStart::of(&msg.who, &msg.place, &msg.text) };
+        // Not parsed: its text is masked by the secret parameters it may hold, as any
+        // message that did not become a command.
+        let text = crate::pipeline::redact_text(&msg.text, None, &self.bot.workspace().catalog);
+        let row = AuditStart { decision: "busy".into(), ..AuditStart::of(&msg.who, &msg.place, &text) };
         let done = Completion { outcome: "refused".into(), duration_ms: 0, error: Some(BUSY.into()) };
         if let Err(e) = self.bot.store().audit_record(row, done).await {
             tracing::error!(error = %e, "audit of a busy answer failed");
