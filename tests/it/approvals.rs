@@ -238,7 +238,7 @@ async fn a_config_change_that_removes_the_rule_or_a_permission_refuses_the_comma
     let ws = ws_with(1, 3600);
     let bot = bot_for(&ws).await;
     let code = ask(&bot, "permission removed").await;
-    ws.edit("lazyops.toml", "allow = [\"*\"]", "allow = [\"todo list\", \"db *\"]");
+    ws.edit("lazyops.toml", "\"todo *\", \"manifest *\"]", "\"todo list\", \"manifest *\"]");
     bot.replace_workspace(Workspace::load(&ws.config()).expect("reload"));
     refused_with(&say(&bot, local("bob", &format!("approve {code}"))).await, "may no longer run for local:alice");
     assert_eq!(todo_count(&bot).await, 0);

@@ -65,7 +65,7 @@ fn a_missing_slot_gets_one_question_and_the_next_message_fills_it() {
     assert_eq!(a.json()["confirm"]["command"], "deploy version ledger prod");
     // Someone else in the same terminal does not answer alice's question: it stays hers.
     let q = ws.run("alice", &["run", "--json", "add a todo"]);
-    assert_eq!(q.code, 2, "{}", q.stdout);
+    assert_eq!(q.code, 4, "a clarifying question exits 4: {}", q.stdout);
     let bob = ws.run("bob", &["run", "--json", "book the retro room"]);
     assert_ne!(bob.code, 3, "{}", bob.stdout);
     let a = ws.run("alice", &["run", "--json", "water the office plants"]);
