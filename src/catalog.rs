@@ -33,6 +33,9 @@ pub struct Catalog {
     pub templates: BTreeMap<String, TemplateSig>,
     /// Target databases (`[databases]`), for `db sql`.
     pub databases: Vec<String>,
+    /// The identities the config names (team and role members, approvers), sorted: who a bare
+    /// name such as "bob" can mean. Wildcards (`local:*`) and `role:` references are left out.
+    pub people: Vec<String>,
 }
 
 /// A name that did not resolve, with the closest known one if any is close.
@@ -115,6 +118,42 @@ pub fn closest<'a>(candidates: impl Iterator<Item = &'a str>, given: &str) -> Op
 }
 
 /// `a, b or c`
+impl Catalog {
+    /// The identity a word in a message names: `slack:U0123` as written, a Slack mention
+    /// (`<@U0123>`, `<@U0123|bob>`) as its `slack:` identity, or a bare name (`bob`, `@bob`) as
+    /// the one known person of that name. `Err` holds the people a bare name could mean: two
+    /// or more when it is ambiguous, none when nobody has that name.
+    pub fn resolve_person(&self, word: &str) -> Result<String, Vec<&str>> {
+        let word = word.trim().trim_end_matches(['.', ',', '!', '?']);
+        if let Some(inner) = word.strip_prefix("<@").and_then(|w| w.strip_suffix('>')) {
+            let id = inner.split('|').next().unwrap_or_default();
+            if !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()) {
+                return Ok(format!("slack:{id}"));
+            }
+            return Err(Vec::new());
+        }
+        let identity_like =
+            |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric() || "@._+-:/".contains(c));
+        if word.contains(':') && !word.ends_with(':') && !word.starts_with(':') && identity_like(word) {
+            return Ok(word.to_string());
+        }
+        let name = word.trim_start_matches('@');
+        if name.is_empty() {
+            return Err(Vec::new());
+        }
+        let matching: Vec<&str> = self
+            .people
+            .iter()
+            .map(String::as_str)
+            .filter(|p| p.split_once(':').is_some_and(|(_, n)| n.eq_ignore_ascii_case(name)))
+            .collect();
+        match matching.as_slice() {
+            [one] => Ok(one.to_string()),
+            _ => Err(matching),
+        }
+    }
+}
+
 pub fn or_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let items: Vec<&str> = items.collect();
     match items.as_slice() {

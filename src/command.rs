@@ -37,8 +37,10 @@ pub enum Command {
     },
     Approvals,
     Audit {
-        since: Option<time::Date>,
+        since: Option<Since>,
         who: Option<String>,
+        /// `None` is [`AUDIT_LIMIT`] rows.
+        limit: Option<u32>,
     },
     DbList,
     DbDescribe {
@@ -142,6 +144,104 @@ impl Command {
     }
 }
 
+/// How many rows `audit` lists when no `--limit` is given, and the most it lists at all.
+pub const AUDIT_LIMIT: u32 = 50;
+pub const AUDIT_MAX_LIMIT: u32 = 1000;
+
+/// Where an `audit` listing starts. Relative forms stay relative in the canonical text, so the
+/// audit row of `audit --since 2h` says what was asked, and each run counts back from its own now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Since {
+    /// From the start of this day (UTC).
+    Date(time::Date),
+    Today,
+    Yesterday,
+    /// `30m`, `2h`, `7d`, `2w` back from now.
+    Ago(u32, SpanUnit),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SpanUnit {
+    Minutes,
+    Hours,
+    Days,
+    Weeks,
+}
+
+impl SpanUnit {
+    fn letter(self) -> char {
+        match self {
+            SpanUnit::Minutes => 'm',
+            SpanUnit::Hours => 'h',
+            SpanUnit::Days => 'd',
+            SpanUnit::Weeks => 'w',
+        }
+    }
+
+    fn seconds(self) -> i64 {
+        match self {
+            SpanUnit::Minutes => 60,
+            SpanUnit::Hours => 3600,
+            SpanUnit::Days => 86_400,
+            SpanUnit::Weeks => 7 * 86_400,
+        }
+    }
+}
+
+impl Since {
+    /// The forms a user may type, for error messages and `help`.
+    pub const FORMS: &'static str = "today, yesterday, 30m, 2h, 7d, 2w or a date like 2026-11-25";
+
+    /// `today`, `yesterday`, `<n>m|h|d|w` (up to ten years back) or an ISO date; `None` otherwise.
+    pub fn parse(text: &str) -> Option<Since> {
+        let lower = text.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "today" => return Some(Since::Today),
+            "yesterday" => return Some(Since::Yesterday),
+            _ => {}
+        }
+        if let Ok(ParamValue::Date(d)) = ParamValue::parse(crate::param::ParamType::Date, &lower) {
+            return Some(Since::Date(d));
+        }
+        let unit = match lower.chars().last()? {
+            'm' => SpanUnit::Minutes,
+            'h' => SpanUnit::Hours,
+            'd' => SpanUnit::Days,
+            'w' => SpanUnit::Weeks,
+            _ => return None,
+        };
+        let digits = &lower[..lower.len() - 1];
+        if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let n: u32 = digits.parse().ok()?;
+        (n > 0 && i64::from(n) * unit.seconds() <= 3650 * 86_400).then_some(Since::Ago(n, unit))
+    }
+
+    /// The first instant listed, in Unix milliseconds, counted back from `now`.
+    pub fn start_ms(self, now: time::OffsetDateTime) -> i64 {
+        let now = now.to_offset(time::UtcOffset::UTC);
+        let midnight = |d: time::Date| d.midnight().assume_utc().unix_timestamp() * 1000;
+        match self {
+            Since::Date(d) => midnight(d),
+            Since::Today => midnight(now.date()),
+            Since::Yesterday => midnight(now.date().previous_day().unwrap_or(now.date())),
+            Since::Ago(n, unit) => (now.unix_timestamp() - i64::from(n) * unit.seconds()) * 1000,
+        }
+    }
+}
+
+impl fmt::Display for Since {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Since::Date(d) => write!(f, "{}", ParamValue::Date(*d)),
+            Since::Today => f.write_str("today"),
+            Since::Yesterday => f.write_str("yesterday"),
+            Since::Ago(n, unit) => write!(f, "{n}{}", unit.letter()),
+        }
+    }
+}
+
 impl Serialize for Command {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
@@ -196,12 +296,15 @@ impl fmt::Display for Command {
                     write!(f, " {}", always_quote(r))?;
                 }
             }
-            Command::Audit { since, who } => {
-                if let Some(d) = since {
-                    write!(f, " --since {}", ParamValue::Date(*d))?;
+            Command::Audit { since, who, limit } => {
+                if let Some(s) = since {
+                    write!(f, " --since {s}")?;
                 }
                 if let Some(w) = who {
                     write!(f, " --who {}", quote(w))?;
+                }
+                if let Some(n) = limit {
+                    write!(f, " --limit {n}")?;
                 }
             }
             Command::DbDescribe { query } => write!(f, " {query}")?,
@@ -233,6 +336,27 @@ impl fmt::Display for Command {
             }
         }
         Ok(())
+    }
+}
+
+/// Which test run `test status` means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunRef {
+    /// `test status 12`
+    Id(u64),
+    /// `test status last`: the latest run of any suite.
+    Last,
+    /// `test status smoke`: the latest run of that suite.
+    Suite(String),
+}
+
+impl fmt::Display for RunRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunRef::Id(id) => write!(f, "{id}"),
+            RunRef::Last => f.write_str("last"),
+            RunRef::Suite(s) => f.write_str(s),
+        }
     }
 }
 
@@ -279,25 +403,22 @@ mod tests {
         assert_eq!(quote("--env"), "\"--env\"");
         assert_eq!(quote("pay_8f3k2"), "pay_8f3k2");
     }
-}
 
-/// Which test run `test status` means.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RunRef {
-    /// `test status 12`
-    Id(u64),
-    /// `test status last`: the latest run of any suite.
-    Last,
-    /// `test status smoke`: the latest run of that suite.
-    Suite(String),
-}
-
-impl fmt::Display for RunRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            RunRef::Id(id) => write!(f, "{id}"),
-            RunRef::Last => f.write_str("last"),
-            RunRef::Suite(s) => f.write_str(s),
+    #[test]
+    fn since_counts_back_from_now_in_utc_days_and_spans() {
+        let now = time::macros::datetime!(2026-12-03 14:30 UTC);
+        let ms = |s: &str| Since::parse(s).map(|s| s.start_ms(now));
+        let at = |dt: time::OffsetDateTime| Some(dt.unix_timestamp() * 1000);
+        assert_eq!(ms("today"), at(time::macros::datetime!(2026-12-03 0:00 UTC)));
+        assert_eq!(ms("YESTERDAY"), at(time::macros::datetime!(2026-12-02 0:00 UTC)));
+        assert_eq!(ms("2h"), at(time::macros::datetime!(2026-12-03 12:30 UTC)));
+        assert_eq!(ms("30m"), at(time::macros::datetime!(2026-12-03 14:00 UTC)));
+        assert_eq!(ms("7d"), at(time::macros::datetime!(2026-11-26 14:30 UTC)));
+        assert_eq!(ms("2w"), at(time::macros::datetime!(2026-11-19 14:30 UTC)));
+        assert_eq!(ms("2026-11-01"), at(time::macros::datetime!(2026-11-01 0:00 UTC)));
+        for bad in ["", "d", "0d", "2y", "2.5h", "+2h", "3651d", "tomorrow", "2026-13-01"] {
+            assert_eq!(Since::parse(bad), None, "{bad:?}");
         }
+        assert_eq!(Since::parse("3650d").map(|s| s.to_string()).as_deref(), Some("3650d"));
     }
 }

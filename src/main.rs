@@ -88,12 +88,15 @@ enum Cmd {
     Intents(IntentsCmd),
     /// The latest audit entries
     Audit {
-        /// Only entries on or after this date (YYYY-MM-DD)
+        /// Only entries from then on: today, yesterday, 30m, 2h, 7d, 2w or YYYY-MM-DD (UTC days)
         #[arg(long)]
         since: Option<String>,
         /// Only entries of this identity
         #[arg(long)]
         who: Option<String>,
+        /// At most this many entries (default 50, at most 1000)
+        #[arg(long)]
+        limit: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -388,13 +391,13 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         }
         Cmd::Intents(cmd) => intents(config, cmd).await,
         Cmd::Serve { port, host, log_format: _ } => serve(config, host, port).await,
-        Cmd::Audit { since, who: filter, json } => {
+        Cmd::Audit { since, who: filter, limit, json } => {
+            // The flags become the typed command, so the terminal and chat check them alike.
             let mut text = String::from("audit");
-            if let Some(s) = since {
-                text.push_str(&format!(" --since {}", lazyops::command::quote(&s)));
-            }
-            if let Some(w) = filter {
-                text.push_str(&format!(" --who {}", lazyops::command::quote(&w)));
+            for (flag, value) in [("since", since), ("who", filter), ("limit", limit)] {
+                if let Some(v) = value {
+                    text.push_str(&format!(" --{flag} {}", lazyops::command::quote(&v)));
+                }
             }
             let bot = open_bot(config).await?;
             Ok(terminal::run(&bot, &who, &text, Options::default(), json).await)

@@ -78,6 +78,10 @@ pub enum ArgKind {
     Who,
     /// An ISO date (`2026-11-25`).
     Date,
+    /// Where a listing starts: `today`, `yesterday`, `2h`, `7d` or an ISO date.
+    Since,
+    /// How many rows to list.
+    Count,
     /// Free text: the rest of the line or one quoted string; always printed quoted.
     Text,
     /// The typed parameters of a query or manifest template, declared in its file.
@@ -132,8 +136,9 @@ impl CommandSpec {
                     "--env env".to_string()
                 }
                 // Filters are written as flags, as the examples and `lazyops audit` write them.
-                ArgKind::Date if self.kind == CommandKind::Audit => format!("--{} YYYY-MM-DD", arg.name),
+                ArgKind::Since => format!("--{} today|yesterday|2h|7d|YYYY-MM-DD", arg.name),
                 ArgKind::Who if self.kind == CommandKind::Audit => format!("--{} identity", arg.name),
+                ArgKind::Count => format!("--{} N", arg.name),
                 ArgKind::Text | ArgKind::Sql => format!("\"{}\"", arg.name),
                 _ => arg.name.to_string(),
             };
@@ -244,11 +249,12 @@ pub static SPECS: &[CommandSpec] = &[
         kind: K::Audit,
         words: &["audit"],
         args: &[
-            opt("since", A::Date, "only entries on or after this date"),
+            opt("since", A::Since, "only entries from this day or this far back (days in UTC)"),
             opt("who", A::Who, "only entries of this identity"),
+            opt("limit", A::Count, "at most this many entries (default 50, at most 1000)"),
         ],
         summary: "the latest audit entries (admins)",
-        examples: &["audit", "audit --since 2026-11-01 --who local:alice"],
+        examples: &["audit", "audit --since 2h", "audit --since yesterday --who local:alice --limit 20"],
         confirm: C::Never,
         plugin: "audit",
     },
@@ -476,6 +482,9 @@ mod tests {
         assert_eq!(spec(CommandKind::DeployVersion).usage(), "deploy version <service> [env]");
         assert_eq!(spec(CommandKind::DbQuery).usage(), "db query <query> [name=value ...] [--env env]");
         assert_eq!(spec(CommandKind::TodoAdd).usage(), "todo add <\"text\">");
-        assert_eq!(spec(CommandKind::Audit).usage(), "audit [--since YYYY-MM-DD] [--who identity]");
+        assert_eq!(
+            spec(CommandKind::Audit).usage(),
+            "audit [--since today|yesterday|2h|7d|YYYY-MM-DD] [--who identity] [--limit N]"
+        );
     }
 }

@@ -442,7 +442,25 @@ fn catalog_of<'t>(
         suites: config.suites.keys().cloned().collect(),
         templates: templates.map(|t| (t.name.clone(), t.sig())).collect::<BTreeMap<String, TemplateSig>>(),
         databases: config.databases.keys().cloned().collect(),
+        people: people_of(config),
     }
+}
+
+fn people_of(config: &Config) -> Vec<String> {
+    let mut people: Vec<String> = config
+        .teams
+        .values()
+        .flat_map(|t| {
+            let roles = t.roles.values().flat_map(|r| r.members.iter());
+            let approvers = t.approval.iter().flat_map(|a| a.approvers.iter());
+            t.members.iter().chain(roles).chain(approvers)
+        })
+        .filter(|p| !p.contains('*') && !p.starts_with("role:") && p.contains(':'))
+        .cloned()
+        .collect();
+    people.sort();
+    people.dedup();
+    people
 }
 
 /// The files in a workspace directory with one of these extensions, sorted; `None` when the

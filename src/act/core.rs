@@ -143,14 +143,15 @@ pub struct Audit;
 impl Plugin for Audit {
     fn run<'a>(&'a self, cmd: &'a Command, ctx: &'a Ctx<'a>) -> ActFuture<'a> {
         Box::pin(async move {
-            let Command::Audit { since, who } = cmd else {
+            let Command::Audit { since, who, limit } = cmd else {
                 return Err(ActError::Internal(format!("audit plugin got `{cmd}`")));
             };
-            let since_ms = since.map(|d| d.midnight().assume_utc().unix_timestamp() * 1000);
+            let since_ms = since.map(|s| s.start_ms(time::OffsetDateTime::now_utc()));
+            let limit = limit.unwrap_or(crate::command::AUDIT_LIMIT).min(crate::command::AUDIT_MAX_LIMIT);
             let rows = ctx
                 .bot
                 .store()
-                .audit_list(since_ms, who.as_deref(), 50)
+                .audit_list(since_ms, who.as_deref(), i64::from(limit))
                 .await
                 .map_err(|e| ActError::User(e.to_string()))?;
             let table: Vec<Vec<Value>> = rows

@@ -299,7 +299,7 @@ plugins = ["manifest"]
 
     #[test]
     fn roles_add_rules() {
-        let audit = Command::Audit { since: None, who: None };
+        let audit = Command::Audit { since: None, who: None, limit: None };
         assert!(
             matches!(check("local:root", Place::terminal(), audit.clone()), Decision::Refused { .. }),
             "audit plugin is not enabled"

@@ -6,7 +6,7 @@ use pest::Parser;
 use pest::iterators::Pair;
 
 use crate::catalog::{Catalog, Unknown, closest, or_list};
-use crate::command::{Command, Params, RunRef};
+use crate::command::{AUDIT_LIMIT, AUDIT_MAX_LIMIT, Command, Params, RunRef, Since};
 use crate::param::{ParamSpec, ParamValue};
 use crate::spec::{ArgKind, CommandKind, CommandSpec, SPECS, spec};
 
@@ -550,22 +550,32 @@ impl<'a> Binder<'a> {
             K::Audit => {
                 let since = match get("since") {
                     None => None,
-                    Some(a) => match ParamValue::parse(crate::param::ParamType::Date, &a.value) {
-                        Ok(ParamValue::Date(d)) => Some(d),
-                        _ => {
-                            return Err((
+                    Some(a) => Some(Since::parse(&a.value).ok_or_else(|| {
+                        (
+                            ParseErrorKind::BadValue(format!("`since` takes {}, not `{}`", Since::FORMS, a.value)),
+                            a.start,
+                            a.end,
+                        )
+                    })?),
+                };
+                let who = get("who").map(|a| self.who(a)).transpose()?;
+                let limit = match get("limit") {
+                    None => None,
+                    Some(a) => Some(
+                        a.value.parse::<u32>().ok().filter(|n| (1..=AUDIT_MAX_LIMIT).contains(n)).ok_or_else(|| {
+                            (
                                 ParseErrorKind::BadValue(format!(
-                                    "`since` must be a date like 2026-11-25, not `{}`",
+                                    "`limit` takes a number of rows from 1 to {AUDIT_MAX_LIMIT}, not `{}`",
                                     a.value
                                 )),
                                 a.start,
                                 a.end,
-                            ));
-                        }
-                    },
+                            )
+                        })?,
+                    ),
                 };
-                let who = get("who").map(|a| self.who(a)).transpose()?;
-                Command::Audit { since, who }
+                // The default is omitted, like a query's default parameter.
+                Command::Audit { since, who, limit: limit.filter(|n| *n != AUDIT_LIMIT) }
             }
             K::DbDescribe => Command::DbDescribe { query: self.query(need("query")?)?.name.clone() },
             K::DbQuery => {

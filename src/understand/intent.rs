@@ -658,6 +658,24 @@ impl Model {
                 }
                 return self.complete(intent, slots, 1.0, &sentence, convo, candidates);
             }
+            // "bob" for "Who takes it?" when nobody, or more than one person, is called bob:
+            // the question stays open and names who it could be.
+            let other_request = candidates
+                .first()
+                .is_some_and(|(n, score)| n != OOS && *n != pending.intent && *score >= self.threshold());
+            if slot.ty == SlotType::Identity && text.split_whitespace().count() <= 2 && !other_request {
+                let question = unknown_person(text, catalog);
+                let conversation = Conversation { pending: Some(pending.clone()), ..convo.clone() };
+                return done(
+                    Outcome::Question {
+                        question,
+                        intent: intent.name.clone(),
+                        confidence: 1.0,
+                        slots: pending.slots.clone(),
+                    },
+                    Some(conversation),
+                );
+            }
         }
         // "same for staging": the last command with the slots this message names.
         if is_follow_up(text)
@@ -935,6 +953,31 @@ impl Model {
     }
 }
 
+/// The question again after an answer that names nobody known: who that name could be, or
+/// everyone the config names.
+fn unknown_person(text: &str, catalog: &Catalog) -> String {
+    let answer = text.split_whitespace().next().unwrap_or_default();
+    let people = catalog.resolve_person(answer).err().unwrap_or_default();
+    let shown: String = text.trim().chars().take(40).collect();
+    match people.as_slice() {
+        [] if catalog.people.is_empty() => {
+            format!("I don't know `{shown}`. Who takes it? Give their identity, e.g. slack:U0123 or local:alice.")
+        }
+        [] => format!(
+            "I don't know `{shown}`. Who takes it: {}? Or give an identity, e.g. slack:U0123.",
+            people_list(catalog)
+        ),
+        several => format!("Which one: {}?", or_list(several.iter().copied())),
+    }
+}
+
+/// The people the config names, at most eight, for a question.
+fn people_list(catalog: &Catalog) -> String {
+    const SHOWN: usize = 8;
+    let list = or_list(catalog.people.iter().take(SHOWN).map(String::as_str));
+    if catalog.people.len() > SHOWN { format!("{list} (or another)") } else { list }
+}
+
 fn question(s: &Slot, catalog: &Catalog) -> String {
     let choices = match s.ty {
         SlotType::Service => catalog.service_choices(),
@@ -942,6 +985,7 @@ fn question(s: &Slot, catalog: &Catalog) -> String {
         SlotType::Query => or_list(catalog.queries.keys().map(String::as_str)),
         SlotType::Suite => or_list(catalog.suites.iter().map(String::as_str)),
         SlotType::Template => or_list(catalog.templates.keys().map(String::as_str)),
+        SlotType::Identity => people_list(catalog),
         _ => String::new(),
     };
     match &s.question {
@@ -1177,6 +1221,50 @@ mod tests {
         let answered = model.interpret("ledger pls", &catalog, &convo, today);
         let Outcome::Text { text, .. } = answered.outcome else { panic!("{:?}", answered.outcome) };
         assert_eq!(text, "deploy version ledger");
+    }
+
+    #[test]
+    fn a_bare_name_answers_who_as_the_known_person_or_the_question_is_asked_again() {
+        let catalog = demo_catalog();
+        assert_eq!(catalog.people, ["github:octocat", "local:alice", "local:bob", "slack:U0123ABC"]);
+        let (intents, _) = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/intents")));
+        let model = Model::train(&intents, &catalog);
+        let today = time::macros::date!(2026 - 11 - 25);
+        let asked = model.interpret("assign todo 3", &catalog, &Conversation::default(), today);
+        let Outcome::Question { question, .. } = &asked.outcome else { panic!("{:?}", asked.outcome) };
+        assert!(question.starts_with("Who takes it?"), "{question}");
+        let convo = asked.conversation.expect("remembers the question");
+        let answer = |text: &str, convo: &Conversation| model.interpret(text, &catalog, convo, today);
+        let text_of = |text: &str| match answer(text, &convo).outcome {
+            Outcome::Text { text, .. } => text,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert_eq!(text_of("bob"), "todo assign 3 local:bob");
+        assert_eq!(text_of("Bob."), "todo assign 3 local:bob");
+        assert_eq!(text_of("@octocat"), "todo assign 3 github:octocat");
+        assert_eq!(text_of("<@U0999XYZ>"), "todo assign 3 slack:U0999XYZ");
+        assert_eq!(text_of("local:carol"), "todo assign 3 local:carol");
+        // Nobody called zed: asked again, naming the people, and the question stays open.
+        let again = answer("zed", &convo);
+        let Outcome::Question { question, .. } = &again.outcome else { panic!("{:?}", again.outcome) };
+        assert_eq!(
+            question,
+            "I don't know `zed`. Who takes it: github:octocat, local:alice, local:bob or slack:U0123ABC? \
+             Or give an identity, e.g. slack:U0123."
+        );
+        let convo = again.conversation.expect("still asking");
+        assert!(
+            matches!(answer("alice", &convo).outcome, Outcome::Text { ref text, .. } if text == "todo assign 3 local:alice")
+        );
+        // Two people called bob: which one.
+        let mut two = catalog.clone();
+        two.people.push("github:bob".into());
+        two.people.sort();
+        let asked = model.interpret("assign todo 3", &two, &Conversation::default(), today);
+        let convo = asked.conversation.expect("asks");
+        let which = model.interpret("bob", &two, &convo, today);
+        let Outcome::Question { question, .. } = &which.outcome else { panic!("{:?}", which.outcome) };
+        assert_eq!(question, "Which one: github:bob or local:bob?");
     }
 
     #[test]

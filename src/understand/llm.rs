@@ -372,6 +372,13 @@ fn parameters(spec: &CommandSpec, catalog: &Catalog, queries: &[String], allowed
                 Some(json!({"type": "string", "pattern": "^[A-Za-z0-9_]{2,21}$", "description": a.help}))
             }
             ArgKind::Id => Some(json!({"type": "integer", "minimum": 1, "description": a.help})),
+            ArgKind::Count => Some(json!({
+                "type": "integer", "minimum": 1, "maximum": crate::command::AUDIT_MAX_LIMIT, "description": a.help
+            })),
+            ArgKind::Since => Some(json!({
+                "type": "string",
+                "description": format!("{} ({})", a.help, crate::command::Since::FORMS)
+            })),
             ArgKind::Run => {
                 let mut runs = vec!["last".to_string()];
                 runs.extend(catalog.suites.iter().cloned());

@@ -560,9 +560,7 @@ pub fn extract(
         SlotType::Text => free_text(text),
         SlotType::Date => find_date(text, today).map(|d| crate::param::ParamValue::Date(d).to_string()),
         SlotType::Email => ws.iter().find(|w| is_email(&w.lower)).map(|w| w.raw.to_string()),
-        SlotType::Identity => {
-            ws.iter().find(|w| w.raw.contains(':') && !w.raw.ends_with(':')).map(|w| w.raw.to_string())
-        }
+        SlotType::Identity => identity(text, &ws, catalog),
         SlotType::Command => topic(&ws),
         SlotType::Run => next_int()
             .or_else(|| find_name(catalog.suites.iter().map(String::as_str), text, &ws))
@@ -602,6 +600,19 @@ pub fn extract(
             }
         },
     }
+}
+
+/// Who a sentence names: an identity as written (`slack:U0123`), a Slack mention, or the bare
+/// name of one known person ("give it to bob" → `local:bob`).
+fn identity(text: &str, ws: &[Word<'_>], catalog: &Catalog) -> Option<String> {
+    // Mentions are read from the text itself: `words` drops the angle brackets.
+    if let Some(start) = text.find("<@")
+        && let Some(len) = text[start..].find('>')
+        && let Ok(who) = catalog.resolve_person(&text[start..=start + len])
+    {
+        return Some(who);
+    }
+    ws.iter().find_map(|w| catalog.resolve_person(w.raw).ok())
 }
 
 /// The sentence with its values replaced by their kind (`SERVICE`, `ENV`, `EMAIL`, `ID`,

@@ -382,6 +382,36 @@ fn the_demo_keeps_audit_for_admins_as_the_readme_says() {
 }
 
 #[test]
+fn audit_takes_relative_times_and_a_limit_as_help_shows_them() {
+    let ws = Ws::new();
+    for text in ["db list", "whoami", "todo list"] {
+        assert_eq!(ws.run("alice", &["run", text]).code, 0, "{text}");
+    }
+    let headline = |r: &crate::support::Run| one_document(r)["headline"].as_str().unwrap_or_default().to_string();
+    let two = ws.run("alice", &["audit", "--json", "--limit", "2"]);
+    assert_eq!(two.code, 0, "{}", two.stderr);
+    assert!(headline(&two).starts_with("2 audit entries"), "{}", two.stdout);
+    let recent = ws.run("alice", &["run", "--json", "audit --since 10m"]);
+    let n: usize = headline(&recent).split(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(n >= 3, "the three commands of the last minutes: {}", recent.stdout);
+    assert_eq!(ws.run("alice", &["audit", "--since", "today", "--who", "local:alice"]).code, 0);
+    for (flag, value, says) in [
+        ("--since", "tomorrow", "`since` takes today, yesterday, 30m, 2h, 7d, 2w or a date like 2026-11-25"),
+        ("--limit", "0", "`limit` takes a number of rows from 1 to 1000"),
+    ] {
+        let bad = ws.run("alice", &["audit", flag, value]);
+        assert_eq!(bad.code, 2, "{flag} {value}: {}", bad.stdout);
+        assert!(format!("{}{}", bad.stdout, bad.stderr).contains(says), "{}{}", bad.stdout, bad.stderr);
+    }
+    let help = ws.run("alice", &["run", "help audit"]);
+    assert!(
+        help.stdout.contains("audit [--since today|yesterday|2h|7d|YYYY-MM-DD] [--who identity] [--limit N]"),
+        "{}",
+        help.stdout
+    );
+}
+
+#[test]
 fn a_release_check_of_the_first_environment_does_not_fail_for_want_of_an_earlier_one() {
     let ws = Ws::new();
     let r = ws.run("alice", &["run", "release check payments dev"]);

@@ -73,6 +73,21 @@ fn a_missing_slot_gets_one_question_and_the_next_message_fills_it() {
 }
 
 #[test]
+fn who_takes_it_is_answered_by_a_bare_name_or_asked_again_with_the_choices() {
+    let ws = Ws::new();
+    assert_eq!(ws.run("alice", &["run", "todo add \"rotate the keys\""]).code, 0);
+    let q = ws.run("alice", &["run", "--json", "assign todo 1"]);
+    assert_eq!(q.code, 4, "{}", q.stdout);
+    let unknown = ws.run("alice", &["run", "--json", "zed"]);
+    assert_eq!(unknown.code, 4, "still a question: {}", unknown.stdout);
+    let asked = unknown.json()["headline"].as_str().unwrap_or_default().to_string();
+    assert!(asked.contains("I don't know `zed`") && asked.contains("local:bob"), "{asked}");
+    let a = ws.run("alice", &["run", "--json", "--yes", "bob"]);
+    assert_eq!(a.code, 0, "{}", a.stdout);
+    assert_eq!(a.json()["command"], "todo assign 1 local:bob", "{}", a.stdout);
+}
+
+#[test]
 fn same_for_staging_reuses_the_last_command() {
     let ws = Ws::new();
     let first = ws.run("alice", &["run", "--json", "what version of users is on prod?"]);

@@ -49,6 +49,9 @@ fn typed_commands_become_canonical_text() {
     check("test run smoke", "test run smoke prod");
     check("confirm 7f3k", "confirm 7F3K");
     check("audit --since 2026-11-01 --who local:alice", "audit --since 2026-11-01 --who local:alice");
+    check("audit --since Yesterday --limit 5", "audit --since yesterday --limit 5");
+    check("audit --limit 50 --since 2H", "audit --since 2h");
+    check("audit today", "audit --since today");
     check("explain which version of payments is live?", "explain \"which version of payments is live?\"");
 }
 
@@ -102,6 +105,23 @@ fn errors_point_at_the_column_and_suggest_the_fix() {
         err("db sql userz \"SELECT 1\"").message(),
         "unknown database `userz` (did you mean `users`?); databases are users"
     );
+}
+
+#[test]
+fn audit_flags_say_which_forms_they_take() {
+    assert_eq!(
+        err("audit --since last-tuesday").message(),
+        "`since` takes today, yesterday, 30m, 2h, 7d, 2w or a date like 2026-11-25, not `last-tuesday`"
+    );
+    for bad in ["0h", "2y", "h", "-2h", "99999999d"] {
+        assert!(err(&format!("audit --since {bad}")).message().starts_with("`since` takes"), "{bad}");
+    }
+    for bad in ["0", "1001", "ten", "-3"] {
+        assert_eq!(
+            err(&format!("audit --limit {bad}")).message(),
+            format!("`limit` takes a number of rows from 1 to 1000, not `{bad}`")
+        );
+    }
 }
 
 #[test]
@@ -199,6 +219,27 @@ fn any_command() -> impl Strategy<Value = Command> {
         ("[0-9A-Z]{6}", proptest::option::of(text()))
             .prop_map(|(code, reason)| Command::Reject { code, reason: reason.map(|r| r.trim().to_string()) }),
         Just(Command::Approvals),
+        (
+            proptest::option::of(prop_oneof![
+                Just(crate::command::Since::Today),
+                Just(crate::command::Since::Yesterday),
+                (
+                    1u32..500,
+                    prop_oneof![
+                        Just(crate::command::SpanUnit::Minutes),
+                        Just(crate::command::SpanUnit::Hours),
+                        Just(crate::command::SpanUnit::Days),
+                    ]
+                )
+                    .prop_map(|(n, u)| crate::command::Since::Ago(n, u)),
+                (2000i32..2100, 1u8..=12, 1u8..=28).prop_map(|(y, m, d)| crate::command::Since::Date(
+                    time::Date::from_calendar_date(y, time::Month::try_from(m).expect("month"), d).expect("date")
+                )),
+            ]),
+            proptest::option::of("[a-z]{1,5}:[a-z0-9._-]{1,10}"),
+            proptest::option::of((1u32..=1000).prop_filter("not the default", |n| *n != 50)),
+        )
+            .prop_map(|(since, who, limit)| Command::Audit { since, who, limit }),
         (text(), env()).prop_map(|(sql, env)| Command::DbSql {
             database: "users".into(),
             sql: sql.trim().to_string(),
