@@ -89,6 +89,10 @@ pub const OOS: &str = "oos";
 const CHOICE: &str = "choice";
 /// A runner-up at least this fraction of the top intent's probability is a close call ...
 const CLOSE: f32 = 0.8;
+/// An unsure sentence whose values name workspace things takes a likely intent with at least
+/// this probability, unless out-of-scope is surer than [`RESCUE_MAX_OOS`].
+const RESCUE_MIN: f32 = 0.05;
+const RESCUE_MAX_OOS: f32 = 0.95;
 /// ... when the top intent is below this probability.
 const CLOSE_TOP: f32 = 0.6;
 
@@ -719,7 +723,8 @@ impl Model {
         }
         let top = candidates.iter().find(|(n, _)| n != OOS).cloned();
         let oos_first = candidates.first().is_some_and(|(n, _)| n == OOS);
-        let Some((name, score)) = top.filter(|(_, s)| !oos_first && *s >= self.threshold()) else {
+        let confident = top.filter(|(_, s)| !oos_first && *s >= self.threshold());
+        let Some((name, score)) = confident.or_else(|| self.named_values_decide(&candidates, &sentence)) else {
             let near = candidates.iter().filter(|(n, _)| n != OOS).cloned().collect();
             return done(Outcome::OutOfScope { reason: None, candidates: near }, None);
         };
@@ -826,6 +831,34 @@ impl Model {
     /// runner-up (at least 0.3 of its probability) needs values and finds them all
     /// ("reason pay_s1d2f failed?": `failed-payments-since` would ask for a date,
     /// `payment-by-id` has its id), the runner-up is meant.
+    /// An unsure sentence that names every value one of the likely intents needs, and names
+    /// them as things this workspace has (a service, a suite, a query, an email), is
+    /// that intent: "which build of users did we push to stage" uses no word of the deploy
+    /// examples, but `users` and `stage` are a service and an environment. Bare numbers do not
+    /// count ("how many vacation days do I have left?" is no query), nor do date phrases ("this
+    /// week has been rough").
+    fn named_values_decide(&self, candidates: &[(String, f32)], s: &Sentence<'_>) -> Option<(String, f32)> {
+        let oos = candidates.iter().find(|(n, _)| n == OOS).map_or(0.0, |(_, p)| *p);
+        if oos >= RESCUE_MAX_OOS {
+            return None;
+        }
+        candidates.iter().filter(|(n, p)| n != OOS && *p >= RESCUE_MIN).find_map(|(n, p)| {
+            let intent = self.intent(n)?;
+            let required: Vec<&Slot> = intent.slots.iter().filter(|x| x.required).collect();
+            let named = |ty: &SlotType| match ty {
+                SlotType::Service | SlotType::Suite | SlotType::Query | SlotType::Template => true,
+                SlotType::Email | SlotType::Identity => true,
+                SlotType::Param(p) => p.ty == ParamType::Text && !p.values.is_empty(),
+                _ => false,
+            };
+            let mut used = Vec::new();
+            let all_found = !required.is_empty()
+                && required.iter().all(|x| named(&x.ty))
+                && required.iter().all(|x| extract(&x.ty, &x.name, s.text, s.catalog, s.today, &mut used).is_some());
+            all_found.then(|| (n.clone(), *p))
+        })
+    }
+
     fn rerank_by_slots(
         &self,
         name: String,

@@ -132,6 +132,27 @@ fn without_courtesy(text: &str) -> Option<String> {
         .then(|| stripped.join(" ").trim_end_matches([',', '!', '.']).to_string())
 }
 
+/// The message without a leading "@lazyops" (or "@lazyops:"), as people write it out of habit
+/// where the transport did not take the mention off already (the terminal, a pasted message).
+fn unaddressed(text: &str) -> &str {
+    let trimmed = text.trim_start();
+    let Some(rest) = trimmed.get(..8).filter(|w| w.eq_ignore_ascii_case("@lazyops")).map(|_| &trimmed[8..]) else {
+        return text;
+    };
+    match rest.chars().next() {
+        None => rest,
+        Some(c) if c.is_whitespace() || c == ':' || c == ',' => rest.trim_start_matches([':', ',']).trim_start(),
+        Some(_) => text,
+    }
+}
+
+/// Whether `given` is `keyword` mistyped: one slip (a letter wrong, missing, extra or two
+/// swapped) in a word, two in a long one. Looser matching took "recent signups" for `reject`.
+fn is_typo_of(given: &str, keyword: &str) -> bool {
+    let slips = strsim::damerau_levenshtein(&given.to_lowercase(), keyword);
+    slips <= if keyword.len() >= 8 { 2 } else { 1 }
+}
+
 /// Whether text that starts like a command has words a command would not ("test status of
 /// run 3", "cancel that run", "todo list please"): such text goes to the intent layer.
 fn has_extra_words(text: &str) -> bool {
@@ -161,6 +182,7 @@ pub fn typed_command(text: &str, catalog: &Catalog) -> Option<Command> {
 /// that was meant as a command (starts with a command word) and is not understood gets the
 /// parse error, anything else "not understood" with the closest commands.
 pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
+    let text = unaddressed(text);
     // "todo list please": the command without its courtesy words, shown for confirmation.
     if let Some(stripped) = without_courtesy(text)
         && let Ok(command) = grammar::parse(&stripped, ctx.catalog)
@@ -183,10 +205,7 @@ pub fn understand(text: &str, ctx: &Context<'_>) -> Result {
     // "deplyo version payments": the command the grammar suggests, if the rest then parses.
     if let grammar::ParseErrorKind::UnknownCommand { given, hint: Some(hint) } = &parse_error.kind
         && given.split_whitespace().count() == hint.split_whitespace().count()
-        && given
-            .split_whitespace()
-            .zip(hint.split_whitespace())
-            .all(|(g, h)| strsim::normalized_damerau_levenshtein(g, h) >= 0.6)
+        && given.split_whitespace().zip(hint.split_whitespace()).all(|(g, h)| is_typo_of(g, h))
     {
         let rest: Vec<&str> = text.split_whitespace().skip(given.split_whitespace().count()).collect();
         let fixed = format!("{hint} {}", rest.join(" "));
@@ -414,5 +433,26 @@ mod tests {
         assert!(has_extra_words("cancel that run"));
         assert!(!has_extra_words("db query user-by-id abc"));
         assert!(!has_extra_words("todo add \"fix the bug\""), "quoted text is not looked at");
+    }
+
+    #[test]
+    fn a_typo_is_one_slip_not_any_word_of_the_same_length() {
+        assert!(is_typo_of("deplyo", "deploy"));
+        assert!(is_typo_of("Relase", "release"));
+        assert!(is_typo_of("aprovals", "approvals"));
+        assert!(!is_typo_of("recent", "reject"), "two letters apart: another word");
+        assert!(!is_typo_of("orders", "reject"));
+        assert!(!is_typo_of("mine", "meme"));
+    }
+
+    #[test]
+    fn a_leading_mention_of_the_bot_is_not_part_of_the_message() {
+        assert_eq!(unaddressed("@lazyops deploy version ledger"), "deploy version ledger");
+        assert_eq!(unaddressed("  @LazyOps: who joined today"), "who joined today");
+        assert_eq!(unaddressed("@lazyops, meme"), "meme");
+        assert_eq!(unaddressed("@lazyopsbot meme"), "@lazyopsbot meme");
+        assert_eq!(unaddressed("ask @lazyops"), "ask @lazyops");
+        assert_eq!(unaddressed("@lazyops"), "");
+        assert_eq!(unaddressed("@lazyop€"), "@lazyop€", "no panic on a multi-byte character at the cut");
     }
 }
