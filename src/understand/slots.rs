@@ -134,13 +134,20 @@ fn find_named(list: &[Named], ws: &[Word<'_>]) -> Option<String> {
         }
     }
     // Several names ("what's live on dev": `live` is prod's alias): the one a preposition
-    // introduces is the one meant, else the first.
+    // introduces is the one meant, else one written by its own name rather than an alias that
+    // doubles as an everyday word ("the live schema of payments staging"), else the first.
     let found: Vec<(usize, &Named)> =
         ws.iter().enumerate().filter_map(|(i, w)| exact(&w.lower).map(|n| (i, n))).collect();
     let introduced = |i: usize| {
         i > 0 && matches!(ws[i - 1].lower.as_str(), "on" | "in" | "to" | "at" | "for" | "from" | "against" | "of")
     };
-    if let Some((_, n)) = found.iter().find(|(i, _)| introduced(*i)).or(found.first()) {
+    let by_name = |i: usize, n: &Named| n.name.eq_ignore_ascii_case(&ws[i].lower);
+    let chosen = found
+        .iter()
+        .find(|(i, _)| introduced(*i))
+        .or_else(|| found.iter().find(|(i, n)| by_name(*i, n)))
+        .or(found.first());
+    if let Some((_, n)) = chosen {
         return Some(n.name.clone());
     }
     let mut best: Option<(f64, &Named)> = None;
@@ -690,6 +697,13 @@ mod tests {
         check(SlotType::Service, "the users version of payments", Some("payments"));
         check(SlotType::Query, "run the recent signups query", Some("recent-signups"));
         check(SlotType::Suite, "kick off the smoke tests", Some("smoke"));
+    }
+
+    #[test]
+    fn an_environment_written_by_its_name_beats_an_alias_used_as_a_word() {
+        check(SlotType::Env, "compare the live schema with the migrations for users staging", Some("staging"));
+        check(SlotType::Env, "is the live site on dev?", Some("dev"));
+        check(SlotType::Env, "is payments live", Some("prod"));
     }
 
     #[test]
