@@ -233,7 +233,7 @@ async fn intent_files_reload_without_a_restart() {
     assert_eq!(before.command, None);
     let file = ws.path().join("intents/core.toml");
     let mut text = std::fs::read_to_string(&file).expect("core intents");
-    text.push_str("\n[[intent]]\nname = \"magic-whoami\"\ncommand = \"whoami\"\nexamples = [\"abracadabra zanzibar quux\", \"abracadabra zanzibar\", \"zanzibar quux abracadabra\"]\n");
+    text.push_str("\n[[intent]]\nname = \"magic-todos\"\ncommand = \"todo list\"\nexamples = [\"abracadabra zanzibar quux\", \"abracadabra zanzibar\", \"zanzibar quux abracadabra\"]\n");
     std::fs::write(&file, text).expect("write intents");
     let mut understood = None;
     for _ in 0..100 {
@@ -244,11 +244,11 @@ async fn intent_files_reload_without_a_restart() {
             break;
         }
     }
-    assert_eq!(understood.as_deref(), Some("whoami"));
+    assert_eq!(understood.as_deref(), Some("todo list"));
     // A broken file is refused and the running workspace stays.
     std::fs::write(ws.path().join("intents/core.toml"), "[[intent]\nbroken").expect("write");
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    assert_eq!(bot.explain(sentence, &who, &Place::terminal()).await.command.as_deref(), Some("whoami"));
+    assert_eq!(bot.explain(sentence, &who, &Place::terminal()).await.command.as_deref(), Some("todo list"));
 }
 
 #[test]
