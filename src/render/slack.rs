@@ -532,6 +532,13 @@ pub fn confirmed_prompt(command: &str, user_id: &str) -> SlackMessage {
     SlackMessage { text: cut(&text, MAX_FALLBACK), blocks: vec![context(&text)] }
 }
 
+/// A question once answered with one of its choices: who chose what, no buttons left.
+pub fn chosen_prompt(choice: &str, user_id: &str) -> SlackMessage {
+    let user: String = user_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let text = cut(&format!("<@{user}> chose `{}`", code_text(choice)), MAX_SECTION);
+    SlackMessage { text: cut(&text, MAX_FALLBACK), blocks: vec![context(&text)] }
+}
+
 /// An outcome headed by who pressed the button that led to it ("Ticked by @ana").
 pub fn pressed(outcome: &Reply, user_id: &str, verb: &str) -> SlackMessage {
     let user: String = user_id.chars().filter(char::is_ascii_alphanumeric).collect();

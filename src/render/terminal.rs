@@ -197,6 +197,16 @@ mod tests {
         assert!(!text.contains("secret"));
     }
 
+    #[test]
+    fn a_question_numbers_its_choices() {
+        let mut reply = Reply::new(Status::Question, "Which service: payments, users or ledger?");
+        reply.choices = vec!["payments".into(), "users".into(), "ledger".into()];
+        assert_eq!(
+            render(&reply, false),
+            "Which service: payments, users or ledger?\n1) payments 2) users 3) ledger\n"
+        );
+    }
+
     /// A `\r` would move the cursor back and let the rest of a value overwrite the question.
     #[test]
     fn a_carriage_return_in_a_confirmed_command_does_not_reach_the_terminal() {

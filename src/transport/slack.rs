@@ -27,7 +27,8 @@ use crate::decide::policy::{self, Decision};
 use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::Options;
 use crate::render::slack::{
-    self as blocks, APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION, REPLY_ACTION, SlackMessage,
+    self as blocks, APPROVE_ACTION, CANCEL_ACTION, CHOICE_ACTION, CONFIRM_ACTION, REJECT_ACTION, REPLY_ACTION,
+    SlackMessage,
 };
 use crate::render::{Reply, Status};
 use crate::spec::CommandKind;
@@ -555,7 +556,15 @@ struct ActionMessage {
 #[derive(Debug, Deserialize)]
 struct Action {
     action_id: String,
+    /// A button's value.
     value: Option<String>,
+    /// A menu's choice (`static_select`).
+    selected_option: Option<SelectedOption>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SelectedOption {
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -626,6 +635,19 @@ pub(crate) async fn interaction(state: &AppState, payload: Value) -> Ack {
             });
             return Ack::Empty;
         }
+        choice if choice.starts_with(CHOICE_ACTION) => {
+            let value = action.value.clone().or_else(|| action.selected_option.as_ref().map(|o| o.value.clone()));
+            let Some(value) = value.filter(|v| !v.is_empty()) else {
+                return malformed(state, "choice without a value".into());
+            };
+            let Some(permit) = admit_press(state, &p).await else { return Ack::Empty };
+            let work = state.clone();
+            state.tasks.spawn(async move {
+                let _permit = permit;
+                answer_choice(&work, p, &value).await;
+            });
+            return Ack::Empty;
+        }
         other => {
             tracing::info!(action_id = other, "slack action not ours; ignored");
             return Ack::Empty;
@@ -690,6 +712,41 @@ async fn press_action(state: &AppState, p: BlockActions, id: &str) {
     }
     let msg = blocks::pressed(&outcome, &p.user.id, "Ticked");
     say_in_channel(state, &p, &who, &here, None, &msg).await;
+}
+
+/// A choice under a question (a button or the menu): answered as if the presser had typed it
+/// where the question was asked — the same conversation state and audit, through
+/// `Bot::choose`, which accepts it only while the presser's own question there offers it.
+/// The question loses its buttons and says who chose what; the answer goes where a typed
+/// answer's would: the thread for a mention or a DM, the `response_url` for a slash command.
+async fn answer_choice(state: &AppState, p: BlockActions, choice: &str) {
+    let (who, here) = presser(&p);
+    let Some(reply) = state.bot.choose(&who, &here, choice, Options::default()).await else {
+        let refusal = Reply::new(Status::Refused, "that question was asked of someone else, or it is already answered")
+            .text("Nothing was run. Ask again in your own words.");
+        tell_presser(state, &p, &who, &here, &refusal).await;
+        return;
+    };
+    state.observe(&reply);
+    let line = blocks::chosen_prompt(choice, &p.user.id);
+    let body = json!({"replace_original": true, "text": line.text, "blocks": line.blocks});
+    if let Err(e) = state.slack.respond_if_given(p.response_url.as_deref(), &body).await {
+        state.metrics.error("slack_api");
+        tracing::warn!(error = %e, "question not replaced by the choice");
+    }
+    let msg = blocks::render(&reply);
+    let sent = match here.thread.as_deref() {
+        Some(thread) => state.slack.post_message(&here.channel, Some(thread), &msg).await.map(drop),
+        None => {
+            let mut body = json!(response_body(&reply, &msg));
+            body["replace_original"] = json!(false);
+            state.slack.respond_if_given(p.response_url.as_deref(), &body).await
+        }
+    };
+    if let Err(e) = sent {
+        state.metrics.error("slack_api");
+        state.undelivered(&who, &here, reply.command.as_deref(), &e.to_string()).await;
+    }
 }
 
 async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &str) {

@@ -97,10 +97,11 @@ impl SlackSocket {
                 let (orders, mut ordered) = mpsc::unbounded_channel();
                 let (frames_tx, frames) = mpsc::unbounded_channel();
                 let pings = Arc::new(AtomicUsize::new(0));
+                // Counted before the test hears of it, so `open()` never lags behind `next()`.
+                counting.fetch_add(1, Ordering::SeqCst);
                 let _ = tx.send(Conn { orders, frames, pings: pings.clone() });
                 let open = counting.clone();
                 tokio::spawn(async move {
-                    open.fetch_add(1, Ordering::SeqCst);
                     let (mut sink, mut stream) = ws.split();
                     let hello = String::from_utf8(fixture("slack/socket/hello.json")).expect("utf-8");
                     let _ = sink.send(Frame::text(hello)).await;
@@ -441,6 +442,82 @@ async fn a_silent_connection_is_pinged_declared_dead_and_replaced() {
     let m = metrics(&server).await;
     assert!(m.contains("lazyops_slack_socket_reconnects_total 1"), "{m}");
     first.order(Order::Drop);
+}
+
+/// The choice buttons of a posted question.
+fn choice_buttons(posted: &Value) -> Vec<Value> {
+    let blocks = posted["blocks"].as_array().cloned().unwrap_or_default();
+    let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap_or_else(|| panic!("no buttons: {posted}"));
+    actions["elements"].as_array().unwrap().clone()
+}
+
+/// The audit row of a message, without what differs between two messages (ids, times, place).
+fn decision_of(row: &lazyops::store::audit::AuditRow) -> (String, Option<String>, Option<String>, Option<String>) {
+    (row.decision.clone(), row.command.clone(), row.intent.clone(), row.tier.clone())
+}
+
+#[tokio::test]
+async fn a_question_offers_buttons_and_pressing_one_answers_it_exactly_as_typing_it_would() {
+    let (server, api, _socket, mut conn) = start(&[]).await;
+    let ask = "which version is deployed in prod?";
+    // Asked in two threads: one answered with a button, one by typing the answer.
+    conn.roundtrip(&mention("env-q1", "Ev-q1", "U0123ABC", ask, "1700000010.000100")).await;
+    conn.roundtrip(&mention("env-q2", "Ev-q2", "U0123ABC", ask, "1700000020.000100")).await;
+    let posts = api.wait("/api/chat.postMessage", 2).await;
+    let question = posts.iter().map(|c| c.json()).find(|b| b["thread_ts"] == "1700000010.000100").unwrap();
+    let buttons = choice_buttons(&question);
+    let values: Vec<&str> = buttons.iter().map(|b| b["value"].as_str().unwrap()).collect();
+    assert_eq!(values, ["payments", "users", "ledger"], "{question}");
+    // Someone else's press changes nothing and only they hear why.
+    let url = format!("{}/respond/choice", api.url);
+    let mut theirs = press("env-p0", buttons[2]["action_id"].as_str().unwrap(), "ledger", "U222", &url);
+    theirs["payload"]["message"]["thread_ts"] = json!("1700000010.000100");
+    conn.roundtrip(&theirs).await;
+    let told = api.wait("/api/chat.postEphemeral", 1).await;
+    assert!(text_of(&told[0].json()).contains("asked of someone else"), "{}", told[0].json());
+    // The asker presses "users" under the first question...
+    let mut mine = press("env-p1", buttons[1]["action_id"].as_str().unwrap(), "users", "U0123ABC", &url);
+    mine["payload"]["message"]["thread_ts"] = json!("1700000010.000100");
+    let (ack, took) = conn.roundtrip(&mine).await;
+    assert_eq!(ack, json!({"envelope_id": "env-p1"}));
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    // ... and types it under the second.
+    conn.roundtrip(&mention("env-q2a", "Ev-q2a", "U0123ABC", "users", "1700000021.000100")).await;
+    let posts = api.wait("/api/chat.postMessage", 4).await;
+    let answers: Vec<Value> = posts[2..].iter().map(|c| c.json()).collect();
+    let pressed = answers.iter().find(|b| b["thread_ts"] == "1700000010.000100").expect("answered in its thread");
+    assert!(text_of(pressed).contains("deploy version users prod"), "{pressed}");
+    let replaced = api.wait("/respond/choice", 1).await[0].json();
+    assert_eq!(replaced["replace_original"], true, "{replaced}");
+    assert_eq!(replaced["text"], "<@U0123ABC> chose `users`", "{replaced}");
+    let audit = server.audit().await;
+    let by_place = |thread: &str| -> Vec<_> {
+        audit.iter().filter(|r| r.place == format!("slack:C1/{thread}")).map(decision_of).collect()
+    };
+    assert_eq!(by_place("1700000010.000100"), by_place("1700000020.000100"), "{audit:#?}");
+    // Answered: a second press is refused like a stranger's.
+    conn.roundtrip(&mine).await;
+    api.wait("/api/chat.postEphemeral", 2).await;
+    assert_eq!(api.to("/api/chat.postMessage").len(), 4);
+}
+
+#[tokio::test]
+async fn a_choice_from_a_menu_answers_a_slash_command_question_through_its_response_url() {
+    let (_server, api, _socket, mut conn) = start(&[]).await;
+    let url = format!("{}/respond/q", api.url);
+    let (ack, _) = conn.roundtrip(&slash("env-s", "U0123ABC", "which version is deployed in prod?", &url)).await;
+    assert_eq!(choice_buttons(&ack["payload"]).len(), 3, "{ack}");
+    let mut pick = press("env-sel", "lazyops_choice", "", "U0123ABC", &url);
+    let action = &mut pick["payload"]["actions"][0];
+    action["type"] = json!("static_select");
+    action["selected_option"] = json!({"text": {"type": "plain_text", "text": "ledger"}, "value": "ledger"});
+    action.as_object_mut().unwrap().remove("value");
+    conn.roundtrip(&pick).await;
+    let posted = api.wait("/respond/q", 2).await;
+    assert_eq!(posted[0].json()["text"], "<@U0123ABC> chose `ledger`");
+    let answer = posted[1].json();
+    assert_eq!(answer["replace_original"], false, "{answer}");
+    assert!(text_of(&answer).contains("deploy version ledger prod"), "{answer}");
 }
 
 fn open_errors(n: usize) -> Option<Response> {
