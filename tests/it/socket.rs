@@ -482,7 +482,9 @@ async fn a_question_offers_buttons_and_pressing_one_answers_it_exactly_as_typing
     assert_eq!(ack, json!({"envelope_id": "env-p1"}));
     assert!(took < Duration::from_secs(1), "{took:?}");
     // ... and types it under the second.
-    conn.roundtrip(&mention("env-q2a", "Ev-q2a", "U0123ABC", "users", "1700000021.000100")).await;
+    let mut typed = mention("env-q2a", "Ev-q2a", "U0123ABC", "users", "1700000021.000100");
+    typed["payload"]["event"]["thread_ts"] = json!("1700000020.000100");
+    conn.roundtrip(&typed).await;
     let posts = api.wait("/api/chat.postMessage", 4).await;
     let answers: Vec<Value> = posts[2..].iter().map(|c| c.json()).collect();
     let pressed = answers.iter().find(|b| b["thread_ts"] == "1700000010.000100").expect("answered in its thread");
