@@ -249,9 +249,13 @@ async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>,
     settings.slack_socket = socket || bot.workspace().config.slack.mode == lazyops::config::SlackMode::Socket;
     if settings.slack_socket {
         match settings.slack_app_token.as_deref() {
-            None => anyhow::bail!("Socket Mode needs SLACK_APP_TOKEN: the app-level token (xapp-…) with connections:write"),
+            None => {
+                anyhow::bail!("Socket Mode needs SLACK_APP_TOKEN: the app-level token (xapp-…) with connections:write")
+            }
             Some(t) if !t.starts_with("xapp-") => {
-                anyhow::bail!("SLACK_APP_TOKEN must be an app-level token (it starts with xapp-), not a bot or user token")
+                anyhow::bail!(
+                    "SLACK_APP_TOKEN must be an app-level token (it starts with xapp-), not a bot or user token"
+                )
             }
             Some(_) => tracing::info!("slack socket mode"),
         }

@@ -14,9 +14,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::extract::State;
 use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -78,7 +78,6 @@ fn response_body<'a>(reply: &Reply, msg: &'a SlackMessage) -> ResponseBody<'a> {
     let response_type = if for_the_channel(reply) { "in_channel" } else { "ephemeral" };
     ResponseBody { response_type, text: &msg.text, blocks: &msg.blocks }
 }
-
 
 /// What a Slack delivery is answered, whichever transport brought it: the HTTP response of
 /// a request, or the acknowledgement of a Socket Mode envelope (`socket`). One handler per

@@ -1187,7 +1187,10 @@ mod tests {
         let asked = model.interpret("which version is deployed in prod?", &catalog, &Conversation::default(), today);
         assert!(matches!(asked.outcome, Outcome::Question { .. }), "{:?}", asked.outcome);
         let convo = asked.conversation.expect("the question is remembered");
-        assert_eq!(convo.pending.as_ref().map(|p| p.choices.clone()), Some(vec!["payments".into(), "users".into(), "ledger".into()]));
+        assert_eq!(
+            convo.pending.as_ref().map(|p| p.choices.clone()),
+            Some(vec!["payments".into(), "users".into(), "ledger".into()])
+        );
         let text = |answer: &str| match model.interpret(answer, &catalog, &convo, today).outcome {
             Outcome::Text { text, .. } => text,
             other => panic!("{answer}: {other:?}"),
@@ -1200,7 +1203,8 @@ mod tests {
     #[test]
     fn numbers_pick_choices_from_one_and_nothing_past_the_last() {
         let choices: Vec<String> = ["payments", "users", "ledger"].map(String::from).to_vec();
-        for (answer, want) in [("1", Some("payments")), ("#2", Some("users")), ("3)", Some("ledger")), ("second", Some("users"))]
+        for (answer, want) in
+            [("1", Some("payments")), ("#2", Some("users")), ("3)", Some("ledger")), ("second", Some("users"))]
         {
             assert_eq!(numbered(&choices, answer).as_deref(), want, "{answer}");
         }

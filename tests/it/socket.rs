@@ -667,7 +667,10 @@ fn the_socket_manifest_enables_socket_mode_names_no_url_and_matches_the_http_one
     keys(&socket, &mut names);
     assert!(!names.iter().any(|k| k == "url" || k == "request_url"), "{names:?}");
     assert_eq!(socket["oauth_config"], http["oauth_config"]);
-    assert_eq!(socket["settings"]["event_subscriptions"]["bot_events"], http["settings"]["event_subscriptions"]["bot_events"]);
+    assert_eq!(
+        socket["settings"]["event_subscriptions"]["bot_events"],
+        http["settings"]["event_subscriptions"]["bot_events"]
+    );
     assert_eq!(socket["features"]["slash_commands"][0]["command"], http["features"]["slash_commands"][0]["command"]);
     assert_eq!(socket["settings"]["interactivity"]["is_enabled"], true);
 }

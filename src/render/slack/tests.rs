@@ -335,14 +335,16 @@ fn a_question_with_a_few_choices_carries_one_button_each_valued_by_the_choice() 
 
 #[test]
 fn a_question_with_more_than_five_choices_carries_a_static_select() {
-    let six = ["user-by-id", "user-by-email", "orders-by-user", "payment-by-id", "failed-payments-since", "recent-signups"];
+    let six =
+        ["user-by-id", "user-by-email", "orders-by-user", "payment-by-id", "failed-payments-since", "recent-signups"];
     let msg = check(&question(&six));
     let actions = msg.blocks.iter().find(|b| b["type"] == "actions").expect("a menu");
     let elements = actions["elements"].as_array().unwrap();
     assert_eq!(elements.len(), 1);
     assert_eq!(elements[0]["type"], "static_select");
     assert_eq!(elements[0]["action_id"], CHOICE_ACTION);
-    let values: Vec<&str> = elements[0]["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
+    let values: Vec<&str> =
+        elements[0]["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
     assert_eq!(values, six);
 }
 

@@ -216,7 +216,8 @@ impl SlackApi {
             .map_err(|e| OpenError::Unreachable(e.without_url().to_string()))?;
         let status = resp.status().as_u16();
         if status == 429 {
-            let secs = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+            let secs =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
             return Err(OpenError::RateLimited { retry_after: Duration::from_secs(secs.unwrap_or(1)) });
         }
         let value: Value = resp.json().await.map_err(|_| OpenError::Status(status))?;

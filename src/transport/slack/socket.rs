@@ -94,7 +94,11 @@ impl Status {
                 "Socket Mode connections opened after the first (refreshes, drops, dead connections).",
                 self.reconnects.load(Ordering::Relaxed),
             ),
-            ("lazyops_slack_socket_envelopes_total", "Socket Mode envelopes received.", self.envelopes.load(Ordering::Relaxed)),
+            (
+                "lazyops_slack_socket_envelopes_total",
+                "Socket Mode envelopes received.",
+                self.envelopes.load(Ordering::Relaxed),
+            ),
             (
                 "lazyops_slack_socket_open_errors_total",
                 "Failed attempts to open a Socket Mode connection.",
@@ -244,7 +248,8 @@ async fn connect(state: &AppState, token: &str) -> Result<Socket, ConnectError> 
             "wss" => Box::new(tls(&host, tcp).await.map_err(network)?),
             _ => Box::new(tcp),
         };
-        let (socket, _) = tokio_tungstenite::client_async(url.as_str(), io).await.map_err(|e| network(e.to_string()))?;
+        let (socket, _) =
+            tokio_tungstenite::client_async(url.as_str(), io).await.map_err(|e| network(e.to_string()))?;
         Ok(socket)
     };
     tokio::time::timeout(CONNECT_TIMEOUT, open).await.map_err(|_| network("timed out".into()))?
@@ -273,7 +278,13 @@ async fn tls(
 
 /// One connection: reads frames, hands envelopes to their handlers, writes their acks, pings,
 /// and tells the supervisor when Slack says hello, asks for a replacement, or it ends.
-async fn connection(state: AppState, id: u64, socket: Socket, notes: mpsc::Sender<Note>, mut stop: watch::Receiver<bool>) {
+async fn connection(
+    state: AppState,
+    id: u64,
+    socket: Socket,
+    notes: mpsc::Sender<Note>,
+    mut stop: watch::Receiver<bool>,
+) {
     let timing = state.settings.socket.clone();
     let (mut sink, mut stream) = socket.split();
     let (outbox, mut outgoing) = mpsc::channel::<Frame>(OUTBOX);
@@ -431,7 +442,10 @@ mod tests {
 
     #[test]
     fn acks_carry_the_envelope_id_and_the_answer_verbatim() {
-        assert_eq!(ack_text("57d6a792-4d35-4d0b-b6aa-3361493e1caf", None), r#"{"envelope_id":"57d6a792-4d35-4d0b-b6aa-3361493e1caf"}"#);
+        assert_eq!(
+            ack_text("57d6a792-4d35-4d0b-b6aa-3361493e1caf", None),
+            r#"{"envelope_id":"57d6a792-4d35-4d0b-b6aa-3361493e1caf"}"#
+        );
         let ack = ack_text("e\"1", Some(br#"{"text":"hi"}"#));
         let v: serde_json::Value = serde_json::from_str(&ack).expect("an ack is JSON");
         assert_eq!(v["envelope_id"], "e\"1");
@@ -440,7 +454,11 @@ mod tests {
 
     #[test]
     fn back_off_doubles_with_jitter_and_stops_at_the_cap() {
-        let t = Timing { backoff_first: Duration::from_millis(100), backoff_max: Duration::from_secs(1), ..Timing::default() };
+        let t = Timing {
+            backoff_first: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(1),
+            ..Timing::default()
+        };
         for _ in 0..50 {
             let first = backoff(&t, 1);
             assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100), "{first:?}");
