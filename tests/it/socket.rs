@@ -641,6 +641,21 @@ fn socket_mode_without_an_app_token_refuses_to_start_and_says_which_variable() {
         .expect("run lazyops serve --socket");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("xapp-"), "{}", String::from_utf8_lossy(&out.stderr));
+    // `[slack] mode = "socket"` asks for Socket Mode without the flag.
+    let config = std::fs::read_to_string(ws.config()).expect("config");
+    std::fs::write(ws.config(), format!("{config}\n[slack]\nmode = \"socket\"\n")).expect("config");
+    let out = ws
+        .cmd("alice", &["serve", "--port", "0", "--host", "127.0.0.1"])
+        .env_remove("SLACK_APP_TOKEN")
+        .env("LAZYOPS_STATE_URL", format!("sqlite://{}/state.db", ws.path().display()))
+        .output()
+        .expect("run lazyops serve");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SLACK_APP_TOKEN"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Keys of every object in `v`, recursively.
