@@ -421,11 +421,22 @@ pub struct HttpSuiteConfig {
 pub struct SlackConfig {
     /// The slash command's name, as Slack sends it.
     pub command: String,
+    /// How Slack reaches lazyops: `http` (Slack calls the public routes) or `socket` (lazyops
+    /// opens a Socket Mode WebSocket; no public URL). `serve --socket` sets it too.
+    pub mode: SlackMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlackMode {
+    #[default]
+    Http,
+    Socket,
 }
 
 impl Default for SlackConfig {
     fn default() -> Self {
-        SlackConfig { command: "/lazyops".into() }
+        SlackConfig { command: "/lazyops".into(), mode: SlackMode::Http }
     }
 }
 

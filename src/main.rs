@@ -82,6 +82,10 @@ enum Cmd {
         /// Log lines as text or JSON (one object per line, for log collectors)
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Slack Socket Mode: open a WebSocket to Slack (SLACK_APP_TOKEN, xapp-…) instead of
+        /// waiting for Slack's HTTP calls; also `[slack] mode = "socket"`
+        #[arg(long)]
+        socket: bool,
     },
     /// Tune and measure the local intent layer
     #[command(subcommand)]
@@ -221,7 +225,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for WorkspaceLog {
     }
 }
 
-async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>) -> anyhow::Result<u8> {
+async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>, socket: bool) -> anyhow::Result<u8> {
     let port = match port {
         Some(p) => p,
         None => match std::env::var("PORT") {
@@ -244,7 +248,21 @@ async fn serve(config: Option<&Path>, host: std::net::IpAddr, port: Option<u16>)
     tokio::task::spawn_blocking(move || {
         warm.workspace().model();
     });
-    let settings = lazyops::transport::http::Settings::from_env();
+    let mut settings = lazyops::transport::http::Settings::from_env();
+    settings.slack_socket = socket || bot.workspace().config.slack.mode == lazyops::config::SlackMode::Socket;
+    if settings.slack_socket {
+        match settings.slack_app_token.as_deref() {
+            None => {
+                anyhow::bail!("Socket Mode needs SLACK_APP_TOKEN: the app-level token (xapp-…) with connections:write")
+            }
+            Some(t) if !t.starts_with("xapp-") => {
+                anyhow::bail!(
+                    "SLACK_APP_TOKEN must be an app-level token (it starts with xapp-), not a bot or user token"
+                )
+            }
+            Some(_) => tracing::info!("slack socket mode"),
+        }
+    }
     lazyops::transport::http::serve(listener, bot, settings, lazyops::transport::http::shutdown_signal())
         .await
         .context("serving HTTP")?;
@@ -390,7 +408,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Cmd::Intents(cmd) => intents(config, cmd).await,
-        Cmd::Serve { port, host, log_format: _ } => serve(config, host, port).await,
+        Cmd::Serve { port, host, log_format: _, socket } => serve(config, host, port, socket).await,
         Cmd::Audit { since, who: filter, limit, json } => {
             // The flags become the typed command, so the terminal and chat check them alike.
             let mut text = String::from("audit");

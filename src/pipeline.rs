@@ -250,7 +250,12 @@ impl Bot {
             self.remember(&msg.who, &msg.place, c).await;
         }
         let note = understood.llm.as_ref().and_then(|r| r.note.clone());
-        let reply = self.respond(&ws, msg, opts, text, understood.understanding, understood.llm.as_ref()).await;
+        let mut reply = self.respond(&ws, msg, opts, text, understood.understanding, understood.llm.as_ref()).await;
+        if reply.status == Status::Question
+            && let Some(pending) = next.as_ref().and_then(|c| c.pending.as_ref())
+        {
+            reply.choices = pending.choices.clone();
+        }
         match note {
             Some(note) => reply.text(note),
             None => reply,
@@ -322,6 +327,19 @@ impl Bot {
             return self.ask_confirmation(&req, &command).await;
         }
         self.proceed(&command, &req, &team, "allowed", None).await
+    }
+
+    /// A choice pressed under a question (a button or a menu in Slack): answered exactly as
+    /// typing it in that thread would be, but only while `who`'s question in `place` is still
+    /// waiting and offers it; `None` otherwise (someone else's question, or already answered).
+    pub async fn choose(&self, who: &Identity, place: &Place, choice: &str, opts: Options) -> Option<Reply> {
+        let conversation = self.conversation(who, place).await;
+        let offered = conversation.pending.as_ref().is_some_and(|p| p.choices.iter().any(|c| c == choice));
+        if !offered {
+            return None;
+        }
+        let msg = Message { who: who.clone(), place: place.clone(), text: choice.to_string() };
+        Some(self.handle(&msg, opts).await)
     }
 
     /// A Confirm or Cancel button: the confirmation's full id, pressed by `who` in `place`

@@ -223,6 +223,11 @@ pub fn render(reply: &Reply, prefix: &str) -> String {
     if cut {
         out.push_str("\n\n_… output truncated: a GitHub comment holds 65,536 characters_");
     }
+    if !reply.choices.is_empty() {
+        let items: Vec<String> =
+            reply.choices.iter().enumerate().map(|(i, c)| format!("{}. `{}`", i + 1, c.replace('`', "'"))).collect();
+        out.push_str(&format!("\n\n{}\n\nReply `{prefix} <number>` or the value.", items.join("\n")));
+    }
     if let Some(c) = &reply.confirm {
         out.push_str("\n\n");
         out.push_str(&confirm_line(c, prefix));

@@ -152,6 +152,10 @@ pub struct Reply {
     /// with buttons show them and hand a press to `act::release::tick`; others show the text.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<Action>,
+    /// The values a question offers (`Status::Question`), in order: Slack shows buttons or a
+    /// menu, the terminal and GitHub number them; the choice answers as if typed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
     /// The test run this reply reports the end of, for scripts (`run --json`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub test_run: Option<TestRun>,
@@ -196,6 +200,7 @@ impl Reply {
             approval: None,
             understood: None,
             actions: Vec::new(),
+            choices: Vec::new(),
             test_run: None,
             public: status == Status::Done,
             mention: Vec::new(),

@@ -31,6 +31,15 @@ pub const REJECT_ACTION: &str = "lazyops_reject";
 /// `action_id` prefix of a reply's other buttons (`Reply::actions`, e.g. a checklist item to
 /// tick), numbered because ids must differ within a block; their `value` is the action's id.
 pub const REPLY_ACTION: &str = "lazyops_action";
+/// `action_id` prefix of a question's choice buttons (numbered), and the `action_id` of its
+/// menu when there are more than [`MAX_CHOICE_BUTTONS`]; the `value` is the choice itself.
+pub const CHOICE_ACTION: &str = "lazyops_choice";
+/// More choices than this become a `static_select` (a row of buttons wraps badly on a phone).
+const MAX_CHOICE_BUTTONS: usize = 5;
+/// Slack's limit of options in a `static_select`, and of an option's text.
+const MAX_OPTIONS: usize = 100;
+const MAX_OPTION_TEXT: usize = 75;
+const MAX_OPTION_VALUE: usize = 150;
 /// Slack's limits for a button: its label, its value, and buttons per actions block.
 const MAX_BUTTON_TEXT: usize = 75;
 const MAX_BUTTON_VALUE: usize = 2000;
@@ -402,6 +411,31 @@ fn action_blocks(actions: &[Action]) -> Vec<Value> {
     buttons.chunks(MAX_BUTTONS).take(MAX_ACTION_BLOCKS).map(|b| json!({"type": "actions", "elements": b})).collect()
 }
 
+/// A question's choices: buttons when there are a few, else a menu. A choice too long for
+/// Slack's value limit is left out (it can still be typed).
+fn choice_block(choices: &[String]) -> Option<Value> {
+    let fit: Vec<&String> = choices.iter().filter(|c| !c.is_empty() && c.len() <= MAX_OPTION_VALUE).collect();
+    if fit.is_empty() {
+        return None;
+    }
+    let element = |i: usize, c: &str| {
+        json!({"type": "button", "action_id": format!("{CHOICE_ACTION}_{i}"), "value": c,
+               "text": {"type": "plain_text", "text": cut(c, MAX_BUTTON_TEXT)}})
+    };
+    let elements: Vec<Value> = if fit.len() <= MAX_CHOICE_BUTTONS {
+        fit.iter().enumerate().map(|(i, c)| element(i, c)).collect()
+    } else {
+        let options: Vec<Value> = fit
+            .iter()
+            .take(MAX_OPTIONS)
+            .map(|c| json!({"text": {"type": "plain_text", "text": cut(c, MAX_OPTION_TEXT)}, "value": c}))
+            .collect();
+        vec![json!({"type": "static_select", "action_id": CHOICE_ACTION,
+                    "placeholder": {"type": "plain_text", "text": "Choose…"}, "options": options})]
+    };
+    Some(json!({"type": "actions", "elements": elements}))
+}
+
 /// The notification text: the headline and the plain text blocks, escaped and cut.
 fn fallback(reply: &Reply) -> String {
     let mut text = reply.plain();
@@ -472,6 +506,7 @@ pub fn render(reply: &Reply) -> SlackMessage {
         blocks.push(context(&format!("for {}", told.join(" "))));
     }
     let mut tail = action_blocks(&reply.actions);
+    tail.extend(choice_block(&reply.choices));
     tail.extend(reply.confirm.as_ref().map(confirm_blocks).unwrap_or_default());
     tail.extend(reply.approval.as_ref().map(approval_blocks).unwrap_or_default());
     let room = MAX_BLOCKS - tail.len();
@@ -494,6 +529,13 @@ pub fn answered(outcome: &Reply, user_id: &str, confirmed: bool) -> SlackMessage
 pub fn confirmed_prompt(command: &str, user_id: &str) -> SlackMessage {
     let user: String = user_id.chars().filter(char::is_ascii_alphanumeric).collect();
     let text = cut(&format!("Confirmed by <@{user}>: `{}`", code_text(command)), MAX_SECTION);
+    SlackMessage { text: cut(&text, MAX_FALLBACK), blocks: vec![context(&text)] }
+}
+
+/// A question once answered with one of its choices: who chose what, no buttons left.
+pub fn chosen_prompt(choice: &str, user_id: &str) -> SlackMessage {
+    let user: String = user_id.chars().filter(char::is_ascii_alphanumeric).collect();
+    let text = cut(&format!("<@{user}> chose `{}`", code_text(choice)), MAX_SECTION);
     SlackMessage { text: cut(&text, MAX_FALLBACK), blocks: vec![context(&text)] }
 }
 

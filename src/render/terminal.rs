@@ -71,6 +71,12 @@ fn cell_str_max(s: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `1) payments 2) users 3) ledger`: the number answers the question.
+pub fn numbered_choices(choices: &[String]) -> String {
+    let items: Vec<String> = choices.iter().enumerate().map(|(i, c)| format!("{}) {c}", i + 1)).collect();
+    items.join(" ")
+}
+
 pub fn render(reply: &Reply, color: bool) -> String {
     let mut out = String::new();
     let (mark, code) = match reply.status {
@@ -134,6 +140,10 @@ pub fn render(reply: &Reply, color: bool) -> String {
             }
         }
     }
+    if !reply.choices.is_empty() {
+        out.push_str(&paint(&clean(&numbered_choices(&reply.choices)), "1", color));
+        out.push('\n');
+    }
     if let Some(c) = &reply.confirm {
         let line = format!("confirm {} to run it, cancel {} to drop it (expires {})", c.code, c.code, c.expires_at);
         out.push_str(&paint(&line, "2", color));
@@ -185,6 +195,16 @@ mod tests {
         let text = render(&reply, false);
         insta::assert_snapshot!(text);
         assert!(!text.contains("secret"));
+    }
+
+    #[test]
+    fn a_question_numbers_its_choices() {
+        let mut reply = Reply::new(Status::Question, "Which service: payments, users or ledger?");
+        reply.choices = vec!["payments".into(), "users".into(), "ledger".into()];
+        assert_eq!(
+            render(&reply, false),
+            "Which service: payments, users or ledger?\n1) payments 2) users 3) ledger\n"
+        );
     }
 
     /// A `\r` would move the cursor back and let the rest of a value overwrite the question.

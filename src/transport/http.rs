@@ -86,6 +86,13 @@ pub struct Settings {
     pub max_in_flight: usize,
     /// How often expired approval requests are looked for; requesters hear within this long.
     pub approval_sweep: Duration,
+    /// Slack Socket Mode instead of (besides) the HTTP routes: `serve --socket` or
+    /// `[slack] mode = "socket"`.
+    pub slack_socket: bool,
+    /// `SLACK_APP_TOKEN` (`xapp-…`), which opens Socket Mode connections.
+    pub slack_app_token: Option<String>,
+    /// Socket Mode timing: pings, the silence after which a connection is dead, back-off.
+    pub socket: super::slack::socket::Timing,
 }
 
 impl Default for Settings {
@@ -107,6 +114,9 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(25),
             max_in_flight: 256,
             approval_sweep: Duration::from_secs(15),
+            slack_socket: false,
+            slack_app_token: None,
+            socket: super::slack::socket::Timing::default(),
         }
     }
 }
@@ -121,6 +131,7 @@ impl Settings {
             slack_api_url: var("LAZYOPS_SLACK_API_URL").unwrap_or(d.slack_api_url.clone()),
             github_webhook_secret: var("GITHUB_WEBHOOK_SECRET"),
             github_token: var("GITHUB_TOKEN"),
+            slack_app_token: var("SLACK_APP_TOKEN"),
             github_api_url: var("LAZYOPS_GITHUB_API_URL").unwrap_or(d.github_api_url.clone()),
             max_in_flight: var("LAZYOPS_MAX_IN_FLIGHT")
                 .and_then(|v| v.parse().ok())
@@ -189,6 +200,8 @@ pub(crate) struct AppState {
     pub github: Arc<github::api::GithubApi>,
     pub tasks: Tasks,
     pub admission: Admission,
+    /// Socket Mode connections open now (0 in HTTP mode), for `/healthz`.
+    pub socket: Arc<super::slack::socket::Status>,
 }
 
 /// What a request is answered when `max_in_flight` commands are already running.
@@ -266,6 +279,12 @@ impl AppState {
 /// The router, shared by `lazyops serve` and the tests. Work a request starts after its
 /// answer runs on `tasks`.
 pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
+    router(state(bot, settings, tasks))
+}
+
+/// What every handler and the Socket Mode client share; starts the announcers of finished
+/// runs and expired approvals.
+fn state(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> AppState {
     let timeout = settings.http_timeout;
     let http = crate::lazy_client::LazyClient::new(move || {
         reqwest::Client::builder()
@@ -285,8 +304,6 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
         settings.github_token.clone(),
         settings.max_retry_wait,
     );
-    let body_limit = settings.body_limit;
-    let timeout = settings.request_timeout;
     let admission = Admission::new(settings.max_in_flight.max(1));
     let state = AppState {
         bot,
@@ -296,12 +313,19 @@ pub fn app(bot: Arc<Bot>, settings: Settings, tasks: Tasks) -> Router {
         github: Arc::new(github),
         tasks,
         admission,
+        socket: Arc::default(),
     };
     // Test runs end after their request is long answered: tell the requester where they asked.
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(announce_finished_runs(state.clone()));
         runtime.spawn(announce_expired_approvals(state.clone()));
     }
+    state
+}
+
+fn router(state: AppState) -> Router {
+    let body_limit = state.settings.body_limit;
+    let timeout = state.settings.request_timeout;
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_text))
@@ -376,12 +400,24 @@ async fn post_to_place(state: &AppState, place: &Place, reply: &Reply, requester
     }
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Alive; in Socket Mode also whether a connection to Slack is open (still 200 when not: the
+/// process is healthy and reconnecting, and a restart would not help).
+async fn healthz(State(state): State<AppState>) -> String {
+    if !state.settings.slack_socket {
+        return "ok\n".into();
+    }
+    match state.socket.connected() {
+        0 => "ok\nslack socket: disconnected\n".into(),
+        n => format!("ok\nslack socket: connected ({n})\n"),
+    }
 }
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    let mut text = state.metrics.render();
+    if state.settings.slack_socket {
+        state.socket.render(&mut text);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 
 /// One log line and the counters per request; the path is logged as its route, never raw.
@@ -409,8 +445,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tasks = Tasks::default();
     let drain = settings.drain_timeout;
-    let router = app(bot, settings, tasks.clone());
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+    let state = state(bot, settings, tasks.clone());
+    // Socket Mode: connections to Slack run beside the HTTP routes and stop with them.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let socket = state.settings.slack_socket.then(|| tokio::spawn(slack::socket::run(state.clone(), stopped)));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await?;
+    if let Some(socket) = socket {
+        // Envelopes already acknowledged finish below, as background work.
+        let _ = socket.await;
+    }
     let left = tasks.running();
     if left > 0 {
         tracing::info!(tasks = left, "finishing background work before exit");

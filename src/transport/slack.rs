@@ -5,6 +5,7 @@
 //! `Message`, and Block Kit comes from `render::slack`.
 
 pub mod api;
+pub mod socket;
 pub mod verify;
 
 use std::future::Future;
@@ -13,20 +14,21 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Json, extract::State};
 use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::http::{AppState, bad_request};
+use super::http::AppState;
 use crate::decide::policy::{self, Decision};
 use crate::message::{Identity, Message, Place, Transport};
 use crate::pipeline::Options;
 use crate::render::slack::{
-    self as blocks, APPROVE_ACTION, CANCEL_ACTION, CONFIRM_ACTION, REJECT_ACTION, REPLY_ACTION, SlackMessage,
+    self as blocks, APPROVE_ACTION, CANCEL_ACTION, CHOICE_ACTION, CONFIRM_ACTION, REJECT_ACTION, REPLY_ACTION,
+    SlackMessage,
 };
 use crate::render::{Reply, Status};
 use crate::spec::CommandKind;
@@ -77,11 +79,54 @@ fn response_body<'a>(reply: &Reply, msg: &'a SlackMessage) -> ResponseBody<'a> {
     ResponseBody { response_type, text: &msg.text, blocks: &msg.blocks }
 }
 
+/// What a Slack delivery is answered, whichever transport brought it: the HTTP response of
+/// a request, or the acknowledgement of a Socket Mode envelope (`socket`). One handler per
+/// kind of delivery decides it, after the transport has verified where it came from.
+#[derive(Debug)]
+pub(crate) enum Ack {
+    /// Received; nothing to say in the answer itself.
+    Empty,
+    /// A slash command's answer (JSON), shown to the user at once.
+    Json(Vec<u8>),
+    /// The `url_verification` challenge (HTTP only).
+    Challenge(String),
+    /// The delivery cannot be read; logged and counted where it was decided.
+    Malformed(String),
+    /// Not acknowledged, so Slack delivers it again later (the state store is down).
+    Unavailable,
+}
+
+impl Ack {
+    fn json(body: &impl serde::Serialize) -> Ack {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => Ack::Json(bytes),
+            Err(e) => Ack::Malformed(format!("answer not serialisable: {e}")),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        match self {
+            Ack::Empty => StatusCode::OK.into_response(),
+            Ack::Json(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+            Ack::Challenge(c) => ([(header::CONTENT_TYPE, "text/plain")], c).into_response(),
+            Ack::Malformed(reason) => (StatusCode::BAD_REQUEST, format!("{reason}\n")).into_response(),
+            Ack::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "state database unavailable\n").into_response(),
+        }
+    }
+}
+
+/// A delivery that cannot be read: counted and logged (never with its body).
+fn malformed(state: &AppState, reason: String) -> Ack {
+    state.metrics.error("bad_request");
+    tracing::warn!(transport = "slack", reason = %reason, "malformed request");
+    Ack::Malformed(reason)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Slash commands
 
 #[derive(Deserialize)]
-struct SlashCommand {
+pub(crate) struct SlashCommand {
     user_id: Option<String>,
     channel_id: Option<String>,
     #[serde(default)]
@@ -141,9 +186,9 @@ fn progress_sink(state: &AppState, response_url: Option<String>) -> crate::act::
     })
 }
 
-fn working_on(canonical: &str) -> Response {
+fn working_on(canonical: &str) -> Ack {
     let text = format!("working on `{}`…", blocks::escape(canonical));
-    Json(json!({"response_type": "ephemeral", "text": text})).into_response()
+    Ack::json(&json!({"response_type": "ephemeral", "text": text}))
 }
 
 pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
@@ -152,13 +197,20 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
     }
     let form: SlashCommand = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
-        Err(e) => return bad_request(&state, "slack", format!("malformed slash command form: {e}")),
+        Err(e) => return malformed(&state, format!("malformed slash command form: {e}")).into_response(),
     };
+    slash_command(&state, form, true).await.into_response()
+}
+
+/// A verified slash command, from a form (HTTP) or an envelope's payload (Socket Mode). With
+/// `answer_in_ack`, an answer ready within the ack budget is the acknowledgement itself;
+/// otherwise (or later) it goes to the `response_url`.
+pub(crate) async fn slash_command(state: &AppState, form: SlashCommand, answer_in_ack: bool) -> Ack {
     if form.ssl_check.as_deref() == Some("1") {
-        return StatusCode::OK.into_response();
+        return Ack::Empty;
     }
     let (Some(user), Some(channel)) = (form.user_id.as_deref(), form.channel_id.as_deref()) else {
-        return bad_request(&state, "slack", "slash command without user_id or channel_id".into());
+        return malformed(state, "slash command without user_id or channel_id".into());
     };
     let text = form.text.trim();
     let msg = Message {
@@ -168,23 +220,23 @@ pub(crate) async fn commands(State(state): State<AppState>, headers: HeaderMap, 
     };
     let permit = match state.admit(&msg).await {
         Ok(permit) => permit,
-        Err(busy) => return Json(response_body(&busy, &blocks::render(&busy))).into_response(),
+        Err(busy) => return Ack::json(&response_body(&busy, &blocks::render(&busy))),
     };
-    let later = answers_later(&state, &msg);
+    let later = answers_later(state, &msg);
     let text = msg.text.clone();
-    let mut job = slash_job(&state, msg, form.response_url, permit);
+    let mut job = slash_job(state, msg, form.response_url, permit);
     if let Some(canonical) = later {
         job.finish_later();
         return working_on(&canonical);
     }
     // A zero budget always answers later (a timer of zero still lets a fast reply through).
     let budget = state.settings.ack_budget;
-    if budget.is_zero() {
+    if budget.is_zero() || !answer_in_ack {
         job.finish_later();
-        return working_on(&text);
+        return if answer_in_ack { working_on(&text) } else { Ack::Empty };
     }
     match tokio::time::timeout(budget, job.run()).await {
-        Ok(reply) => Json(response_body(&reply, &blocks::render(&reply))).into_response(),
+        Ok(reply) => Ack::json(&response_body(&reply, &blocks::render(&reply))),
         Err(_) => {
             job.finish_later();
             working_on(&text)
@@ -324,55 +376,62 @@ pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap, bo
     }
     let envelope: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return bad_request(&state, "slack", format!("event body is not JSON: {e}")),
+        Err(e) => return malformed(&state, format!("event body is not JSON: {e}")).into_response(),
     };
+    let retry = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).unwrap_or("0");
+    event(&state, &envelope, retry).await.into_response()
+}
+
+/// A verified Events API delivery, from a request body (HTTP) or an envelope's payload
+/// (Socket Mode): the same JSON. Deduplicated by `event_id` in the state store, so a retry,
+/// or the same event reaching several replicas or connections, is answered once.
+pub(crate) async fn event(state: &AppState, envelope: &Value, retry: &str) -> Ack {
     match envelope["type"].as_str() {
         Some("url_verification") => {
             return match envelope["challenge"].as_str() {
-                Some(c) => ([(header::CONTENT_TYPE, "text/plain")], c.to_string()).into_response(),
-                None => bad_request(&state, "slack", "url_verification without a challenge".into()),
+                Some(c) => Ack::Challenge(c.to_string()),
+                None => malformed(state, "url_verification without a challenge".into()),
             };
         }
         Some("event_callback") => {}
         Some(other) => {
             tracing::info!(kind = other, "slack envelope type ignored");
-            return StatusCode::OK.into_response();
+            return Ack::Empty;
         }
-        None => return bad_request(&state, "slack", "event without a `type`".into()),
+        None => return malformed(state, "event without a `type`".into()),
     }
     let (Some(event_id), Some(event)) = (envelope["event_id"].as_str(), envelope.get("event")) else {
-        return bad_request(&state, "slack", "event_callback without event_id or event".into());
+        return malformed(state, "event_callback without event_id or event".into());
     };
     let Some(kind) = event["type"].as_str() else {
-        return bad_request(&state, "slack", "event without a `type`".into());
+        return malformed(state, "event without a `type`".into());
     };
     if kind != "app_mention" && kind != "message" {
         tracing::info!(kind, "slack event type ignored");
-        return StatusCode::OK.into_response();
+        return Ack::Empty;
     }
     let ev: ChatEvent = match serde_json::from_value(event.clone()) {
         Ok(ev) => ev,
-        Err(e) => return bad_request(&state, "slack", format!("malformed {kind} event: {e}")),
+        Err(e) => return malformed(state, format!("malformed {kind} event: {e}")),
     };
     if !addressed_to_us(&ev) {
         tracing::debug!(kind, "slack event ignored (bot, edit or not for us)");
-        return StatusCode::OK.into_response();
+        return Ack::Empty;
     }
     let (Some(user), Some(channel), Some(ts)) = (ev.user.clone(), ev.channel.clone(), ev.ts.clone()) else {
-        return bad_request(&state, "slack", format!("{kind} event without user, channel or ts"));
+        return malformed(state, format!("{kind} event without user, channel or ts"));
     };
-    let retry = headers.get("x-slack-retry-num").and_then(|v| v.to_str().ok()).unwrap_or("0");
     match state.bot.store().first_delivery("slack", event_id, state.settings.dedup_ttl, now_ms()).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(event_id, retry, "duplicate slack event dropped");
-            return StatusCode::OK.into_response();
+            return Ack::Empty;
         }
         Err(e) => {
             // Not acknowledged, so Slack delivers it again once the store is back.
             state.metrics.error("store");
             tracing::error!(error = %e, "cannot record the slack event");
-            return (StatusCode::SERVICE_UNAVAILABLE, "state database unavailable\n").into_response();
+            return Ack::Unavailable;
         }
     }
     let work = state.clone();
@@ -398,7 +457,7 @@ pub(crate) async fn events(State(state): State<AppState>, headers: HeaderMap, bo
             }
         }
     }
-    StatusCode::OK.into_response()
+    Ack::Empty
 }
 
 async fn answer_event(state: &AppState, user: &str, channel: &str, thread: Option<String>, text: &str) {
@@ -496,7 +555,15 @@ struct ActionMessage {
 #[derive(Debug, Deserialize)]
 struct Action {
     action_id: String,
+    /// A button's value.
     value: Option<String>,
+    /// A menu's choice (`static_select`).
+    selected_option: Option<SelectedOption>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SelectedOption {
+    value: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -515,66 +582,86 @@ pub(crate) async fn interactions(State(state): State<AppState>, headers: HeaderM
     }
     let form: InteractionForm = match serde_urlencoded::from_bytes(&body) {
         Ok(f) => f,
-        Err(e) => return bad_request(&state, "slack", format!("interaction without a `payload` field: {e}")),
+        Err(e) => return malformed(&state, format!("interaction without a `payload` field: {e}")).into_response(),
     };
     let payload: Value = match serde_json::from_str(&form.payload) {
         Ok(v) => v,
-        Err(e) => return bad_request(&state, "slack", format!("interaction payload is not JSON: {e}")),
+        Err(e) => return malformed(&state, format!("interaction payload is not JSON: {e}")).into_response(),
     };
+    interaction(&state, payload).await.into_response()
+}
+
+/// A verified interaction payload (a button press), from a form's `payload` (HTTP) or an
+/// envelope's payload (Socket Mode). Acknowledged at once; the press's work runs in the
+/// background, holding its place among the commands in flight.
+pub(crate) async fn interaction(state: &AppState, payload: Value) -> Ack {
     if payload["type"].as_str() != Some("block_actions") {
         tracing::info!(kind = payload["type"].as_str().unwrap_or("?"), "slack interaction type ignored");
-        return StatusCode::OK.into_response();
+        return Ack::Empty;
     }
     let p: BlockActions = match serde_json::from_value(payload) {
         Ok(p) => p,
-        Err(e) => return bad_request(&state, "slack", format!("malformed block_actions payload: {e}")),
+        Err(e) => return malformed(state, format!("malformed block_actions payload: {e}")),
     };
     let Some(action) = p.actions.first() else {
-        return bad_request(&state, "slack", "block_actions without actions".into());
+        return malformed(state, "block_actions without actions".into());
     };
     let answer = match action.action_id.as_str() {
         APPROVE_ACTION | REJECT_ACTION => {
             let approve = action.action_id == APPROVE_ACTION;
             let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
-                return bad_request(&state, "slack", "button without an approval id".into());
+                return malformed(state, "button without an approval id".into());
             };
-            let Some(permit) = admit_press(&state, &p).await else { return StatusCode::OK.into_response() };
+            let Some(permit) = admit_press(state, &p).await else { return Ack::Empty };
             let work = state.clone();
             state.tasks.spawn(async move {
                 let _permit = permit;
                 answer_approval(&work, p, approve, &id).await;
             });
-            return StatusCode::OK.into_response();
+            return Ack::Empty;
         }
         CONFIRM_ACTION => Answer::Confirm,
         CANCEL_ACTION => Answer::Cancel,
         reply_action if reply_action.starts_with(REPLY_ACTION) => {
             let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
-                return bad_request(&state, "slack", "button without an action id".into());
+                return malformed(state, "button without an action id".into());
             };
-            let Some(permit) = admit_press(&state, &p).await else { return StatusCode::OK.into_response() };
+            let Some(permit) = admit_press(state, &p).await else { return Ack::Empty };
             let work = state.clone();
             state.tasks.spawn(async move {
                 let _permit = permit;
                 press_action(&work, p, &id).await;
             });
-            return StatusCode::OK.into_response();
+            return Ack::Empty;
+        }
+        choice if choice.starts_with(CHOICE_ACTION) => {
+            let value = action.value.clone().or_else(|| action.selected_option.as_ref().map(|o| o.value.clone()));
+            let Some(value) = value.filter(|v| !v.is_empty()) else {
+                return malformed(state, "choice without a value".into());
+            };
+            let Some(permit) = admit_press(state, &p).await else { return Ack::Empty };
+            let work = state.clone();
+            state.tasks.spawn(async move {
+                let _permit = permit;
+                answer_choice(&work, p, &value).await;
+            });
+            return Ack::Empty;
         }
         other => {
             tracing::info!(action_id = other, "slack action not ours; ignored");
-            return StatusCode::OK.into_response();
+            return Ack::Empty;
         }
     };
     let Some(id) = action.value.clone().filter(|v| !v.is_empty()) else {
-        return bad_request(&state, "slack", "button without a confirmation id".into());
+        return malformed(state, "button without a confirmation id".into());
     };
-    let Some(permit) = admit_press(&state, &p).await else { return StatusCode::OK.into_response() };
+    let Some(permit) = admit_press(state, &p).await else { return Ack::Empty };
     let work = state.clone();
     state.tasks.spawn(async move {
         let _permit = permit;
         answer_button(&work, p, answer, &id).await;
     });
-    StatusCode::OK.into_response()
+    Ack::Empty
 }
 
 /// A permit for a button press's work; when lazyops is busy, the presser is told so through
@@ -624,6 +711,41 @@ async fn press_action(state: &AppState, p: BlockActions, id: &str) {
     }
     let msg = blocks::pressed(&outcome, &p.user.id, "Ticked");
     say_in_channel(state, &p, &who, &here, None, &msg).await;
+}
+
+/// A choice under a question (a button or the menu): answered as if the presser had typed it
+/// where the question was asked — the same conversation state and audit, through
+/// `Bot::choose`, which accepts it only while the presser's own question there offers it.
+/// The question loses its buttons and says who chose what; the answer goes where a typed
+/// answer's would: the thread for a mention or a DM, the `response_url` for a slash command.
+async fn answer_choice(state: &AppState, p: BlockActions, choice: &str) {
+    let (who, here) = presser(&p);
+    let Some(reply) = state.bot.choose(&who, &here, choice, Options::default()).await else {
+        let refusal = Reply::new(Status::Refused, "that question was asked of someone else, or it is already answered")
+            .text("Nothing was run. Ask again in your own words.");
+        tell_presser(state, &p, &who, &here, &refusal).await;
+        return;
+    };
+    state.observe(&reply);
+    let line = blocks::chosen_prompt(choice, &p.user.id);
+    let body = json!({"replace_original": true, "text": line.text, "blocks": line.blocks});
+    if let Err(e) = state.slack.respond_if_given(p.response_url.as_deref(), &body).await {
+        state.metrics.error("slack_api");
+        tracing::warn!(error = %e, "question not replaced by the choice");
+    }
+    let msg = blocks::render(&reply);
+    let sent = match here.thread.as_deref() {
+        Some(thread) => state.slack.post_message(&here.channel, Some(thread), &msg).await.map(drop),
+        None => {
+            let mut body = json!(response_body(&reply, &msg));
+            body["replace_original"] = json!(false);
+            state.slack.respond_if_given(p.response_url.as_deref(), &body).await
+        }
+    };
+    if let Err(e) = sent {
+        state.metrics.error("slack_api");
+        state.undelivered(&who, &here, reply.command.as_deref(), &e.to_string()).await;
+    }
 }
 
 async fn answer_button(state: &AppState, p: BlockActions, answer: Answer, id: &str) {

@@ -314,6 +314,10 @@ pub struct Frame {
     pub slots: BTreeMap<String, String>,
     /// The slot a pending question asks for.
     pub missing: Option<String>,
+    /// The values the question offers, in order: chat shows them as buttons or a menu, the
+    /// terminal numbers them, and "2" answers with the second.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
 }
 
 /// What the intent layer makes of a sentence.
@@ -623,6 +627,10 @@ impl Model {
 
     /// Understands one sentence in the light of the thread's conversation.
     pub fn interpret(&self, text: &str, catalog: &Catalog, convo: &Conversation, today: time::Date) -> Interpreted {
+        // "2" answers a question that offered choices with the second one, exactly as typing
+        // that choice would.
+        let picked = convo.pending.as_ref().and_then(|f| numbered(&f.choices, text));
+        let text = picked.as_deref().unwrap_or(text);
         // `whoami` is about the asker: a sentence without "I", "me" or "my" ("look up this
         // user's profile") asks about someone else.
         let first_person = text.split(|c: char| !c.is_alphanumeric() && c != '\'').any(|w| {
@@ -800,7 +808,12 @@ impl Model {
             ("intent2".to_string(), other.clone()),
         ]
         .into();
-        let frame = Frame { intent: CHOICE.into(), slots: slots.clone(), missing: Some(CHOICE.into()) };
+        let frame = Frame {
+            intent: CHOICE.into(),
+            slots: slots.clone(),
+            missing: Some(CHOICE.into()),
+            choices: vec![a.clone(), b.clone()],
+        };
         Some(Interpreted {
             outcome: Outcome::Question { question, intent: name.to_string(), confidence: score, slots },
             candidates: candidates.to_vec(),
@@ -829,7 +842,7 @@ impl Model {
         };
         let command = frame.slots.get(pick)?.clone();
         let intent = frame.slots.get(&format!("intent{pick}")).cloned().unwrap_or_default();
-        let last = Frame { intent: intent.clone(), slots: BTreeMap::new(), missing: None };
+        let last = Frame { intent: intent.clone(), slots: BTreeMap::new(), missing: None, choices: Vec::new() };
         Some(Interpreted {
             outcome: Outcome::Text { text: command, intent, confidence: 1.0, slots: BTreeMap::new() },
             candidates: candidates.to_vec(),
@@ -976,7 +989,12 @@ impl Model {
         for s in &intent.slots {
             if s.required && !slots.contains_key(&s.name) {
                 let question = question(s, catalog);
-                let frame = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: Some(s.name.clone()) };
+                let frame = Frame {
+                    intent: intent.name.clone(),
+                    slots: slots.clone(),
+                    missing: Some(s.name.clone()),
+                    choices: choices(&s.ty, catalog),
+                };
                 let conversation =
                     Conversation { pending: Some(frame), last: convo.last.clone(), turns: convo.turns.clone() };
                 return Interpreted {
@@ -987,7 +1005,7 @@ impl Model {
             }
         }
         let text = fill(intent, &slots);
-        let last = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: None };
+        let last = Frame { intent: intent.name.clone(), slots: slots.clone(), missing: None, choices: Vec::new() };
         Interpreted {
             outcome: Outcome::Text { text, intent: intent.name.clone(), confidence, slots },
             candidates,
@@ -1019,6 +1037,32 @@ fn people_list(catalog: &Catalog) -> String {
     const SHOWN: usize = 8;
     let list = or_list(catalog.people.iter().take(SHOWN).map(String::as_str));
     if catalog.people.len() > SHOWN { format!("{list} (or another)") } else { list }
+}
+
+/// The values a question for a slot of this type offers, when config names them all.
+fn choices(ty: &SlotType, catalog: &Catalog) -> Vec<String> {
+    match ty {
+        SlotType::Service => catalog.services.iter().map(|n| n.name.clone()).collect(),
+        SlotType::Env => catalog.envs.iter().map(|n| n.name.clone()).collect(),
+        SlotType::Query => catalog.queries.keys().cloned().collect(),
+        SlotType::Suite => catalog.suites.clone(),
+        SlotType::Template => catalog.templates.keys().cloned().collect(),
+        SlotType::Identity => catalog.people.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// The choice a numbered answer ("2", "2)", "#2", "second") picks from a pending question.
+pub fn numbered(choices: &[String], text: &str) -> Option<String> {
+    const ORDINALS: [&str; 5] = ["first", "second", "third", "fourth", "fifth"];
+    let t = text.trim().trim_end_matches(['.', '!']).to_lowercase();
+    let t = t.trim_start_matches("option ").trim_start_matches("the ").trim_end_matches(" one").trim();
+    let t = t.trim_start_matches('#').trim_end_matches(')');
+    let n = match t.parse::<usize>() {
+        Ok(n) => n,
+        Err(_) => ORDINALS.iter().position(|o| *o == t)? + 1,
+    };
+    choices.get(n.checked_sub(1)?).cloned()
 }
 
 fn question(s: &Slot, catalog: &Catalog) -> String {
@@ -1208,7 +1252,7 @@ mod tests {
         ]
         .into();
         let convo = Conversation {
-            pending: Some(Frame { intent: CHOICE.into(), slots, missing: Some(CHOICE.into()) }),
+            pending: Some(Frame { intent: CHOICE.into(), slots, missing: Some(CHOICE.into()), choices: Vec::new() }),
             ..Conversation::default()
         };
         let today = time::macros::date!(2026 - 11 - 25);
@@ -1221,6 +1265,39 @@ mod tests {
             let Outcome::Text { text, .. } = got.outcome else { panic!("{answer}: {:?}", got.outcome) };
             assert_eq!(text, want, "{answer}");
             assert!(got.conversation.is_some_and(|c| c.pending.is_none()), "the choice is answered once");
+        }
+    }
+
+    #[test]
+    fn a_question_offers_the_known_values_and_its_number_answers_as_typing_the_value_would() {
+        let (model, catalog) = demo_model();
+        let today = time::macros::date!(2026 - 11 - 25);
+        let asked = model.interpret("which version is deployed in prod?", &catalog, &Conversation::default(), today);
+        assert!(matches!(asked.outcome, Outcome::Question { .. }), "{:?}", asked.outcome);
+        let convo = asked.conversation.expect("the question is remembered");
+        assert_eq!(
+            convo.pending.as_ref().map(|p| p.choices.clone()),
+            Some(vec!["payments".into(), "users".into(), "ledger".into()])
+        );
+        let text = |answer: &str| match model.interpret(answer, &catalog, &convo, today).outcome {
+            Outcome::Text { text, .. } => text,
+            other => panic!("{answer}: {other:?}"),
+        };
+        assert_eq!(text("2"), "deploy version users prod");
+        assert_eq!(text("2"), text("users"));
+        assert_eq!(text("the third one"), "deploy version ledger prod");
+    }
+
+    #[test]
+    fn numbers_pick_choices_from_one_and_nothing_past_the_last() {
+        let choices: Vec<String> = ["payments", "users", "ledger"].map(String::from).to_vec();
+        for (answer, want) in
+            [("1", Some("payments")), ("#2", Some("users")), ("3)", Some("ledger")), ("second", Some("users"))]
+        {
+            assert_eq!(numbered(&choices, answer).as_deref(), want, "{answer}");
+        }
+        for answer in ["0", "4", "payments", "", "-1"] {
+            assert_eq!(numbered(&choices, answer), None, "{answer}");
         }
     }
 

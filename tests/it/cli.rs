@@ -419,3 +419,12 @@ fn a_release_check_of_the_first_environment_does_not_fail_for_want_of_an_earlier
     assert!(r.stdout.contains("✅ staging runs the version to release: dev is the first environment"), "{}", r.stdout);
     assert!(!r.stdout.contains("not ready"), "{}", r.stdout);
 }
+
+#[test]
+fn a_question_numbers_its_choices_in_chat_and_the_number_answers_it() {
+    let ws = Ws::new();
+    let r = ws.run_stdin("alice", &["chat"], b"which version is deployed in prod?\n2\ny\n");
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1) payments 2) users 3) ledger"), "{}", r.stdout);
+    assert!(r.stdout.contains("deploy version users prod"), "{}", r.stdout);
+}

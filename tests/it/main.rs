@@ -13,5 +13,6 @@ mod queries;
 mod release;
 mod security;
 mod slack;
+mod socket;
 mod trust;
 mod understanding;

@@ -148,3 +148,12 @@ fn an_approval_asks_github_reviewers_by_mention_and_says_how_to_answer() {
     assert!(out.trim_end().ends_with("@octocat"), "{out}");
     assert!(!out.contains("@a@b") && !out.contains("secret-id") && !out.contains("U1"), "{out}");
 }
+
+#[test]
+fn a_question_lists_its_choices_numbered_and_says_how_to_answer() {
+    let mut reply = Reply::new(Status::Question, "Which service: payments, users or ledger?");
+    reply.choices = vec!["payments".into(), "users".into(), "led`ger".into()];
+    let out = render(&reply, "/lazyops");
+    assert!(out.contains("1. `payments`\n2. `users`\n3. `led'ger`"), "{out}");
+    assert!(out.contains("Reply `/lazyops <number>` or the value."), "{out}");
+}

@@ -312,3 +312,44 @@ fn an_approval_card_mentions_the_approvers_and_has_approve_and_reject_buttons() 
     assert!(!msg.text.contains("<!here>") && !msg.text.contains("carol"), "only checked Slack identities ping");
     insta::assert_json_snapshot!(msg);
 }
+
+fn question(choices: &[&str]) -> Reply {
+    let mut reply = Reply::new(Status::Question, "Which query?");
+    reply.choices = choices.iter().map(|c| c.to_string()).collect();
+    reply
+}
+
+#[test]
+fn a_question_with_a_few_choices_carries_one_button_each_valued_by_the_choice() {
+    let msg = check(&question(&["payments", "users", "ledger"]));
+    let actions = msg.blocks.iter().find(|b| b["type"] == "actions").expect("choice buttons");
+    let buttons = actions["elements"].as_array().unwrap();
+    assert_eq!(buttons.len(), 3);
+    for (i, (b, want)) in buttons.iter().zip(["payments", "users", "ledger"]).enumerate() {
+        assert_eq!(b["type"], "button");
+        assert_eq!(b["action_id"], format!("{CHOICE_ACTION}_{i}"));
+        assert_eq!(b["value"], want);
+        assert_eq!(b["text"]["text"], want);
+    }
+}
+
+#[test]
+fn a_question_with_more_than_five_choices_carries_a_static_select() {
+    let six =
+        ["user-by-id", "user-by-email", "orders-by-user", "payment-by-id", "failed-payments-since", "recent-signups"];
+    let msg = check(&question(&six));
+    let actions = msg.blocks.iter().find(|b| b["type"] == "actions").expect("a menu");
+    let elements = actions["elements"].as_array().unwrap();
+    assert_eq!(elements.len(), 1);
+    assert_eq!(elements[0]["type"], "static_select");
+    assert_eq!(elements[0]["action_id"], CHOICE_ACTION);
+    let values: Vec<&str> =
+        elements[0]["options"].as_array().unwrap().iter().map(|o| o["value"].as_str().unwrap()).collect();
+    assert_eq!(values, six);
+}
+
+#[test]
+fn a_question_without_choices_has_no_buttons() {
+    let msg = check(&question(&[]));
+    assert!(msg.blocks.iter().all(|b| b["type"] != "actions"));
+}

@@ -27,6 +27,22 @@ pub enum ApiError {
     Unreachable { method: String, reason: String },
 }
 
+/// Why `apps.connections.open` gave no URL. Messages say what to fix; the token is never in them.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(
+        "slack apps.connections.open answered ok:false, error `{0}` (invalid_auth or not_allowed_token_type: \
+         SLACK_APP_TOKEN must be an app-level xapp- token with connections:write)"
+    )]
+    NotOk(String),
+    #[error("slack apps.connections.open is rate limited; retrying after {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    #[error("slack apps.connections.open answered HTTP {0}")]
+    Status(u16),
+    #[error("slack apps.connections.open could not be reached: {0}")]
+    Unreachable(String),
+}
+
 /// Who the bot is in the workspace, from `auth.test`: its own messages are ignored.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct BotIdentity {
@@ -184,6 +200,34 @@ impl SlackApi {
             return Err(ApiError::NotOk { method: what.to_string(), error });
         }
         Ok(())
+    }
+
+    /// `apps.connections.open` with the app-level token: the URL of a new Socket Mode
+    /// connection. One attempt: the Socket Mode client owns the back-off between attempts.
+    pub async fn connections_open(&self, app_token: &str) -> Result<String, OpenError> {
+        let client = self.http.get().map_err(|e| OpenError::Unreachable(e.to_string()))?;
+        let url = format!("{}/apps.connections.open", self.base);
+        let resp = client
+            .post(&url)
+            .bearer_auth(app_token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send()
+            .await
+            .map_err(|e| OpenError::Unreachable(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        if status == 429 {
+            let secs =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+            return Err(OpenError::RateLimited { retry_after: Duration::from_secs(secs.unwrap_or(1)) });
+        }
+        let value: Value = resp.json().await.map_err(|_| OpenError::Status(status))?;
+        if value["ok"].as_bool() != Some(true) {
+            return Err(OpenError::NotOk(value["error"].as_str().unwrap_or("unknown_error").to_string()));
+        }
+        match value["url"].as_str() {
+            Some(u) if u.starts_with("wss://") || u.starts_with("ws://") => Ok(u.to_string()),
+            _ => Err(OpenError::NotOk("no_websocket_url".into())),
+        }
     }
 
     /// The bot's own user and bot ids, asked once with `auth.test`.
