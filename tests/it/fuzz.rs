@@ -4,7 +4,7 @@
 //! error or a 4xx, and the server still answers afterwards.
 //!
 //! proptest (already a dev-dependency) drives them, so they run on stable in the ordinary
-//! `cargo test` with no extra tool. Each target runs `LAZYOPS_FUZZ_CASES` cases (default 200
+//! `cargo test` with no extra tool. Each target runs `LAZYOPS_FUZZ_CASES` cases (default 1000
 //! for the parsers, a quarter of that over HTTP): a few seconds in all on CI. Set it higher for
 //! a longer local run, e.g. `LAZYOPS_FUZZ_CASES=20000 cargo test --test it fuzz::`.
 
@@ -23,7 +23,7 @@ use crate::loopback::{Fake, Server};
 use crate::support::Ws;
 
 fn cases(parsers: bool) -> u32 {
-    let n = std::env::var("LAZYOPS_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(200u32);
+    let n = std::env::var("LAZYOPS_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000u32);
     if parsers { n } else { (n / 4).max(1) }
 }
 
