@@ -39,11 +39,7 @@ async fn quiet() {
 /// Slack settings whose ack budget outlasts the state database's own limits, so the answer,
 /// good or bad, comes back in the HTTP response.
 fn patient(slack: &Fake) -> Settings {
-    Settings {
-        ack_budget: Duration::from_secs(20),
-        request_timeout: Duration::from_secs(40),
-        ..slack::settings(slack)
-    }
+    Settings { ack_budget: Duration::from_secs(20), request_timeout: Duration::from_secs(40), ..slack::settings(slack) }
 }
 
 /// A slash command's answer in the HTTP response, as text.
@@ -223,9 +219,8 @@ fn query_during_fault(engine: Engine, fault: impl FnOnce(&Proxy) + Send) -> Opti
         let took = started.elapsed();
         drop(lock);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let reply: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr))
-        });
+        let reply: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr)));
         (reply, took)
     });
     let audit = rt.block_on(async {

@@ -81,11 +81,7 @@ const COMMANDS: &[&str] = &[
 #[test]
 fn the_grammar_never_panics_and_what_it_accepts_reads_back_as_itself() {
     let catalog = lazyops::workspace::demo_catalog();
-    let inputs = prop_oneof![
-        prop::sample::select(COMMANDS).prop_flat_map(mutated),
-        "\\PC{0,80}",
-        any::<String>(),
-    ];
+    let inputs = prop_oneof![prop::sample::select(COMMANDS).prop_flat_map(mutated), "\\PC{0,80}", any::<String>(),];
     fuzz(true, inputs, |text| {
         if let Ok(cmd) = grammar::parse(&text, &catalog) {
             let canonical = cmd.to_string();
@@ -138,8 +134,7 @@ fn manifest_templates_never_panic_when_parsed_or_rendered() {
 
 #[test]
 fn intent_files_never_panic() {
-    let seeds: &[&'static str] =
-        &[include_str!("../../intents/db.toml"), include_str!("../../intents/chores.toml")];
+    let seeds: &[&'static str] = &[include_str!("../../intents/db.toml"), include_str!("../../intents/chores.toml")];
     let inputs = prop_oneof![3 => prop::sample::select(seeds).prop_flat_map(mutated), 1 => any::<String>()];
     fuzz(true, inputs, |text| {
         let _ = lazyops::understand::intent::parse_file(&text, Path::new("intents/x.toml"));
@@ -259,8 +254,8 @@ fn github_webhook_payloads_never_break_the_server() {
         ("pull_request_review_comment", include_str!("../fixtures/github/pull_request_review_comment.created.json")),
         ("ping", include_str!("../fixtures/github/ping.json")),
     ];
-    let inputs =
-        prop::sample::select(seeds).prop_flat_map(|(event, seed)| (Just(event), prop_oneof![3 => mutated(seed), 1 => any::<String>()]));
+    let inputs = prop::sample::select(seeds)
+        .prop_flat_map(|(event, seed)| (Just(event), prop_oneof![3 => mutated(seed), 1 => any::<String>()]));
     fuzz(false, inputs, |(event, body)| answered(t.github(event, body.into_bytes())));
     t.still_answers();
 }

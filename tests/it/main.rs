@@ -14,6 +14,7 @@ mod loopback;
 mod proxy;
 mod queries;
 mod release;
+mod replicas;
 mod security;
 mod slack;
 mod trust;

@@ -53,11 +53,8 @@ pub struct Proxy {
 impl Proxy {
     /// A proxy in `Pass` mode in front of `upstream`.
     pub fn start(upstream: SocketAddr) -> Proxy {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("proxy runtime");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("proxy runtime");
         let shared = Arc::new(Shared {
             upstream,
             mode: Mutex::new(Mode::Pass),

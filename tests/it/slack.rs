@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::loopback::{Call, Fake, Server, fixture, json_response};
 use crate::support::Ws;
 
-const SECRET: &str = "test-signing-secret";
+pub(crate) const SECRET: &str = "test-signing-secret";
 const NOW: i64 = 1_700_000_000;
 const MEMBERS: &str = "\"slack:U0123ABC\", \"slack:U2147483697\", \"slack:U222\", \"slack:W111\"";
 
@@ -110,7 +110,7 @@ async fn press(server: &Server, payload: &Value) -> reqwest::Response {
 
 /// The fixture's block_actions payload, pressing `action_id` with `value`, as `user`, on a
 /// message in C1 (where `slash` asks).
-fn button(action_id: &str, value: &str, user: &str, response_url: &str) -> Value {
+pub(crate) fn button(action_id: &str, value: &str, user: &str, response_url: &str) -> Value {
     let mut p: Value = serde_json::from_slice(&fixture("slack/block_actions.button.payload.json")).expect("fixture");
     p["channel"]["id"] = json!("C1");
     p["container"]["channel_id"] = json!("C1");

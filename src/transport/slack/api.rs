@@ -85,7 +85,11 @@ impl SlackApi {
                     tracing::warn!(method = what, retry_after_s = wait.as_secs(), "slack rate limited");
                     Attempt::Retry(
                         wait,
-                        ApiError::RateLimited { method: what.to_string(), attempts: attempt + 1, wait_s: wait.as_secs() },
+                        ApiError::RateLimited {
+                            method: what.to_string(),
+                            attempts: attempt + 1,
+                            wait_s: wait.as_secs(),
+                        },
                     )
                 }
                 Ok(resp) if resp.status().is_server_error() => {
