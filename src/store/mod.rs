@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "jobs", include_str!("../../migrations/0003_jobs.sql")),
     (4, "llm", include_str!("../../migrations/0004_llm.sql")),
     (5, "approvals", include_str!("../../migrations/0005_approvals.sql")),
+    (6, "events_expiry", include_str!("../../migrations/0006_events_expiry.sql")),
 ];
 
 #[derive(Clone, Debug, thiserror::Error)]
