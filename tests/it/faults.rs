@@ -368,9 +368,10 @@ async fn a_response_url_that_resets_the_connection_falls_back_to_the_web_api_whi
     assert_eq!(slack::command(&server, &body).await.status(), 200);
     let posted = fake.wait("/api/chat.postMessage", 1).await;
     assert!(posted[0].json().to_string().contains("1 row from users"), "{}", posted[0].json());
-    // Reset after the connection was made: the request may have arrived, so it is not sent
-    // again (only a connection that was never made is retried).
-    assert_eq!(proxy.accepted(), 1, "one try at the response_url");
+    // A reset the client reads as a failed connect is retried (nothing was sent); one it reads
+    // as a failed send is not (the request may have arrived). Either way the tries are bounded.
+    let tries = proxy.accepted();
+    assert!((1..=3).contains(&tries), "{tries} tries at the response_url");
     fake.none("/respond").await;
     assert_eq!(fake.to("/api/chat.postMessage").len(), 1);
     let audit = server.audit().await;
