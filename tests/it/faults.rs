@@ -120,8 +120,8 @@ async fn a_slow_postgres_state_makes_a_command_answer_later_exactly_once_with_it
     let fake = Fake::start(slack::slack_ok).await;
     let settings = Settings { ack_budget: Duration::from_millis(300), ..slack::settings(&fake) };
     let server = Server::start_on(slack::workspace(&[]), settings, &state).await;
-    // Every packet to and from the database now takes 200 ms each way.
-    proxy.set(Mode::Delay(Duration::from_millis(200)));
+    // Every packet to and from the database now takes 100 ms each way.
+    proxy.set(Mode::Delay(Duration::from_millis(100)));
     let body = slack::slash("U0123ABC", "todo add \"slowly\"", &format!("{}/respond/slow-db", fake.url));
     let v: Value = slack::command(&server, &body).await.json().await.expect("JSON");
     assert!(v.to_string().contains("working on"), "{v}");
