@@ -4,12 +4,26 @@
 # 200 on /healthz; idle RSS. Prints the figures. Targets (issue 7): >= 15,000 requests/s,
 # p99 <= 5 ms (2 threads, 32 connections), cold start <= 20 ms, idle RSS <= 15 MB.
 #
-# usage: bench/slack.sh [seconds, default 10]
+# usage: bench/slack.sh [seconds, default 10] [--pinned]
 # The request is signed once with the current time, so a run must stay inside Slack's
 # five-minute replay window: the duration is capped at 240 s.
+#
+# --pinned (issue 21) measures a second time the way a one-CPU container runs it: the server
+# (all its threads) moved to CPU 0 with `taskset`, wrk on CPU 1, and a cold start pinned to
+# CPU 0; both sets of figures are printed. Needs `taskset` (util-linux) and two CPUs.
+# wrk comes from Debian's package (`apt-get install -y wrk`), installed here when missing.
 set -euo pipefail
 
-DURATION="${1:-10}"
+PINNED=""
+ARGS=()
+for a in "$@"; do
+    if [ "$a" = --pinned ]; then PINNED=1; else ARGS+=("$a"); fi
+done
+DURATION="${ARGS[0]:-10}"
+if [ -n "$PINNED" ]; then
+    command -v taskset >/dev/null || { echo "--pinned needs taskset (apt-get install -y util-linux)" >&2; exit 1; }
+    [ "$(nproc)" -ge 2 ] || { echo "--pinned needs two CPUs" >&2; exit 1; }
+fi
 if [ "$DURATION" -gt 240 ]; then DURATION=240; fi
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BIN="$ROOT/target/release/lazyops"
@@ -37,14 +51,15 @@ export SLACK_SIGNING_SECRET="$SECRET" LAZYOPS_STATE_URL="sqlite://$WORK/state.db
 
 # Cold start: exec to the first 200 on /healthz, median of 7 starts (the first also creates
 # the state database).
-COLD_MS="$(python3 - "$BIN" "$WORK/lazyops.toml" "$PORT" <<'PY'
+cold_start() {
+python3 - "$BIN" "$WORK/lazyops.toml" "$PORT" "$@" <<'PY'
 import socket, subprocess, sys, time
-bin_, config, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+bin_, config, port, pin = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 req = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 times = []
 for _ in range(7):
     t0 = time.perf_counter()
-    p = subprocess.Popen([bin_, "--config", config, "serve", "--host", "127.0.0.1", "--port", str(port)],
+    p = subprocess.Popen(pin + [bin_, "--config", config, "serve", "--host", "127.0.0.1", "--port", str(port)],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while True:
         try:
@@ -62,7 +77,9 @@ for _ in range(7):
 times.sort()
 print(f"{times[len(times) // 2]:.1f}")
 PY
-)"
+}
+COLD_MS="$(cold_start)"
+if [ -n "$PINNED" ]; then COLD_PINNED_MS="$(cold_start taskset -c 0)"; fi
 
 "$BIN" --config "$WORK/lazyops.toml" serve --host 127.0.0.1 --port "$PORT" >/dev/null 2>"$WORK/server.log" &
 SERVER_PID=$!
@@ -128,3 +145,29 @@ FOUND="$(comm -12 <(nm --defined-only "$BIN" | awk '{print $3}' | sort -u) <(sor
 printf '  link order      %s of %s functions in link/order.txt found in the binary%s\n' "$FOUND" "$ORDERED" \
     "$( [ $((FOUND * 10)) -lt $((ORDERED * 9)) ] && echo ': stale, run link/order.sh')"
 printf '  RSS after load  %s\n' "$LOADED_RSS"
+
+if [ -n "$PINNED" ]; then
+    # The same server, every thread moved to CPU 0; wrk alone on CPU 1.
+    taskset -a -p -c 0 "$SERVER_PID" >/dev/null
+    AUDIT_BEFORE="$AUDIT"
+    CPU_BEFORE="$(cpu_ticks)"
+    taskset -c 1 wrk -t2 -c32 -d"${DURATION}s" --latency -s "$WORK/help.lua" "http://127.0.0.1:$PORT/slack/commands" >"$WORK/wrk-pinned.txt"
+    CPU_AFTER="$(cpu_ticks)"
+    RPS="$(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-pinned.txt")"
+    P99="$(awk '$1 == "99%" {print $2}' "$WORK/wrk-pinned.txt")"
+    P50="$(awk '$1 == "50%" {print $2}' "$WORK/wrk-pinned.txt")"
+    NON2XX="$(awk '/Non-2xx/ {print $NF}' "$WORK/wrk-pinned.txt")"
+    REQUESTS="$(awk '/requests in/ {print $1}' "$WORK/wrk-pinned.txt")"
+    AUDIT="$(python3 -c "import sqlite3; print(sqlite3.connect('$WORK/state.db').execute(\"select count(*) from audit where command = 'help'\").fetchone()[0])")"
+    sleep 1
+    echo
+    echo "pinned (issue 21): server on CPU 0 (taskset -a), wrk -t2 -c32 -d${DURATION}s on CPU 1"
+    printf '  requests/s      %s   (target >= 25000)\n' "$RPS"
+    printf '  latency p50     %s\n' "$P50"
+    printf '  latency p99     %s   (target <= 4ms)\n' "$P99"
+    printf '  non-2xx         %s\n' "${NON2XX:-0}"
+    printf '  server CPU      %s µs per request\n' "$(awk -v t=$((CPU_AFTER - CPU_BEFORE)) -v n="$REQUESTS" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.0f", t * 1e6 / hz / n}')"
+    printf '  audit rows      %s   (one per answered request)\n' "$((AUDIT - AUDIT_BEFORE))"
+    printf '  cold start      %s ms   (pinned to CPU 0, median of 7; target <= 15)\n' "$COLD_PINNED_MS"
+    printf '  RSS after load  %s   (target <= 64 MB)\n' "$(rss_mb)"
+fi

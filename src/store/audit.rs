@@ -142,11 +142,11 @@ pub(super) fn spawn_writer(pool: AnyPool, postgres: bool) -> mpsc::Sender<Job> {
         let mut checkpoints = (!postgres).then(|| super::wal::Checkpoints::new(pool.clone()));
         while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
             let writes: Vec<&Write> = jobs.iter().map(|j| &j.write).collect();
-            let result = write_batch(&pool, postgres, &writes).await;
+            let result = write_limited(&pool, postgres, &writes).await;
             if result.is_err() && jobs.len() > 1 {
                 // One bad write must not fail the others: retry them one by one.
                 for j in jobs.drain(..) {
-                    let _ = j.done.send(write_batch(&pool, postgres, &[&j.write]).await);
+                    let _ = j.done.send(write_limited(&pool, postgres, &[&j.write]).await);
                 }
                 continue;
             }
@@ -186,6 +186,19 @@ fn placeholders(rows: usize, width: usize, postgres: bool) -> String {
         sql.push(')');
     }
     sql
+}
+
+/// `write_batch` within `STATE_LIMIT`: a database that stopped answering fails the batch
+/// instead of stopping the writer, and with it every later write.
+async fn write_limited(pool: &AnyPool, postgres: bool, writes: &[&Write]) -> Result<(), StoreError> {
+    match tokio::time::timeout(super::STATE_LIMIT, write_batch(pool, postgres, writes)).await {
+        Ok(result) => result,
+        Err(_) => Err(unanswered()),
+    }
+}
+
+fn unanswered() -> StoreError {
+    StoreError::Unavailable(format!("no answer in {} s", super::STATE_LIMIT.as_secs()))
 }
 
 /// New rows first, then completions; one transaction when there are both.
@@ -302,8 +315,15 @@ impl Store {
         };
         let stopped = || StoreError::Unavailable("the audit writer has stopped".into());
         let (done, committed) = oneshot::channel();
-        self.audit.send(Job { write, done }).await.map_err(|_| stopped())?;
-        committed.await.map_err(|_| stopped())?
+        // The queue is bounded and the writer gives each batch `STATE_LIMIT`; the caller waits
+        // no longer than that either, so a request never outlives a hung database for long.
+        // A write given up here may still commit later: then the log holds a row "started, no
+        // outcome" for a command that did not run, never a command that ran without a row.
+        let queued = async {
+            self.audit.send(Job { write, done }).await.map_err(|_| stopped())?;
+            committed.await.map_err(|_| stopped())?
+        };
+        tokio::time::timeout(super::STATE_LIMIT, queued).await.unwrap_or_else(|_| Err(unanswered()))
     }
 
     /// The newest rows first, optionally since a time and for one identity.

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "jobs", include_str!("../../migrations/0003_jobs.sql")),
     (4, "llm", include_str!("../../migrations/0004_llm.sql")),
     (5, "approvals", include_str!("../../migrations/0005_approvals.sql")),
+    (6, "events_expiry", include_str!("../../migrations/0006_events_expiry.sql")),
 ];
 
 #[derive(Clone, Debug, thiserror::Error)]
@@ -38,15 +39,32 @@ pub enum StoreError {
     Migrate(String),
 }
 
+/// How long one write of the audit log may wait for the state database before it is given up
+/// as unavailable. A database that hangs (a network that drops packets and closes nothing)
+/// would otherwise hold every request that writes a row, and its place among the commands in
+/// flight, for ever. 10 s is far past a write's usual milliseconds even on a loaded machine.
+pub(crate) const STATE_LIMIT: Duration = Duration::from_secs(10);
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> StoreError {
         match e {
             sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) => {
                 StoreError::Unavailable(redact(&e.to_string()))
             }
+            // Another process held SQLite's write lock past the busy timeout: the database is
+            // there but cannot be written now, which is what the user needs to hear.
+            sqlx::Error::Database(db) if sqlite_busy(db.code().as_deref(), db.message()) => {
+                StoreError::Unavailable(redact(db.message()))
+            }
             other => StoreError::Query(redact(&other.to_string())),
         }
     }
+}
+
+/// SQLITE_BUSY and SQLITE_LOCKED with their extended codes (`BUSY_RECOVERY`, `BUSY_SNAPSHOT`,
+/// `LOCKED_SHAREDCACHE`).
+fn sqlite_busy(code: Option<&str>, message: &str) -> bool {
+    matches!(code, Some("5" | "6" | "261" | "517" | "262")) || message.contains("database is locked")
 }
 
 /// Passwords in URLs never reach a message or a log line: `crate::redact::redact`, under the

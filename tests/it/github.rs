@@ -12,13 +12,13 @@ use crate::loopback::{Call, Fake, Server, fixture, json_response};
 use crate::support::Ws;
 
 const SECRET: &str = "gh-webhook-secret";
-const ISSUE_COMMENTS: &str = "/repos/Codertocat/Hello-World/issues/1/comments";
+pub(crate) const ISSUE_COMMENTS: &str = "/repos/Codertocat/Hello-World/issues/1/comments";
 
-fn github_ok(_call: &Call, n: usize) -> Response {
+pub(crate) fn github_ok(_call: &Call, n: usize) -> Response {
     json_response(201, json!({"id": 1000 + n, "body": "ok"}))
 }
 
-fn settings(github: &Fake) -> Settings {
+pub(crate) fn settings(github: &Fake) -> Settings {
     Settings {
         github_webhook_secret: Some(SECRET.into()),
         github_token: Some("ghp_test".into()),
@@ -30,7 +30,7 @@ fn settings(github: &Fake) -> Settings {
 }
 
 /// The demo workspace where the on-call team takes every trusted GitHub author.
-fn workspace() -> Ws {
+pub(crate) fn workspace() -> Ws {
     let ws = Ws::new();
     ws.edit("lazyops.toml", "\"github:octocat\"", "\"github:octocat\", \"github:*\"");
     ws
@@ -63,7 +63,7 @@ pub fn written_now(mut v: Value) -> Value {
 }
 
 /// An `issue_comment` delivery from the fixture with another comment body and author.
-fn issue_comment(body: &str) -> Value {
+pub(crate) fn issue_comment(body: &str) -> Value {
     let mut v: Value = serde_json::from_slice(&fixture("github/issue_comment.created.issue.json")).unwrap();
     v["comment"]["body"] = json!(body);
     fresh(v)
@@ -87,7 +87,7 @@ async fn deliver(server: &Server, event: &str, id: &str, body: &[u8]) -> reqwest
     server.post("/github/webhook", &headers, body.to_vec()).await
 }
 
-async fn deliver_json(server: &Server, event: &str, v: &Value) -> reqwest::Response {
+pub(crate) async fn deliver_json(server: &Server, event: &str, v: &Value) -> reqwest::Response {
     deliver(server, event, &uuid::Uuid::new_v4().to_string(), v.to_string().as_bytes()).await
 }
 

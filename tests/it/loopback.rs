@@ -30,9 +30,14 @@ pub struct Server {
 
 impl Server {
     pub async fn start(ws: Ws, settings: Settings) -> Server {
-        let workspace = Workspace::load(&ws.config()).expect("the test workspace loads");
         let state = format!("sqlite://{}/state.db", ws.path().display());
-        let store = Store::open(&state).await.expect("state database opens");
+        Server::start_on(ws, settings, &state).await
+    }
+
+    /// The server with its state in the database at `state` (a URL).
+    pub async fn start_on(ws: Ws, settings: Settings, state: &str) -> Server {
+        let workspace = Workspace::load(&ws.config()).expect("the test workspace loads");
+        let store = Store::open(state).await.expect("state database opens");
         let bot = Arc::new(Bot::new(workspace, store));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
         let url = format!("http://{}", listener.local_addr().expect("bound address"));

@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use crate::loopback::{Call, Fake, Server, fixture, json_response};
 use crate::support::Ws;
 
-const SECRET: &str = "test-signing-secret";
+pub(crate) const SECRET: &str = "test-signing-secret";
 const NOW: i64 = 1_700_000_000;
 const MEMBERS: &str = "\"slack:U0123ABC\", \"slack:U2147483697\", \"slack:U222\", \"slack:W111\"";
 
 /// Slack as it usually answers: the bot is UBOT/BBOT, every call succeeds.
-fn slack_ok(call: &Call, _n: usize) -> Response {
+pub(crate) fn slack_ok(call: &Call, _n: usize) -> Response {
     if call.path.ends_with("/auth.test") {
         return json_response(200, json!({"ok": true, "user_id": "UBOT", "bot_id": "BBOT"}));
     }
@@ -26,7 +26,7 @@ fn slack_ok(call: &Call, _n: usize) -> Response {
     "ok".into_response()
 }
 
-fn settings(slack: &Fake) -> Settings {
+pub(crate) fn settings(slack: &Fake) -> Settings {
     Settings {
         slack_signing_secret: Some(SECRET.into()),
         slack_bot_token: Some("xoxb-test".into()),
@@ -40,7 +40,7 @@ fn settings(slack: &Fake) -> Settings {
 
 /// A demo workspace whose on-call team has the fixtures' Slack users; `extra_confirm` adds
 /// patterns that need confirmation.
-fn workspace(extra_confirm: &[&str]) -> Ws {
+pub(crate) fn workspace(extra_confirm: &[&str]) -> Ws {
     let ws = Ws::new();
     ws.edit("lazyops.toml", "\"slack:U0123ABC\"", MEMBERS);
     if !extra_confirm.is_empty() {
@@ -77,7 +77,7 @@ fn json_headers(body: &[u8], ts: i64) -> Vec<(String, String)> {
 }
 
 /// A slash command body as Slack sends it; `response_url` points at the fake.
-fn slash(user: &str, text: &str, response_url: &str) -> String {
+pub(crate) fn slash(user: &str, text: &str, response_url: &str) -> String {
     serde_urlencoded::to_string([
         ("token", "deprecated"),
         ("team_id", "T1"),
@@ -93,11 +93,11 @@ fn slash(user: &str, text: &str, response_url: &str) -> String {
     .expect("form")
 }
 
-async fn command(server: &Server, body: &str) -> reqwest::Response {
+pub(crate) async fn command(server: &Server, body: &str) -> reqwest::Response {
     server.post("/slack/commands", &form_headers(body.as_bytes(), NOW), body.to_string()).await
 }
 
-async fn event(server: &Server, body: &[u8], extra: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn event(server: &Server, body: &[u8], extra: &[(&str, &str)]) -> reqwest::Response {
     let mut h = json_headers(body, NOW);
     h.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     server.post("/slack/events", &h, body.to_vec()).await
@@ -110,7 +110,7 @@ async fn press(server: &Server, payload: &Value) -> reqwest::Response {
 
 /// The fixture's block_actions payload, pressing `action_id` with `value`, as `user`, on a
 /// message in C1 (where `slash` asks).
-fn button(action_id: &str, value: &str, user: &str, response_url: &str) -> Value {
+pub(crate) fn button(action_id: &str, value: &str, user: &str, response_url: &str) -> Value {
     let mut p: Value = serde_json::from_slice(&fixture("slack/block_actions.button.payload.json")).expect("fixture");
     p["channel"]["id"] = json!("C1");
     p["container"]["channel_id"] = json!("C1");

@@ -21,8 +21,8 @@ pub enum ApiError {
     NotOk { method: String, error: String },
     #[error("slack {method} answered HTTP {status}")]
     Status { method: String, status: u16 },
-    #[error("slack {method} kept answering 429 (rate limited) after {ATTEMPTS} attempts")]
-    RateLimited { method: String },
+    #[error("slack {method} answered 429 (rate limited) {attempts} time(s); gave up rather than wait {wait_s} s more")]
+    RateLimited { method: String, attempts: u32, wait_s: u64 },
     #[error("slack {method} could not be reached: {reason}")]
     Unreachable { method: String, reason: String },
 }
@@ -99,7 +99,14 @@ impl SlackApi {
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map_or(Duration::from_secs(1), Duration::from_secs);
                     tracing::warn!(method = what, retry_after_s = wait.as_secs(), "slack rate limited");
-                    Attempt::Retry(wait, ApiError::RateLimited { method: what.to_string() })
+                    Attempt::Retry(
+                        wait,
+                        ApiError::RateLimited {
+                            method: what.to_string(),
+                            attempts: attempt + 1,
+                            wait_s: wait.as_secs(),
+                        },
+                    )
                 }
                 Ok(resp) if resp.status().is_server_error() => {
                     let status = resp.status().as_u16();
@@ -128,7 +135,7 @@ impl SlackApi {
                 }
             }
         }
-        Err(last.unwrap_or(ApiError::RateLimited { method: what.to_string() }))
+        Err(last.unwrap_or(ApiError::RateLimited { method: what.to_string(), attempts: ATTEMPTS, wait_s: 0 }))
     }
 
     /// Calls a Web API method with a JSON body; `ok: false` is an error.
