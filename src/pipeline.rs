@@ -375,6 +375,11 @@ impl Bot {
             Ok(r) => r,
             Err(e) => {
                 let status = if matches!(e, ConfirmError::Store(_)) { Status::Failed } else { Status::Refused };
+                // A press or code that resolves nothing (unknown, expired, someone else's, used)
+                // is audited too: probing for confirmations leaves a trail.
+                let row = self.audit_row(req, None, "refused", None);
+                let done = Completion { outcome: "refused".into(), duration_ms: 0, error: Some(e.to_string()) };
+                let _ = self.store.audit_record(row, done).await;
                 return Reply::new(status, e.to_string());
             }
         };

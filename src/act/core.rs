@@ -166,7 +166,12 @@ impl Plugin for Audit {
                             Some(by) => format!("{} by {}", r.decision, by.replace('\n', ", ")),
                             None => r.decision.clone(),
                         }),
-                        Value::from(r.outcome.clone().unwrap_or_else(|| "no outcome".into())),
+                        // What went wrong is part of the outcome an admin reads.
+                        Value::from(match (&r.outcome, &r.error) {
+                            (Some(o), Some(e)) => format!("{o}: {}", crate::render::one_line(e)),
+                            (Some(o), None) => o.clone(),
+                            (None, _) => "no outcome".into(),
+                        }),
                     ]
                 })
                 .collect();

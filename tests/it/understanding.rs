@@ -52,6 +52,9 @@ fn a_sentence_runs_only_after_its_canonical_command_is_confirmed() {
     let again = ws.run("alice", &["run", &format!("confirm {code}")]);
     assert_eq!(again.code, 1);
     assert!(again.stdout.contains("already confirmed by you"), "{}", again.stdout);
+    // Both refused answers are in the audit log, with what was wrong.
+    let audit = ws.run("alice", &["audit", "--json", "--since", "1h", "--limit", "100"]).stdout;
+    assert!(audit.contains("local:mallory") && audit.contains("already confirmed by you"), "{audit}");
 }
 
 #[test]
