@@ -333,9 +333,19 @@ impl Bot {
     /// typing it in that thread would be, but only while `who`'s question in `place` is still
     /// waiting and offers it; `None` otherwise (someone else's question, or already answered).
     pub async fn choose(&self, who: &Identity, place: &Place, choice: &str, opts: Options) -> Option<Reply> {
-        let conversation = self.conversation(who, place).await;
-        let offered = conversation.pending.as_ref().is_some_and(|p| p.choices.iter().any(|c| c == choice));
-        if !offered {
+        let (key, now) = (place.key(), now_ms());
+        let raw = self.store.conversation(&key, who.as_str(), now).await.ok().flatten()?;
+        let mut conversation: Conversation = serde_json::from_str(&raw).ok()?;
+        let pending = conversation.pending.as_mut()?;
+        if !pending.choices.iter().any(|c| c == choice) {
+            return None;
+        }
+        // The press claims the question: its choices are taken off in one conditional write,
+        // so a second press (a double tap, or the same press on another instance) finds none
+        // and is told so; the question itself stays open for the answer below.
+        pending.choices.clear();
+        let claimed = serde_json::to_string(&conversation).ok()?;
+        if !self.store.swap_conversation(&key, who.as_str(), &raw, &claimed, now).await.unwrap_or(false) {
             return None;
         }
         let msg = Message { who: who.clone(), place: place.clone(), text: choice.to_string() };

@@ -201,6 +201,29 @@ impl Store {
         Ok(row.map(|r| r.0))
     }
 
+    /// Replaces a thread's state only if it is still `expected`: one of two presses of the same
+    /// choice, on any instance, wins.
+    pub async fn swap_conversation(
+        &self,
+        place: &str,
+        who: &str,
+        expected: &str,
+        state: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE conversations SET state = $1 WHERE place = $2 AND who = $3 AND state = $4 AND expires_at > $5",
+        )
+        .bind(state)
+        .bind(place)
+        .bind(who)
+        .bind(expected)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn set_conversation(
         &self,
         place: &str,

@@ -800,7 +800,7 @@ impl Model {
         if a == b {
             return None;
         }
-        let question = format!("Did you mean 1) `{a}` or 2) `{b}`? Answer 1 or 2.");
+        let question = format!("Did you mean `{a}` or `{b}`? (Answer 1 or 2.)");
         let slots: BTreeMap<String, String> = [
             ("1".to_string(), a.clone()),
             ("2".to_string(), b.clone()),

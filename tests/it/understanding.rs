@@ -327,3 +327,33 @@ fn the_realistic_held_out_set_scores_above_its_ci_floor() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("not a fraction between 0 and 1"), "{}", bad.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_presses_of_one_choice_at_once_answer_the_question_once() {
+    use lazyops::message::{Identity, Message, Place, Transport};
+    use lazyops::pipeline::Options;
+    let ws = Ws::new();
+    let workspace = lazyops::workspace::Workspace::load(&ws.config()).expect("demo workspace loads");
+    let store = lazyops::store::Store::open(&format!("sqlite://{}/choice-state.db", ws.path().display()))
+        .await
+        .expect("state db");
+    let bot = std::sync::Arc::new(lazyops::pipeline::Bot::new(workspace, store));
+    let who = Identity::new(Transport::Local, "alice");
+    for round in 0..5 {
+        let place = Place::terminal();
+        let msg = Message { who: who.clone(), place: place.clone(), text: "which version is deployed in prod?".into() };
+        let asked = bot.handle(&msg, Options::default()).await;
+        assert!(asked.headline.starts_with("Which service"), "round {round}: {}", asked.headline);
+        let presses: Vec<_> = (0..4)
+            .map(|_| {
+                let (bot, who, place) = (bot.clone(), who.clone(), place.clone());
+                tokio::spawn(async move { bot.choose(&who, &place, "ledger", Options::default()).await })
+            })
+            .collect();
+        let mut answered = 0;
+        for p in presses {
+            answered += usize::from(p.await.expect("press").is_some());
+        }
+        assert_eq!(answered, 1, "round {round}: one press answers, the others find it answered");
+    }
+}
