@@ -372,7 +372,12 @@ async fn issue_17_a_confirm_button_pressed_in_another_channel_changes_nothing_an
     assert_eq!(eph["channel"], "C2");
     assert!(eph["text"].as_str().unwrap().contains("asked in another channel or thread"), "{eph}");
     slack.none("/respond/elsewhere").await;
-    assert!(server.audit().await.iter().all(|r| r.decision != "confirmed" && r.decision != "refused"));
+    // Nothing ran; the refused press itself is in the audit log, with why.
+    let audit = server.audit().await;
+    assert!(audit.iter().all(|r| r.decision != "confirmed"), "{audit:#?}");
+    let refused: Vec<_> = audit.iter().filter(|r| r.decision == "refused").collect();
+    assert_eq!(refused.len(), 1, "{audit:#?}");
+    assert!(refused[0].error.as_deref().is_some_and(|e| e.contains("another channel or thread")), "{audit:#?}");
 
     // In its own channel it is still pending, and runs.
     press_in(&server, "C1", "lazyops_confirm", &id, &format!("{}/respond/here", slack.url)).await;
