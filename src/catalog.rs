@@ -90,35 +90,7 @@ impl Catalog {
     pub fn service_choices(&self) -> String {
         or_list(self.services.iter().map(|n| n.name.as_str()))
     }
-}
 
-fn resolve(list: &[Named], given: &str) -> Result<String, Unknown> {
-    // Compared without allocating: this runs for every service and environment parsed.
-    for n in list {
-        if n.name.eq_ignore_ascii_case(given) || n.aliases.iter().any(|a| a.eq_ignore_ascii_case(given)) {
-            return Ok(n.name.clone());
-        }
-    }
-    let all = list.iter().flat_map(|n| std::iter::once(n.name.as_str()).chain(n.aliases.iter().map(String::as_str)));
-    let hint = closest(all, given).map(|h| {
-        // Suggest the configured name, not the alias that happened to be closest.
-        list.iter().find(|n| n.name == h || n.aliases.contains(&h)).map_or(h, |n| n.name.clone())
-    });
-    Err(Unknown { hint })
-}
-
-/// The most similar candidate, if it is similar enough to be worth suggesting.
-pub fn closest<'a>(candidates: impl Iterator<Item = &'a str>, given: &str) -> Option<String> {
-    let given = given.to_lowercase();
-    candidates
-        .map(|c| (strsim::normalized_damerau_levenshtein(&c.to_lowercase(), &given), c))
-        .filter(|(score, _)| *score >= 0.5)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c.to_string())
-}
-
-/// `a, b or c`
-impl Catalog {
     /// The identity a word in a message names: `slack:U0123` as written, a Slack mention
     /// (`<@U0123>`, `<@U0123|bob>`) as its `slack:` identity, or a bare name (`bob`, `@bob`) as
     /// the one known person of that name. `Err` holds the people a bare name could mean: two
@@ -154,6 +126,32 @@ impl Catalog {
     }
 }
 
+fn resolve(list: &[Named], given: &str) -> Result<String, Unknown> {
+    // Compared without allocating: this runs for every service and environment parsed.
+    for n in list {
+        if n.name.eq_ignore_ascii_case(given) || n.aliases.iter().any(|a| a.eq_ignore_ascii_case(given)) {
+            return Ok(n.name.clone());
+        }
+    }
+    let all = list.iter().flat_map(|n| std::iter::once(n.name.as_str()).chain(n.aliases.iter().map(String::as_str)));
+    let hint = closest(all, given).map(|h| {
+        // Suggest the configured name, not the alias that happened to be closest.
+        list.iter().find(|n| n.name == h || n.aliases.contains(&h)).map_or(h, |n| n.name.clone())
+    });
+    Err(Unknown { hint })
+}
+
+/// The most similar candidate, if it is similar enough to be worth suggesting.
+pub fn closest<'a>(candidates: impl Iterator<Item = &'a str>, given: &str) -> Option<String> {
+    let given = given.to_lowercase();
+    candidates
+        .map(|c| (strsim::normalized_damerau_levenshtein(&c.to_lowercase(), &given), c))
+        .filter(|(score, _)| *score >= 0.5)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c.to_string())
+}
+
+/// `a, b or c`
 pub fn or_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
     let items: Vec<&str> = items.collect();
     match items.as_slice() {

@@ -850,10 +850,6 @@ impl Model {
         })
     }
 
-    /// When the top intent finds none of the values it needs, and a
-    /// runner-up (at least 0.3 of its probability) needs values and finds them all
-    /// ("reason pay_s1d2f failed?": `failed-payments-since` would ask for a date,
-    /// `payment-by-id` has its id), the runner-up is meant.
     /// An unsure sentence that names every value one of the likely intents needs, and names
     /// them as things this workspace has (a service, a suite, a query, an email), is
     /// that intent: "which build of users did we push to stage" uses no word of the deploy
@@ -882,6 +878,10 @@ impl Model {
         })
     }
 
+    /// When the top intent finds none of the values it needs, and a
+    /// runner-up (at least 0.3 of its probability) needs values and finds them all
+    /// ("reason pay_s1d2f failed?": `failed-payments-since` would ask for a date,
+    /// `payment-by-id` has its id), the runner-up is meant.
     fn rerank_by_slots(
         &self,
         name: String,
@@ -1067,13 +1067,8 @@ pub fn numbered(choices: &[String], text: &str) -> Option<String> {
 
 fn question(s: &Slot, catalog: &Catalog) -> String {
     let choices = match s.ty {
-        SlotType::Service => catalog.service_choices(),
-        SlotType::Env => catalog.env_choices(),
-        SlotType::Query => or_list(catalog.queries.keys().map(String::as_str)),
-        SlotType::Suite => or_list(catalog.suites.iter().map(String::as_str)),
-        SlotType::Template => or_list(catalog.templates.keys().map(String::as_str)),
         SlotType::Identity => people_list(catalog),
-        _ => String::new(),
+        _ => or_list(choices(&s.ty, catalog).iter().map(String::as_str)),
     };
     match &s.question {
         Some(q) => q.replace("{choices}", &choices),
