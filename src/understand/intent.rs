@@ -356,6 +356,20 @@ struct Sentence<'a> {
     today: time::Date,
 }
 
+impl Sentence<'_> {
+    /// Every slot of `intent` the sentence gives a value for, numbers taken in slot order.
+    fn values_of(&self, intent: &Intent) -> BTreeMap<String, String> {
+        let mut used = Vec::new();
+        intent
+            .slots
+            .iter()
+            .filter_map(|s| {
+                Some((s.name.clone(), extract(&s.ty, &s.name, self.text, self.catalog, self.today, &mut used)?))
+            })
+            .collect()
+    }
+}
+
 /// Requests no command does, which must never land on the nearest read command.
 fn refused_request(text: &str) -> Option<&'static str> {
     let lower = text.to_lowercase();
@@ -730,14 +744,7 @@ impl Model {
             let Some(intent) = self.intent(&name) else {
                 return done(Outcome::OutOfScope { reason: None, candidates: Vec::new() }, None);
             };
-            let mut slots = BTreeMap::new();
-            let mut used = Vec::new();
-            for s in &intent.slots {
-                if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
-                    slots.insert(s.name.clone(), v);
-                }
-            }
-            return self.complete(intent, slots, score, &sentence, convo, candidates);
+            return self.complete(intent, sentence.values_of(intent), score, &sentence, convo, candidates);
         }
         let top = candidates.iter().find(|(n, _)| n != OOS).cloned();
         let oos_first = candidates.first().is_some_and(|(n, _)| n == OOS);
@@ -756,14 +763,7 @@ impl Model {
         let Some(intent) = self.intent(&name) else {
             return done(Outcome::OutOfScope { reason: None, candidates: Vec::new() }, None);
         };
-        let mut slots = BTreeMap::new();
-        let mut used = Vec::new();
-        for s in &intent.slots {
-            if let Some(v) = extract(&s.ty, &s.name, text, catalog, today, &mut used) {
-                slots.insert(s.name.clone(), v);
-            }
-        }
-        let first = self.complete(intent, slots, score, &sentence, convo, candidates.clone());
+        let first = self.complete(intent, sentence.values_of(intent), score, &sentence, convo, candidates.clone());
         if let Some(choice) = self.close_call(&first, &name, score, &candidates, &sentence, convo) {
             return choice;
         }
@@ -788,14 +788,7 @@ impl Model {
         }
         let (other, p) = candidates.iter().find(|(n, p)| n != OOS && n != name && *p >= score * CLOSE)?;
         let intent = self.intent(other)?;
-        let mut slots = BTreeMap::new();
-        let mut used = Vec::new();
-        for slot in &intent.slots {
-            if let Some(v) = extract(&slot.ty, &slot.name, s.text, s.catalog, s.today, &mut used) {
-                slots.insert(slot.name.clone(), v);
-            }
-        }
-        let second = self.complete(intent, slots, *p, s, convo, candidates.to_vec());
+        let second = self.complete(intent, s.values_of(intent), *p, s, convo, candidates.to_vec());
         let Outcome::Text { text: b, .. } = &second.outcome else { return None };
         if a == b {
             return None;
