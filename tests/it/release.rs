@@ -265,17 +265,25 @@ async fn postgres_identical_schemas_in_another_column_order_match() {
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.starts_with("billing (prod): schema matches (3 tables)"), "{}", r.stdout);
     assert!(r.stdout.contains("2 recorded in _sqlx_migrations"), "{}", r.stdout);
-    // The scratch database is gone afterwards.
+    // The scratch database is gone afterwards. Other tests' schema checks share this server and
+    // may hold a scratch database of their own for a moment: none may remain for long.
     use sqlx::Connection;
     let mut c = sqlx::PgConnection::connect(&admin).await.expect("connect");
-    let left: Vec<(String,)> = sqlx::query_as(
-        "SELECT datname::text FROM pg_database WHERE datname LIKE 'lazyops_scratch_%' \
-         UNION ALL SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lazyops_scratch_%'",
-    )
-    .fetch_all(&mut c)
-    .await
-    .expect("list databases");
-    assert!(left.is_empty(), "scratch databases left behind: {left:?}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left: Vec<(String,)> = sqlx::query_as(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE 'lazyops_scratch_%' \
+             UNION ALL SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lazyops_scratch_%'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .expect("list databases");
+        if left.is_empty() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "scratch databases left behind: {left:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
